@@ -1,0 +1,84 @@
+//! The command line: `pairgate serve` and the owner's management commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, FlagValues, Sources};
+use crate::serve::{self, StartError};
+
+/// pairgate: a self-hosted proof-of-possession gateway for AI-provider keys.
+#[derive(Debug, Parser)]
+#[command(name = "pairgate", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command that opens the gateway's state shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// TOML config file (default: the platform's config dir, pairgate/pairgate.toml, if present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for the embedded database and the master key file.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database: sqlite://PATH or postgres://... (default: SQLite in the data dir).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Log format: human or json.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Address to listen on (default 127.0.0.1:8787).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+}
+
+impl CommonArgs {
+    fn sources(&self, listen: Option<String>) -> Sources {
+        Sources::from_process(
+            self.config.clone(),
+            FlagValues {
+                listen,
+                data_dir: self.data_dir.clone(),
+                database_url: self.database_url.clone(),
+                log_format: self.log_format.clone(),
+            },
+        )
+    }
+}
+
+/// Runs the command line and maps failures to one line on stderr and a sysexits code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { common, listen } => run_serve(common.sources(listen)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pairgate: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run_serve(sources: Sources) -> Result<(), StartError> {
+    let config = config::load(&sources).map_err(StartError::Config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::Runtime(e.to_string()))?;
+    runtime.block_on(serve::run(config))
+}

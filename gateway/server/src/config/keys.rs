@@ -1,0 +1,345 @@
+//! The table of every configuration key: its path, environment name, and how it is applied.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Config, LogFormat, MasterKeyConfig, MasterKeySourceKind, Origin, RawValue};
+
+/// One configuration key.
+#[derive(Debug)]
+pub struct Key {
+    /// Dotted path in the TOML file (`master_key.source`).
+    pub path: &'static str,
+    /// Whether the value may be a secret (never echoed in errors).
+    pub secret: bool,
+    pub doc: &'static str,
+    set: fn(&mut Builder, &RawValue) -> Result<(), String>,
+}
+
+impl Key {
+    /// The environment variable: `PAIRGATE_` + path upper-cased, `.` as `__`.
+    pub fn env_name(&self) -> String {
+        format!(
+            "{}{}",
+            super::ENV_PREFIX,
+            self.path.replace('.', "__").to_ascii_uppercase()
+        )
+    }
+}
+
+macro_rules! key {
+    ($path:literal, $doc:literal, |$b:ident, $v:ident| $body:expr) => {
+        Key {
+            path: $path,
+            secret: false,
+            doc: $doc,
+            set: |$b, $v| {
+                $body;
+                Ok(())
+            },
+        }
+    };
+    (secret $path:literal, $doc:literal, |$b:ident, $v:ident| $body:expr) => {
+        Key {
+            path: $path,
+            secret: true,
+            doc: $doc,
+            set: |$b, $v| {
+                $body;
+                Ok(())
+            },
+        }
+    };
+}
+
+/// Every key the gateway understands.
+pub static KEYS: &[Key] = &[
+    key!("listen", "address to listen on", |b, v| b.listen =
+        v.socket_addr()?),
+    key!(
+        "data_dir",
+        "directory for the SQLite database and master key file",
+        |b, v| b.data_dir = Some(v.path()?)
+    ),
+    key!(secret "database_url", "sqlite://... or postgres://...; default: SQLite in data_dir", |b, v| {
+        let url = v.string()?;
+        if pairgate_store::Backend::of_url(&url).is_none() {
+            return Err("must start with sqlite: or postgres:".into());
+        }
+        b.database_url = Some(url)
+    }),
+    key!(
+        "public_url",
+        "URL apps use to reach the gateway; default http://<listen>",
+        |b, v| b.public_url = Some(v.url()?)
+    ),
+    key!("log_format", "human or json", |b, v| b.log_format =
+        match v.one_of(&["human", "json"])?.as_str() {
+            "json" => LogFormat::Json,
+            _ => LogFormat::Human,
+        }),
+    key!(
+        "log_level",
+        "tracing filter, e.g. info or pairgate=debug",
+        |b, v| b.log_level = v.string()?
+    ),
+    key!(
+        "shutdown_grace",
+        "how long graceful shutdown waits for in-flight requests",
+        |b, v| b.shutdown_grace = v.duration()?
+    ),
+    key!("max_body_bytes", "largest request body accepted", |b, v| {
+        b.max_body_bytes = v.bytes()?
+    }),
+    key!(
+        "master_key.source",
+        "file, env, systemd, command, keyring, passphrase-env, passphrase-file or passphrase-command",
+        |b, v| {
+            b.master_key.source = match v
+                .one_of(&[
+                    "file",
+                    "env",
+                    "systemd",
+                    "command",
+                    "keyring",
+                    "passphrase-env",
+                    "passphrase-file",
+                    "passphrase-command",
+                ])?
+                .as_str()
+            {
+                "env" => MasterKeySourceKind::Env,
+                "systemd" => MasterKeySourceKind::Systemd,
+                "command" => MasterKeySourceKind::Command,
+                "keyring" => MasterKeySourceKind::Keyring,
+                "passphrase-env" => MasterKeySourceKind::PassphraseEnv,
+                "passphrase-file" => MasterKeySourceKind::PassphraseFile,
+                "passphrase-command" => MasterKeySourceKind::PassphraseCommand,
+                _ => MasterKeySourceKind::File,
+            }
+        }
+    ),
+    key!(
+        "master_key.path",
+        "master key file (file, passphrase-file)",
+        |b, v| b.master_key.path = Some(v.path()?)
+    ),
+    key!(
+        "master_key.var",
+        "environment variable holding the key (env, passphrase-env)",
+        |b, v| b.master_key.var = v.string()?
+    ),
+    key!(
+        "master_key.name",
+        "systemd credential name (systemd)",
+        |b, v| b.master_key.name = v.string()?
+    ),
+    key!(
+        "master_key.command",
+        "program and arguments printing the key, run without a shell",
+        |b, v| {
+            let list = v.string_list()?;
+            if list.is_empty() {
+                return Err("must name a program".into());
+            }
+            b.master_key.command = list
+        }
+    ),
+    key!(
+        "master_key.command_timeout",
+        "how long the key command may run",
+        |b, v| b.master_key.command_timeout = v.duration()?
+    ),
+    key!(
+        "master_key.keyring_service",
+        "OS keychain service (keyring)",
+        |b, v| b.master_key.keyring_service = v.string()?
+    ),
+    key!(
+        "master_key.keyring_user",
+        "OS keychain user (keyring)",
+        |b, v| b.master_key.keyring_user = v.string()?
+    ),
+    key!(
+        "pairing.ttl",
+        "default lifetime of a pairing string",
+        |b, v| b.pairing_ttl = v.duration()?
+    ),
+    key!(
+        "pairing.max_ttl",
+        "longest lifetime an owner may choose",
+        |b, v| b.pairing_max_ttl = v.duration()?
+    ),
+    key!(
+        "pairing.consent_ttl",
+        "lifetime of an app's consent request",
+        |b, v| b.consent_ttl = v.duration()?
+    ),
+    key!(
+        "tokens.access_ttl",
+        "lifetime of an access token",
+        |b, v| b.access_token_ttl = v.duration()?
+    ),
+    key!(
+        "tokens.refresh_ttl",
+        "lifetime of a refresh token",
+        |b, v| b.refresh_token_ttl = v.duration()?
+    ),
+    key!("dpop.max_age", "how old a proof's iat may be", |b, v| b
+        .dpop_max_age =
+        v.duration()?),
+    key!(
+        "dpop.max_future",
+        "how far ahead a proof's iat may be",
+        |b, v| b.dpop_max_future = v.duration()?
+    ),
+    key!(
+        "dpop.require_nonce",
+        "require a server nonce in every proof",
+        |b, v| b.dpop_require_nonce = v.boolean()?
+    ),
+];
+
+/// The key at a dotted path.
+pub fn by_path(path: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.path == path)
+}
+
+/// The key an environment variable sets.
+pub fn by_env(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.env_name() == name)
+}
+
+/// Configuration under construction: defaults, then each source applied in order.
+#[derive(Debug)]
+pub struct Builder {
+    listen: SocketAddr,
+    data_dir: Option<PathBuf>,
+    default_data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    public_url: Option<url::Url>,
+    log_format: LogFormat,
+    log_level: String,
+    shutdown_grace: Duration,
+    max_body_bytes: usize,
+    master_key: MasterKeyConfig,
+    pairing_ttl: Duration,
+    pairing_max_ttl: Duration,
+    consent_ttl: Duration,
+    access_token_ttl: Duration,
+    refresh_token_ttl: Duration,
+    dpop_max_age: Duration,
+    dpop_max_future: Duration,
+    dpop_require_nonce: bool,
+}
+
+impl Builder {
+    pub fn defaults(default_data_dir: Option<PathBuf>) -> Builder {
+        Builder {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            data_dir: None,
+            default_data_dir,
+            database_url: None,
+            public_url: None,
+            log_format: LogFormat::Human,
+            log_level: "info".into(),
+            shutdown_grace: Duration::from_secs(30),
+            max_body_bytes: 4 << 20,
+            master_key: MasterKeyConfig {
+                source: MasterKeySourceKind::File,
+                path: None,
+                var: "PAIRGATE_MASTER_KEY".into(),
+                name: "pairgate-master-key".into(),
+                command: Vec::new(),
+                command_timeout: Duration::from_secs(10),
+                keyring_service: "pairgate".into(),
+                keyring_user: "master-key".into(),
+            },
+            pairing_ttl: Duration::from_secs(600),
+            pairing_max_ttl: Duration::from_secs(7 * 24 * 3600),
+            consent_ttl: Duration::from_secs(900),
+            access_token_ttl: Duration::from_secs(600),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            dpop_max_age: Duration::from_secs(60),
+            dpop_max_future: Duration::from_secs(10),
+            dpop_require_nonce: false,
+        }
+    }
+
+    /// The env variable the master key source reads (it is not an unknown config variable).
+    pub fn master_key_var(&self) -> &str {
+        &self.master_key.var
+    }
+
+    pub(super) fn apply(
+        &mut self,
+        key: &Key,
+        value: RawValue,
+        origin: Origin,
+        errors: &mut Vec<String>,
+    ) {
+        if let Err(problem) = (key.set)(self, &value) {
+            let problem = if key.secret {
+                "is not valid (value not shown)".to_string()
+            } else {
+                problem
+            };
+            errors.push(format!("{origin}: `{}` {problem}", key.path));
+        }
+    }
+
+    /// Fills derived defaults and checks cross-key rules.
+    pub(super) fn finish(self, errors: &mut Vec<String>) -> Option<Config> {
+        let data_dir = match self.data_dir.or(self.default_data_dir) {
+            Some(dir) => dir,
+            None => {
+                errors.push("`data_dir` is not set and the platform has no data directory".into());
+                return None;
+            }
+        };
+        let public_url_explicit = self.public_url.is_some();
+        let public_url = self
+            .public_url
+            .unwrap_or_else(|| super::default_public_url(self.listen));
+        if self.pairing_ttl > self.pairing_max_ttl {
+            errors.push("`pairing.ttl` must not exceed `pairing.max_ttl`".into());
+        }
+        let mk = &self.master_key;
+        let needs_command = matches!(
+            mk.source,
+            MasterKeySourceKind::Command | MasterKeySourceKind::PassphraseCommand
+        );
+        if needs_command && mk.command.is_empty() {
+            errors.push("`master_key.command` is required by this master_key.source".into());
+        }
+        if mk.source == MasterKeySourceKind::PassphraseFile && mk.path.is_none() {
+            errors.push(
+                "`master_key.path` is required by master_key.source = passphrase-file".into(),
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            errors.push(format!("`log_level` is not a valid filter: {e}"));
+        }
+        Some(Config {
+            listen: self.listen,
+            data_dir,
+            database_url: self.database_url,
+            public_url,
+            public_url_explicit,
+            log_format: self.log_format,
+            log_level: self.log_level,
+            shutdown_grace: self.shutdown_grace,
+            max_body_bytes: self.max_body_bytes,
+            master_key: self.master_key,
+            pairing_ttl: self.pairing_ttl,
+            pairing_max_ttl: self.pairing_max_ttl,
+            consent_ttl: self.consent_ttl,
+            access_token_ttl: self.access_token_ttl,
+            refresh_token_ttl: self.refresh_token_ttl,
+            dpop_max_age: self.dpop_max_age,
+            dpop_max_future: self.dpop_max_future,
+            dpop_require_nonce: self.dpop_require_nonce,
+        })
+    }
+}

@@ -1,0 +1,170 @@
+//! Tests for configuration precedence and rejection.
+
+use std::path::PathBuf;
+
+use super::*;
+
+fn sources(
+    file_text: Option<&str>,
+    env: &[(&str, &str)],
+    flags: FlagValues,
+) -> (Sources, Option<tempfile::NamedTempFile>) {
+    let file = file_text.map(|text| {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+        f
+    });
+    let s = Sources {
+        file: file.as_ref().map(|f| f.path().to_path_buf()),
+        default_file: None,
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        flags,
+        default_data_dir: Some(PathBuf::from("/var/lib/pairgate-default")),
+    };
+    (s, file)
+}
+
+#[test]
+fn defaults_apply_when_nothing_is_set() {
+    let (s, _f) = sources(None, &[], FlagValues::default());
+    let c = load(&s).unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:8787");
+    assert_eq!(c.data_dir, PathBuf::from("/var/lib/pairgate-default"));
+    assert!(c.uses_embedded_sqlite());
+    assert_eq!(c.public_url.as_str(), "http://127.0.0.1:8787/");
+    assert_eq!(c.pairing_ttl.as_secs(), 600);
+    assert_eq!(c.log_format, LogFormat::Human);
+}
+
+#[test]
+fn flag_beats_env_beats_file_beats_default() {
+    let file = "listen = \"127.0.0.1:1001\"\nlog_level = \"debug\"\nshutdown_grace = 5\n";
+    let env = [
+        ("PAIRGATE_LISTEN", "127.0.0.1:1002"),
+        ("PAIRGATE_SHUTDOWN_GRACE", "7s"),
+    ];
+    let flags = FlagValues {
+        listen: Some("127.0.0.1:1003".into()),
+        ..Default::default()
+    };
+    let (s, _f) = sources(Some(file), &env, flags);
+    let c = load(&s).unwrap();
+    assert_eq!(c.listen.port(), 1003, "flag wins");
+    assert_eq!(c.shutdown_grace.as_secs(), 7, "env beats file");
+    assert_eq!(c.log_level, "debug", "file beats default");
+
+    let (s, _f) = sources(Some(file), &env, FlagValues::default());
+    assert_eq!(load(&s).unwrap().listen.port(), 1002, "env beats file");
+    let (s, _f) = sources(Some(file), &[], FlagValues::default());
+    assert_eq!(load(&s).unwrap().listen.port(), 1001, "file beats default");
+}
+
+#[test]
+fn nested_sections_map_to_double_underscore_env_names() {
+    let (s, _f) = sources(
+        Some("[pairing]\nttl = \"5m\"\n[master_key]\nsource = \"env\"\n"),
+        &[("PAIRGATE_TOKENS__ACCESS_TTL", "2m")],
+        FlagValues::default(),
+    );
+    let c = load(&s).unwrap();
+    assert_eq!(c.pairing_ttl.as_secs(), 300);
+    assert_eq!(c.access_token_ttl.as_secs(), 120);
+    assert_eq!(c.master_key.source, MasterKeySourceKind::Env);
+}
+
+#[test]
+fn every_problem_is_listed_in_one_error() {
+    let file = "listen = \"nonsense\"\nbogus_key = 1\n[pairing]\nttl = \"forever\"\n";
+    let env = [("PAIRGATE_LOG_FORMAT", "xml"), ("PAIRGATE_NOT_A_KEY", "1")];
+    let flags = FlagValues {
+        database_url: Some("mysql://x".into()),
+        ..Default::default()
+    };
+    let (s, _f) = sources(Some(file), &env, flags);
+    let err = load(&s).unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.0.len(), 6, "{text}");
+    for needle in [
+        "`listen` `nonsense` is not an address",
+        "unknown key `bogus_key`",
+        "`pairing.ttl` `forever` is not a duration",
+        "environment variable PAIRGATE_LOG_FORMAT: `log_format` `xml` is not one of: human, json",
+        "unknown environment variable PAIRGATE_NOT_A_KEY",
+        "flag --database-url: `database_url` is not valid (value not shown)",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in {text}");
+    }
+}
+
+#[test]
+fn secret_values_are_never_echoed() {
+    let flags = FlagValues {
+        database_url: Some("redis://user:s3cr3t-value@host".into()),
+        ..Default::default()
+    };
+    let (s, _f) = sources(None, &[], flags);
+    let text = load(&s).unwrap_err().to_string();
+    assert!(!text.contains("s3cr3t-value"), "{text}");
+}
+
+#[test]
+fn malformed_toml_names_the_line() {
+    let (s, _f) = sources(
+        Some("listen = \"127.0.0.1:1\"\n[oops\n"),
+        &[],
+        FlagValues::default(),
+    );
+    let text = load(&s).unwrap_err().to_string();
+    assert!(text.contains("is not valid TOML at line 2"), "{text}");
+}
+
+#[test]
+fn a_named_config_file_must_exist() {
+    let s = Sources {
+        file: Some(PathBuf::from("/nonexistent/pairgate.toml")),
+        default_data_dir: Some(PathBuf::from("/tmp")),
+        ..Default::default()
+    };
+    let text = load(&s).unwrap_err().to_string();
+    assert!(
+        text.contains("cannot read config file /nonexistent/pairgate.toml"),
+        "{text}"
+    );
+}
+
+#[test]
+fn cross_key_rules_are_checked() {
+    let (s, _f) = sources(
+        Some("[pairing]\nttl = \"2d\"\nmax_ttl = \"1d\"\n[master_key]\nsource = \"command\"\n"),
+        &[],
+        FlagValues::default(),
+    );
+    let err = load(&s).unwrap_err();
+    assert_eq!(err.0.len(), 2, "{err}");
+}
+
+#[test]
+fn values_have_typed_forms_in_toml_and_text() {
+    let (s, _f) = sources(
+        Some(
+            "max_body_bytes = \"2MiB\"\n[master_key]\nsource = \"command\"\ncommand = [\"op\", \"read\", \"op://v/i/f\"]\n",
+        ),
+        &[("PAIRGATE_DPOP__REQUIRE_NONCE", "true")],
+        FlagValues::default(),
+    );
+    let c = load(&s).unwrap();
+    assert_eq!(c.max_body_bytes, 2 << 20);
+    assert_eq!(c.master_key.command, vec!["op", "read", "op://v/i/f"]);
+    assert!(c.dpop_require_nonce);
+}
+
+#[test]
+fn every_key_has_a_unique_env_name() {
+    let mut names: Vec<String> = KEYS.iter().map(|k| k.env_name()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), KEYS.len());
+}

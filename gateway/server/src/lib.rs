@@ -1,0 +1,14 @@
+//! The pairgate gateway: the only crate that knows HTTP. Configuration, CLI, state, routes,
+//! middleware and the mapping of domain errors onto responses.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod serve;
+pub mod state;
+pub mod telemetry;
+
+pub use error::ApiError;
+pub use state::AppState;

@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `pairgate` binary, real SQLite and PostgreSQL, real HTTP.
+//! One test binary for the whole suite, to keep link time down.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+mod foundation;
+mod tidy;

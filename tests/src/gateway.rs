@@ -1,0 +1,277 @@
+//! Runs the real `pairgate serve` binary for a test, capturing everything it logs.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::db::{Backend, TestDb};
+
+/// Path of the binary under test: cargo puts it beside the `deps/` folder of the test binary
+/// (the e2e target lives in the `pairgate` package, so cargo builds the binary first).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = dir.join(format!("pairgate{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} not found; run the tests with cargo",
+        bin.display()
+    );
+    bin
+}
+
+/// A `pairgate` command with a clean environment (no stray `PAIRGATE_*` from the caller).
+pub fn command(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", data_dir)
+        .env("XDG_CONFIG_HOME", data_dir.join("config-home"))
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Options for a gateway under test.
+#[derive(Debug)]
+pub struct GatewayBuilder {
+    backend: Backend,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    config: Option<String>,
+}
+
+impl GatewayBuilder {
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+    /// TOML written to a config file passed with `--config`.
+    pub fn config(mut self, toml: impl Into<String>) -> Self {
+        self.config = Some(toml.into());
+        self
+    }
+
+    pub async fn start(self) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let db = TestDb::new(self.backend).await;
+        Gateway::spawn(dir, db, self.args, self.env, self.config).await
+    }
+}
+
+/// A running gateway process.
+#[derive(Debug)]
+pub struct Gateway {
+    pub base_url: String,
+    pub addr: std::net::SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub db: TestDb,
+    child: Option<Child>,
+    logs: Arc<Mutex<Vec<String>>>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Gateway {
+    pub fn builder(backend: Backend) -> GatewayBuilder {
+        GatewayBuilder {
+            backend,
+            args: Vec::new(),
+            env: Vec::new(),
+            config: None,
+        }
+    }
+
+    /// A gateway on SQLite with default settings.
+    pub async fn start(backend: Backend) -> Gateway {
+        Gateway::builder(backend).start().await
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    async fn spawn(
+        dir: tempfile::TempDir,
+        db: TestDb,
+        mut args: Vec<String>,
+        env: Vec<(String, String)>,
+        config: Option<String>,
+    ) -> Gateway {
+        if let Some(toml) = config {
+            let path = dir.path().join("pairgate.toml");
+            std::fs::write(&path, toml).unwrap();
+            args.push("--config".into());
+            args.push(path.display().to_string());
+        }
+        let mut gw = Gateway {
+            base_url: String::new(),
+            addr: "127.0.0.1:0".parse().unwrap(),
+            dir,
+            db,
+            child: None,
+            logs: Arc::new(Mutex::new(Vec::new())),
+            args,
+            env,
+        };
+        gw.launch("127.0.0.1:0").await;
+        gw
+    }
+
+    /// Common arguments: data dir and database of this gateway.
+    pub fn state_args(&self) -> Vec<String> {
+        let mut a = vec![
+            "--data-dir".to_string(),
+            self.data_dir().display().to_string(),
+        ];
+        if let Some(url) = &self.db.url {
+            a.push("--database-url".into());
+            a.push(url.clone());
+        }
+        a
+    }
+
+    async fn launch(&mut self, listen: &str) {
+        let mut cmd = command(self.dir.path());
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(listen)
+            .args(self.state_args())
+            .args(&self.args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+        let mut tx = Some(tx);
+        let logs = self.logs.clone();
+        let stderr = child.stderr.take().unwrap();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(pos) = line.find("listening on http://") {
+                    let rest = &line[pos + "listening on http://".len()..];
+                    let addr: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ':' | '[' | ']'))
+                        .collect();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                logs.lock().unwrap().push(line);
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let logs = self.logs.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                logs.lock().unwrap().push(line);
+            }
+        });
+        let addr = match tokio::time::timeout(Duration::from_secs(30), rx).await {
+            Ok(Ok(addr)) => addr,
+            _ => {
+                let status = child.try_wait().ok().flatten();
+                panic!(
+                    "gateway did not start (exit {status:?}); logs:\n{}",
+                    self.logs()
+                )
+            }
+        };
+        self.addr = addr.parse().unwrap();
+        self.base_url = format!("http://{addr}");
+        self.child = Some(child);
+    }
+
+    /// Everything the process wrote so far, one line each.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    /// Sends a signal with the system `kill` (no unsafe code in tests).
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().and_then(|c| c.id()).expect("running");
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub async fn wait(&mut self) -> Option<i32> {
+        let child = self.child.as_mut()?;
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .ok()?
+            .ok()?;
+        self.child = None;
+        status.code()
+    }
+
+    /// Graceful stop (SIGTERM) and wait.
+    pub async fn stop(&mut self) -> Option<i32> {
+        self.signal("TERM");
+        self.wait().await
+    }
+
+    /// Starts the same gateway again (same data dir and database) on the same port.
+    pub async fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop().await;
+        }
+        let listen = self.addr.to_string();
+        self.launch(&listen).await;
+    }
+}
+
+/// Runs a one-shot `pairgate` CLI command against a gateway's state; returns (code, stdout, stderr).
+pub async fn run_cli(gw: &Gateway, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut cmd = command(gw.dir.path());
+    cmd.args(args).args(gw.state_args());
+    for (k, v) in &gw.env {
+        cmd.env(k, v);
+    }
+    run(cmd, stdin).await
+}
+
+/// Runs a prepared command, feeding stdin.
+pub async fn run(mut cmd: Command, stdin: Option<&str>) -> (i32, String, String) {
+    use tokio::io::AsyncWriteExt;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(input) = stdin {
+        pipe.write_all(input.as_bytes()).await.unwrap();
+    }
+    drop(pipe);
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
