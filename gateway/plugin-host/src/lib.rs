@@ -1,0 +1,1 @@
+//! Runs pairgate provider plugins (WebAssembly components).
