@@ -3,4 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod foundation;
+mod pairing;
+mod proof_negative;
 mod tidy;

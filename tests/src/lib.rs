@@ -2,6 +2,7 @@
 //! database per test (SQLite file or PostgreSQL schema), and captured logs.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+pub mod app;
 pub mod db;
 pub mod gateway;
 

@@ -1,1 +1,33 @@
-//! Pure policy decisions for pairgate grants. No I/O.
+//! Pure policy decisions for pairgate grants: what a request may be, limits, budgets, reservation arithmetic. No I/O.
+//!
+//! * [`grant`]: the [`GrantPolicy`] an owner attaches to a grant (stored as JSON), its
+//!   [`GrantPolicy::validate`], the [`GrantPolicy::is_within`] order and
+//!   [`GrantPolicy::narrow`] (consent with edits).
+//! * [`decide`]: the per-request [`check`] and [`model_allowed`] (filters `/v1/models`).
+//! * [`limits`]: GCRA rate limiting (mirrored by the Redis script and `governor`), budget
+//!   windows, budget reservations, cost in micro-USD and token estimation.
+//! * [`glob`] and [`net`]: the `*`/`?` patterns and CIDR sets the policy is written in.
+//!
+//! Nothing here reads a clock, a file, the network or the environment: time is passed in
+//! as unix milliseconds and every counter lives with the caller. Everything is
+//! deterministic so it can be property-tested (see the `proptests` module).
+
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod decide;
+pub mod glob;
+pub mod grant;
+pub mod limits;
+pub mod net;
+
+#[cfg(test)]
+mod proptests;
+
+pub use decide::{Allowed, Denial, DenialCode, RequestFacts, check, model_allowed};
+pub use grant::{Budget, GrantPolicy, OutputMode, PolicyError, PolicyErrors};
+pub use limits::{
+    Counter, Exhausted, Gcra, Prices, RetryAfter, Usage, Window, cost_micros,
+    estimate_output_from_text, estimate_prompt_tokens, estimate_request, quota, release, reserve,
+    settle, try_reserve, window_ends_at, window_key,
+};

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::commands::{self, CommandError};
 use crate::config::{self, FlagValues, Sources};
 use crate::serve::{self, StartError};
 
@@ -20,16 +21,16 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
     /// TOML config file (default: the platform's config dir, pairgate/pairgate.toml, if present).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Directory for the embedded database and the master key file.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Database: sqlite://PATH or postgres://... (default: SQLite in the data dir).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
     /// Log format: human or json.
-    #[arg(long, value_name = "FORMAT")]
+    #[arg(long, global = true, value_name = "FORMAT")]
     pub log_format: Option<String>,
 }
 
@@ -42,6 +43,27 @@ pub enum Command {
         /// Address to listen on (default 127.0.0.1:8787).
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+    },
+    /// Pairing strings: create, list, cancel.
+    Pair {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(subcommand)]
+        command: commands::pair::PairCommand,
+    },
+    /// Paired apps: list, show, revoke, suspend, resume.
+    Grant {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(subcommand)]
+        command: commands::grant::GrantCommand,
+    },
+    /// Apps' consent requests: list, approve, deny.
+    Consent {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(subcommand)]
+        command: commands::consent::ConsentCommand,
     },
 }
 
@@ -63,7 +85,18 @@ impl CommonArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { common, listen } => run_serve(common.sources(listen)),
+        Command::Serve { common, listen } => {
+            run_serve(common.sources(listen)).map_err(CommandError::from)
+        }
+        Command::Pair { common, command } => run_command(&common, |state| {
+            Box::pin(async move { commands::pair::run(&state, command).await })
+        }),
+        Command::Grant { common, command } => run_command(&common, |state| {
+            Box::pin(async move { commands::grant::run(&state, command).await })
+        }),
+        Command::Consent { common, command } => run_command(&common, |state| {
+            Box::pin(async move { commands::consent::run(&state, command).await })
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -72,6 +105,25 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+type CommandFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), CommandError>>>>;
+
+/// Opens the state and runs one management command on a small runtime.
+fn run_command(
+    common: &CommonArgs,
+    f: impl FnOnce(crate::state::AppState) -> CommandFuture,
+) -> Result<(), CommandError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::Runtime(e.to_string()))?;
+    runtime.block_on(async {
+        let state = commands::open(&common.sources(None)).await?;
+        let result = f(state.clone()).await;
+        state.shutdown().await;
+        result
+    })
 }
 
 fn run_serve(sources: Sources) -> Result<(), StartError> {

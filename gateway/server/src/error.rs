@@ -1,10 +1,11 @@
 //! `ApiError`: the one error type handlers return, with one status mapping. The client gets a
-//! safe body; the log gets the whole chain.
+//! safe body (OpenAI-shaped on app routes, RFC 6749-shaped on OAuth routes); the log gets the
+//! whole chain. No variant carries a secret, token or proof.
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
-use pairgate_protocol::error::{OpenAiError, OpenAiErrorBody};
+use http::{HeaderValue, StatusCode, header};
+use pairgate_protocol::error::{OAuthErrorBody, OpenAiError, OpenAiErrorBody, codes};
 
 /// Who caused a failure: decides the status class and whether retrying can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,48 +18,216 @@ pub enum Blame {
     Gateway,
 }
 
+/// Where a DPoP proof was checked: the token endpoint answers 400, resources 401 (RFC 9449).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofSite {
+    TokenEndpoint,
+    Resource,
+}
+
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    #[error("{message}")]
+    Dpop {
+        code: &'static str,
+        message: String,
+        site: ProofSite,
+        nonce: Option<String>,
+    },
+    #[error("{0}")]
+    InvalidToken(&'static str),
+    #[error("the pairing code is not valid")]
+    InvalidPairing,
+    #[error("the pairing has expired")]
+    ExpiredPairing,
+    #[error("the pairing has already been used")]
+    PairingUsed,
+    #[error("{message}")]
+    InvalidGrant { message: &'static str },
+    #[error("this app's access has been revoked by the owner")]
+    GrantRevoked,
+    #[error("this app's access is suspended by the owner")]
+    GrantSuspended,
+    #[error("the owner has not decided yet")]
+    AuthorizationPending,
+    #[error("polling too fast; wait longer between requests")]
+    SlowDown,
+    #[error("the owner denied the request")]
+    AccessDenied,
+    #[error("the request expired before the owner decided")]
+    ExpiredToken,
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    #[error("owner authentication required")]
+    OwnerRequired,
+    #[error("missing or wrong CSRF token")]
+    Csrf,
+    #[error("not found")]
+    NotFound,
+    #[error("{message}")]
+    TooManyRequests {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("request body too large")]
     TooLarge,
-    #[error("temporarily unavailable")]
+    #[error("temporarily unavailable, retry shortly")]
     Unavailable(#[source] pairgate_store::StoreError),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
 
 impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
+        use ApiError::*;
         match self {
-            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            BadRequest { .. }
+            | InvalidPairing
+            | ExpiredPairing
+            | PairingUsed
+            | InvalidGrant { .. }
+            | AuthorizationPending
+            | SlowDown
+            | AccessDenied
+            | ExpiredToken => StatusCode::BAD_REQUEST,
+            Dpop {
+                site: ProofSite::TokenEndpoint,
+                ..
+            } => StatusCode::BAD_REQUEST,
+            Dpop {
+                site: ProofSite::Resource,
+                ..
+            }
+            | InvalidToken(_)
+            | GrantRevoked
+            | OwnerRequired => StatusCode::UNAUTHORIZED,
+            GrantSuspended | Forbidden { .. } | Csrf => StatusCode::FORBIDDEN,
+            NotFound => StatusCode::NOT_FOUND,
+            TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn blame(&self) -> Blame {
         match self {
-            ApiError::BadRequest { .. } | ApiError::TooLarge => Blame::Client,
             ApiError::Unavailable(_) | ApiError::Internal(_) => Blame::Gateway,
+            _ => Blame::Client,
         }
     }
 
-    /// Whether the client may retry the same request unchanged.
+    /// Whether the client may retry the same request unchanged (after `Retry-After`, if given).
     pub fn retryable(&self) -> bool {
-        matches!(self, ApiError::Unavailable(_))
+        matches!(
+            self,
+            ApiError::Unavailable(_)
+                | ApiError::TooManyRequests { .. }
+                | ApiError::AuthorizationPending
+                | ApiError::SlowDown
+                | ApiError::Dpop {
+                    code: codes::USE_DPOP_NONCE,
+                    ..
+                }
+        )
     }
 
-    fn code(&self) -> &'static str {
+    /// The machine-readable reason.
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
         match self {
-            ApiError::BadRequest { code, .. } => code,
-            ApiError::TooLarge => "request_too_large",
-            ApiError::Unavailable(_) => "service_unavailable",
-            ApiError::Internal(_) => "internal_error",
+            BadRequest { code, .. }
+            | Dpop { code, .. }
+            | Forbidden { code, .. }
+            | TooManyRequests { code, .. } => code,
+            InvalidToken(_) => codes::INVALID_TOKEN,
+            InvalidPairing => codes::INVALID_PAIRING,
+            ExpiredPairing => codes::EXPIRED_PAIRING,
+            PairingUsed => codes::PAIRING_ALREADY_USED,
+            InvalidGrant { .. } => codes::INVALID_GRANT,
+            GrantRevoked => codes::GRANT_REVOKED,
+            GrantSuspended => codes::GRANT_SUSPENDED,
+            AuthorizationPending => codes::AUTHORIZATION_PENDING,
+            SlowDown => codes::SLOW_DOWN,
+            AccessDenied => codes::ACCESS_DENIED,
+            ExpiredToken => codes::EXPIRED_TOKEN,
+            OwnerRequired => "owner_required",
+            Csrf => "csrf_failed",
+            NotFound => "not_found",
+            TooLarge => "request_too_large",
+            Unavailable(_) => "service_unavailable",
+            Internal(_) => "internal_error",
         }
+    }
+
+    /// The `WWW-Authenticate` challenge for authentication failures on resources.
+    fn challenge(&self) -> Option<String> {
+        let code = match self {
+            ApiError::Dpop {
+                site: ProofSite::Resource,
+                code,
+                ..
+            } => *code,
+            ApiError::InvalidToken(_) | ApiError::GrantRevoked => codes::INVALID_TOKEN,
+            _ => return None,
+        };
+        Some(format!(
+            "DPoP error=\"{code}\", error_description=\"{}\", algs=\"EdDSA Ed25519 ES256\"",
+            self.to_string().replace(['"', '\\'], "'")
+        ))
+    }
+
+    fn log(&self) {
+        if self.blame() == Blame::Gateway {
+            tracing::error!(error = %chain(self), code = self.code(), "request failed");
+        } else {
+            tracing::info!(code = self.code(), reason = %self, "request refused");
+        }
+    }
+
+    fn headers(&self, res: &mut Response) {
+        let h = res.headers_mut();
+        if let Some(c) = self
+            .challenge()
+            .and_then(|c| HeaderValue::from_str(&c).ok())
+        {
+            h.insert(header::WWW_AUTHENTICATE, c);
+        }
+        if let ApiError::Dpop { nonce: Some(n), .. } = self
+            && let Ok(v) = HeaderValue::from_str(n)
+        {
+            h.insert("dpop-nonce", v);
+        }
+        if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+
+    /// The RFC 6749 body, for the OAuth endpoints.
+    pub fn into_oauth_response(self) -> Response {
+        self.log();
+        let body = OAuthErrorBody {
+            error: self.code().into(),
+            error_description: Some(self.to_string()),
+        };
+        let mut res = (self.status(), Json(body)).into_response();
+        self.headers(&mut res);
+        res
     }
 }
 
@@ -74,27 +243,45 @@ impl From<pairgate_store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        if self.blame() == Blame::Gateway {
-            tracing::error!(error = %self_chain(&self), "request failed");
-        }
+        self.log();
         let body = OpenAiErrorBody {
             error: OpenAiError {
                 message: self.to_string(),
-                r#type: match self.blame() {
-                    Blame::Client => "invalid_request_error".into(),
-                    _ => "server_error".into(),
+                r#type: match (self.blame(), self.status()) {
+                    (Blame::Gateway, _) => "server_error".into(),
+                    (_, StatusCode::UNAUTHORIZED) => "authentication_error".into(),
+                    (_, StatusCode::FORBIDDEN) => "permission_error".into(),
+                    (_, StatusCode::TOO_MANY_REQUESTS) => "rate_limit_error".into(),
+                    _ => "invalid_request_error".into(),
                 },
                 code: Some(self.code().into()),
                 param: None,
             },
         };
-        (status, Json(body)).into_response()
+        let mut res = (self.status(), Json(body)).into_response();
+        self.headers(&mut res);
+        res
+    }
+}
+
+/// An `ApiError` answered in the OAuth shape (token and device endpoints).
+#[derive(Debug)]
+pub struct OAuthError(pub ApiError);
+
+impl<E: Into<ApiError>> From<E> for OAuthError {
+    fn from(e: E) -> Self {
+        OAuthError(e.into())
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        self.0.into_oauth_response()
     }
 }
 
 /// The error and its sources as one printable chain for the log.
-fn self_chain(e: &ApiError) -> String {
+fn chain(e: &ApiError) -> String {
     let mut parts = vec![e.to_string()];
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

@@ -2,9 +2,16 @@
 //! middleware and the mapping of domain errors onto responses.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod auth;
+pub mod boot;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod consent;
 pub mod error;
+pub mod grant_policy;
+pub mod keys;
+pub mod pairing;
 pub mod routes;
 pub mod serve;
 pub mod state;

@@ -4,14 +4,16 @@
 //! Start-up is all-or-nothing: the listener is bound first (cheap to undo), and whatever this
 //! start created on disk (data dir, SQLite file) is removed again if a later step fails.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use pairgate_store::{Store, StoreOptions};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigErrors};
 use crate::state::AppState;
+
+/// Meta key holding the public URL of the last `serve` (used by CLI commands).
+pub const SERVED_URL: &str = "served_public_url";
 
 /// Why the gateway did not start. Each is one line for the owner.
 #[derive(Debug, thiserror::Error)]
@@ -45,22 +47,6 @@ impl StartError {
     }
 }
 
-/// Files and folders this start created, removed again if start-up fails.
-#[derive(Debug, Default)]
-struct Created(Vec<PathBuf>);
-
-impl Created {
-    fn undo(self) {
-        for path in self.0.into_iter().rev() {
-            let _ = if path.is_dir() {
-                std::fs::remove_dir(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-        }
-    }
-}
-
 /// Runs the gateway until a shutdown signal, then drains.
 pub async fn run(mut config: Config) -> Result<(), StartError> {
     crate::telemetry::init(&config);
@@ -75,70 +61,18 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     {
         config.public_url = crate::config::default_public_url(addr);
     }
-    let mut created = Created::default();
-    let state = match prepare(&config, &mut created).await {
-        Ok(state) => state,
-        Err(e) => {
-            created.undo();
-            return Err(e);
-        }
-    };
-    serve(listener, state, config.shutdown_grace).await
-}
-
-/// Data dir, database, migrations: everything a command needs before it touches state.
-async fn prepare(config: &Config, created: &mut Created) -> Result<AppState, StartError> {
-    ensure_data_dir(&config.data_dir, created)?;
-    let store = open_store(config, created).await?;
-    Ok(AppState::new(config.clone(), store))
-}
-
-/// Opens and migrates the configured database. Used by `serve` and by the CLI commands.
-async fn open_store(config: &Config, created: &mut Created) -> Result<Store, StartError> {
-    if config.uses_embedded_sqlite() {
-        let path = config.sqlite_path();
-        if !path.exists() {
-            created.0.push(path.clone());
-            for suffix in ["-wal", "-shm"] {
-                created
-                    .0
-                    .push(PathBuf::from(format!("{}{suffix}", path.display())));
-            }
-        }
-    }
-    let store = Store::connect(&config.effective_database_url(), &StoreOptions::default())
+    let state = crate::boot::open(&config).await?;
+    // CLI commands on this machine embed the URL the gateway really serves on in pairing strings
+    // (unless public_url is configured, which always wins).
+    if let Err(e) = state
+        .store
+        .meta_set(SERVED_URL, config.public_url.as_str())
         .await
-        .map_err(|e| StartError::Database(e.to_string()))?;
-    if let Err(e) = store.migrate().await {
-        store.close().await;
+    {
+        state.shutdown().await;
         return Err(StartError::Database(e.to_string()));
     }
-    Ok(store)
-}
-
-fn ensure_data_dir(dir: &Path, created: &mut Created) -> Result<(), StartError> {
-    let fail = |reason: String| StartError::DataDir {
-        path: dir.to_path_buf(),
-        reason,
-    };
-    if !dir.exists() {
-        // Record each missing ancestor so a failed start leaves nothing behind.
-        let mut missing: Vec<PathBuf> = dir
-            .ancestors()
-            .take_while(|p| !p.exists())
-            .map(Path::to_path_buf)
-            .collect();
-        missing.reverse();
-        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-        created.0.extend(missing);
-    }
-    if !dir.is_dir() {
-        return Err(fail("not a directory".into()));
-    }
-    let probe = dir.join(format!(".pairgate-write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|e| fail(format!("not writable ({e})")))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
+    serve(listener, state, config.shutdown_grace).await
 }
 
 async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> Result<(), StartError> {

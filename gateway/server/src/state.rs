@@ -5,20 +5,33 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use pairgate_store::Store;
 
+use crate::auth::attempts::Attempts;
+use crate::auth::replay::ReplayCache;
 use crate::config::Config;
+use crate::keys::GatewayKeys;
 
 /// Everything handlers share. Cloning copies handles, never data.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
+    pub keys: Arc<GatewayKeys>,
+    pub replay: Arc<ReplayCache>,
+    /// Failed user-code lookups (consent decisions), per actor and overall.
+    pub code_attempts: Arc<Attempts>,
+    /// Failed pairing redemptions, per client address and overall.
+    pub pairing_attempts: Arc<Attempts>,
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store) -> AppState {
+    pub fn new(config: Config, store: Store, keys: GatewayKeys) -> AppState {
         AppState {
             config: Arc::new(config),
             store,
+            keys: Arc::new(keys),
+            replay: Arc::new(ReplayCache::new(crate::auth::replay::DEFAULT_CAPACITY)),
+            code_attempts: Arc::new(Attempts::new(600_000, 10, 100)),
+            pairing_attempts: Arc::new(Attempts::new(600_000, 20, 500)),
         }
     }
 

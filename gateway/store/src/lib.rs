@@ -6,7 +6,9 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod audit;
+mod device;
 mod error;
+pub mod grants;
 mod meta;
 
 use std::path::Path;
@@ -18,7 +20,9 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use audit::AuditEntry;
+pub use device::DeviceRow;
 pub use error::StoreError;
+pub use grants::{GrantRow, NewRefresh, PairingRow};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");

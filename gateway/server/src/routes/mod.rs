@@ -3,12 +3,14 @@
 //! Routes are closed by default. [`OPEN_ROUTES`] lists the only paths reachable without proof of
 //! possession or an owner session; a test walks the router and fails on any other open path.
 
+pub mod app;
 mod health;
+pub mod oauth;
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{MethodRouter, get, post};
 use http::{HeaderName, Request};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -21,16 +23,95 @@ use crate::state::AppState;
 /// echoed on every response.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Paths reachable without authentication.
-pub const OPEN_ROUTES: &[&str] = &["/healthz", "/readyz"];
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: health, discovery, and the OAuth endpoints (which check proofs themselves).
+    Open,
+    /// A paired app: DPoP-bound access token plus proof (the `AppRequest` extractor).
+    App,
+    /// The owner: a session cookie plus CSRF token on state-changing requests.
+    Owner,
+}
+
+/// One row of the route table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// Paths reachable without authentication. Anything else must be `App` or `Owner`, which the
+/// route-enumeration test checks by calling every route without credentials.
+pub const OPEN_ROUTES: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/.well-known/oauth-authorization-server",
+    oauth::TOKEN_PATH,
+    oauth::DEVICE_PATH,
+];
+
+/// Builds the router and the table describing it, from one list.
+struct Table {
+    router: Router<AppState>,
+    rows: Vec<RouteInfo>,
+}
+
+impl Table {
+    fn add(
+        mut self,
+        access: Access,
+        method: &'static str,
+        path: &'static str,
+        handler: MethodRouter<AppState>,
+    ) -> Table {
+        self.router = self.router.route(path, handler);
+        self.rows.push(RouteInfo {
+            method,
+            path,
+            access,
+        });
+        self
+    }
+}
+
+fn table() -> Table {
+    use Access::*;
+    Table {
+        router: Router::new(),
+        rows: Vec::new(),
+    }
+    .add(Open, "GET", "/healthz", get(health::healthz))
+    .add(Open, "GET", "/readyz", get(health::readyz))
+    .add(
+        Open,
+        "GET",
+        "/.well-known/oauth-authorization-server",
+        get(oauth::metadata),
+    )
+    .add(Open, "POST", oauth::TOKEN_PATH, post(oauth::token))
+    .add(
+        Open,
+        "POST",
+        oauth::DEVICE_PATH,
+        post(oauth::device_authorization),
+    )
+    .add(App, "GET", "/v1/grant", get(app::grant))
+    .add(App, "POST", app::ROTATE_PATH, post(app::rotate_key))
+}
+
+/// Every route with its access class.
+pub fn route_table() -> Vec<RouteInfo> {
+    table().rows
+}
 
 /// Builds the whole application.
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
-    let open = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
-    open.with_state(state)
+    table()
+        .router
+        .with_state(state)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(
             TraceLayer::new_for_http()

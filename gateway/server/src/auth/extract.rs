@@ -1,0 +1,127 @@
+//! `AppRequest`: the extractor behind every app route. A handler that takes it only runs for a
+//! request with a valid DPoP-bound access token, a valid proof by the bound key, and an active
+//! grant; the raw body comes with it (the proof may have bound its digest).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, OriginalUri, Request};
+use http::HeaderMap;
+use pairgate_protocol::dpop::VerifiedProof;
+use pairgate_store::GrantRow;
+use pairgate_store::grants::status;
+
+use crate::auth::{now_ms, proof, tokens};
+use crate::error::{ApiError, ProofSite};
+use crate::state::AppState;
+
+/// A request from a paired app, authenticated by proof of possession.
+#[derive(Debug)]
+pub struct AppRequest {
+    pub grant: GrantRow,
+    pub policy: serde_json::Value,
+    pub access_token: String,
+    pub proof: VerifiedProof,
+    pub body: Bytes,
+    pub now_ms: i64,
+}
+
+/// The token of the single `Authorization: DPoP <token>` header.
+pub fn dpop_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(ApiError::InvalidToken(
+            "send exactly one Authorization: DPoP <access token> header",
+        ));
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidToken("the Authorization header is not ASCII"))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    let token = token.trim();
+    if scheme.eq_ignore_ascii_case("dpop") && !token.is_empty() {
+        Ok(token)
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        Err(ApiError::InvalidToken(
+            "this token is bound to a key: use the DPoP scheme with a proof, not Bearer",
+        ))
+    } else {
+        Err(ApiError::InvalidToken(
+            "send Authorization: DPoP <access token>",
+        ))
+    }
+}
+
+/// Loads a grant and refuses it unless active.
+pub async fn active_grant(state: &AppState, grant_id: &str) -> Result<GrantRow, ApiError> {
+    let grant = state
+        .store
+        .get_grant(grant_id)
+        .await?
+        .ok_or(ApiError::InvalidToken("the access token is not valid"))?;
+    match grant.status.as_str() {
+        status::ACTIVE => Ok(grant),
+        status::SUSPENDED => Err(ApiError::GrantSuspended),
+        _ => Err(ApiError::GrantRevoked),
+    }
+}
+
+impl FromRequest<AppState> for AppRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let now = now_ms();
+        let (parts, body) = req.into_parts();
+        let token = dpop_token(&parts.headers)?.to_string();
+        let claims = tokens::verify_access(&state.keys, &token, now)?;
+        let body = axum::body::to_bytes(body, state.config.max_body_bytes)
+            .await
+            .map_err(|_| ApiError::TooLarge)?;
+        let grant = active_grant(state, &claims.grant_id).await?;
+        if grant.jkt != claims.jkt {
+            return Err(ApiError::InvalidToken(
+                "the access token was issued to a key this grant no longer uses",
+            ));
+        }
+        let policy: serde_json::Value = serde_json::from_str(&grant.policy).map_err(|e| {
+            ApiError::Internal(anyhow::anyhow!(
+                "stored policy of grant {} is invalid: {e}",
+                grant.id
+            ))
+        })?;
+        let require_body_hash = policy
+            .get("require_body_hash")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let path = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map(|u| u.0.path().to_string());
+        let path = path.as_deref().unwrap_or(parts.uri.path());
+        let proof = proof::verify(
+            state,
+            &proof::ProofRequest {
+                method: parts.method.as_str(),
+                path,
+                headers: &parts.headers,
+                body: Some(&body),
+                access_token: Some(&token),
+                expected_jkt: Some(&grant.jkt),
+                require_body_hash,
+                site: ProofSite::Resource,
+            },
+            now,
+        )?;
+        let store = state.store.clone();
+        let id = grant.id.clone();
+        tokio::spawn(async move {
+            let _ = store.touch_grant(&id, now).await;
+        });
+        Ok(AppRequest {
+            grant,
+            policy,
+            access_token: token,
+            proof,
+            body,
+            now_ms: now,
+        })
+    }
+}

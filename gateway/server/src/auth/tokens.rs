@@ -1,0 +1,107 @@
+//! Access tokens (short-lived JWTs signed by the gateway with josekit, bound to the app's key by
+//! `cnf.jkt`) and refresh tokens (random, stored only as a keyed digest).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use josekit::jws::JwsHeader;
+use josekit::jwt::{self, JwtPayload};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::keys::{GatewayKeys, Purpose, random_token};
+
+/// Prefix of refresh tokens (recognisable by secret scanners).
+pub const REFRESH_PREFIX: &str = "pgrt_";
+const AUDIENCE: &str = "pairgate";
+
+/// What a valid access token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub grant_id: String,
+    pub jkt: String,
+    pub expires_at: i64,
+}
+
+/// Issues an access token for a grant bound to `jkt`.
+pub fn issue_access(
+    keys: &GatewayKeys,
+    issuer: &str,
+    grant_id: &str,
+    jkt: &str,
+    now_ms: i64,
+    ttl: Duration,
+) -> Result<String, ApiError> {
+    let mut header = JwsHeader::new();
+    header.set_token_type("at+jwt");
+    let mut p = JwtPayload::new();
+    let now = UNIX_EPOCH + Duration::from_millis(now_ms.max(0) as u64);
+    p.set_issuer(issuer);
+    p.set_subject(grant_id);
+    p.set_audience(vec![AUDIENCE]);
+    p.set_issued_at(&now);
+    p.set_expires_at(&(now + ttl));
+    p.set_jwt_id(random_token(12));
+    p.set_claim("cnf", Some(json!({ "jkt": jkt })))
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("token claims: {e}")))?;
+    jwt::encode_with_signer(&p, &header, keys.token_signer())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("token signing: {e}")))
+}
+
+/// Verifies an access token's signature, audience and expiry.
+pub fn verify_access(
+    keys: &GatewayKeys,
+    token: &str,
+    now_ms: i64,
+) -> Result<AccessClaims, ApiError> {
+    if token.len() > 4096 {
+        return Err(ApiError::InvalidToken("the access token is not valid"));
+    }
+    let (payload, header) = jwt::decode_with_verifier(token, keys.token_verifier())
+        .map_err(|_| ApiError::InvalidToken("the access token is not valid"))?;
+    if header.token_type() != Some("at+jwt") {
+        return Err(ApiError::InvalidToken("the access token is not valid"));
+    }
+    let aud_ok = payload.audience().is_some_and(|a| a.contains(&AUDIENCE));
+    let exp = payload
+        .expires_at()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64);
+    let (Some(sub), Some(exp), true) = (payload.subject(), exp, aud_ok) else {
+        return Err(ApiError::InvalidToken("the access token is not valid"));
+    };
+    if exp <= now_ms {
+        return Err(ApiError::InvalidToken(
+            "the access token has expired; refresh it",
+        ));
+    }
+    let jkt = payload
+        .claim("cnf")
+        .and_then(|c| c.get("jkt"))
+        .and_then(|j| j.as_str())
+        .ok_or(ApiError::InvalidToken("the access token is not valid"))?;
+    Ok(AccessClaims {
+        grant_id: sub.to_string(),
+        jkt: jkt.to_string(),
+        expires_at: exp,
+    })
+}
+
+/// A new refresh token and the digest the database keeps.
+pub fn new_refresh(keys: &GatewayKeys) -> (String, String) {
+    let token = format!("{REFRESH_PREFIX}{}", random_token(32));
+    let digest = keys.digest(Purpose::RefreshToken, token.as_bytes());
+    (token, digest)
+}
+
+/// Seconds since the epoch, for clocks in the protocol crate.
+pub fn unix_secs(now_ms: i64) -> i64 {
+    now_ms.div_euclid(1000)
+}
+
+/// The current system time in unix ms (for callers without a request clock).
+pub fn system_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,89 @@
+//! `pairgate grant list|show|revoke|suspend|resume`: the owner's control over paired apps.
+
+use pairgate_protocol::jwk::fingerprint_of;
+
+use super::{CLI_ACTOR, CommandError, print_table, time};
+use crate::auth::now_ms;
+use crate::error::ApiError;
+use crate::pairing::GrantAction;
+use crate::state::AppState;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum GrantCommand {
+    /// List grants (paired apps).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one grant with its policy.
+    Show { id: String },
+    /// Revoke a grant: its next request is refused, on every replica.
+    Revoke { id: String },
+    /// Suspend a grant until resumed.
+    Suspend { id: String },
+    /// Resume a suspended grant.
+    Resume { id: String },
+}
+
+pub async fn run(state: &AppState, cmd: GrantCommand) -> Result<(), CommandError> {
+    let now = now_ms();
+    let (id, action) = match cmd {
+        GrantCommand::List { json } => {
+            let grants = state.store.list_grants().await.map_err(ApiError::from)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&grants).unwrap_or_default()
+                );
+            } else {
+                let rows: Vec<Vec<String>> = grants
+                    .iter()
+                    .map(|g| {
+                        vec![
+                            g.id.clone(),
+                            g.app_name.clone(),
+                            g.status.clone(),
+                            g.origin.clone(),
+                            fingerprint_of(&g.jkt),
+                            time(g.created_at),
+                            g.last_used_at.map(time).unwrap_or_else(|| "never".into()),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &[
+                        "ID",
+                        "APP",
+                        "STATUS",
+                        "ORIGIN",
+                        "KEY",
+                        "CREATED",
+                        "LAST USED",
+                    ],
+                    &rows,
+                );
+            }
+            return Ok(());
+        }
+        GrantCommand::Show { id } => {
+            let g = state
+                .store
+                .get_grant(&id)
+                .await
+                .map_err(ApiError::from)?
+                .ok_or_else(|| CommandError::Api(format!("no grant {id}")))?;
+            let policy: serde_json::Value = serde_json::from_str(&g.policy).unwrap_or_default();
+            let mut v = serde_json::to_value(&g).unwrap_or_default();
+            v["policy"] = policy;
+            v["key_fingerprint"] = fingerprint_of(&g.jkt).into();
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            return Ok(());
+        }
+        GrantCommand::Revoke { id } => (id, GrantAction::Revoke),
+        GrantCommand::Suspend { id } => (id, GrantAction::Suspend),
+        GrantCommand::Resume { id } => (id, GrantAction::Resume),
+    };
+    crate::pairing::set_status(state, &id, action, CLI_ACTOR, now).await?;
+    eprintln!("grant {id}: {action:?}d");
+    Ok(())
+}

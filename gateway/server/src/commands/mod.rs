@@ -1,0 +1,93 @@
+//! The owner's CLI commands. Each opens the gateway's state (database and master key) exactly as
+//! `serve` does; whoever can run them on the gateway's machine with its master key is the owner.
+#![allow(clippy::print_stdout)]
+
+pub mod consent;
+pub mod grant;
+pub mod pair;
+pub mod policy_args;
+
+use crate::config::{self, Sources};
+use crate::serve::StartError;
+use crate::state::AppState;
+
+/// The actor recorded in the audit log for CLI actions.
+pub const CLI_ACTOR: &str = "owner:cli";
+
+/// Loads config and opens the state; quiet logging (warnings only) unless configured.
+pub async fn open(sources: &Sources) -> Result<AppState, StartError> {
+    let mut config = config::load(sources).map_err(StartError::Config)?;
+    if config.log_level == "info" {
+        config.log_level = "warn".into();
+    }
+    crate::telemetry::init(&config);
+    let mut state = crate::boot::open(&config).await?;
+    if !config.public_url_explicit {
+        let served = state
+            .store
+            .meta_get(crate::serve::SERVED_URL)
+            .await
+            .ok()
+            .flatten();
+        if let Some(url) = served.and_then(|u| url::Url::parse(&u).ok()) {
+            config.public_url = url;
+            state.config = std::sync::Arc::new(config);
+        }
+    }
+    Ok(state)
+}
+
+/// A command's failure: the message for stderr and an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{0}")]
+    Start(#[from] StartError),
+    #[error("{0}")]
+    Api(String),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl CommandError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CommandError::Start(e) => e.exit_code(),
+            CommandError::Api(_) => 1,
+            CommandError::Usage(_) => 64,
+        }
+    }
+}
+
+impl From<crate::error::ApiError> for CommandError {
+    fn from(e: crate::error::ApiError) -> Self {
+        CommandError::Api(e.to_string())
+    }
+}
+
+/// Formats unix milliseconds as an RFC 3339 UTC timestamp.
+pub fn time(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Prints rows as aligned columns.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}

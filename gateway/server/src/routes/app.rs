@@ -1,0 +1,72 @@
+//! App routes about the grant itself: what it may do, and rotating its key.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::Response;
+use pairgate_protocol::dpop::BODY_HASH_CLAIM;
+use serde_json::{Value, json};
+
+use crate::auth::extract::AppRequest;
+use crate::auth::proof;
+use crate::error::{ApiError, ProofSite};
+use crate::state::AppState;
+
+/// `GET /v1/grant`: the app's own grant: policy, key, validity.
+pub async fn grant(req: AppRequest) -> Json<Value> {
+    let g = &req.grant;
+    Json(json!({
+        "object": "grant",
+        "id": g.id,
+        "app_name": g.app_name,
+        "status": g.status,
+        "origin": g.origin,
+        "key_thumbprint": g.jkt,
+        "key_alg": g.alg,
+        "policy": req.policy,
+        "expires_at": req.policy.get("expires_at"),
+        "created_at": g.created_at,
+        "body_hash_claim": BODY_HASH_CLAIM,
+    }))
+}
+
+/// `POST /v1/grant/rotate-key`: authenticated by the current key; the `new-dpop` header holds a
+/// proof for the same request (same method, URL and access token) made with the new key.
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    headers: http::HeaderMap,
+    req: AppRequest,
+) -> Result<Response, ApiError> {
+    let new_proof = headers
+        .get("new-dpop")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_request",
+                "the New-DPoP header with a proof by the new key is required",
+            )
+        })?;
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        "dpop",
+        http::HeaderValue::from_str(new_proof)
+            .map_err(|_| ApiError::bad_request("invalid_request", "New-DPoP is malformed"))?,
+    );
+    let verified = proof::verify(
+        &state,
+        &proof::ProofRequest {
+            method: "POST",
+            path: ROTATE_PATH,
+            headers: &h,
+            body: Some(&req.body),
+            access_token: Some(&req.access_token),
+            expected_jkt: None,
+            require_body_hash: false,
+            site: ProofSite::Resource,
+        },
+        req.now_ms,
+    )?;
+    let tokens = crate::pairing::rotate_key(&state, &req.grant, &verified, req.now_ms).await?;
+    Ok(crate::routes::oauth::no_store(&state, tokens, req.now_ms))
+}
+
+pub const ROTATE_PATH: &str = "/v1/grant/rotate-key";

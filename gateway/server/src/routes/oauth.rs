@@ -1,0 +1,175 @@
+//! The OAuth endpoints apps talk to before they have a grant: the token endpoint (pairing,
+//! device code and refresh grants, all DPoP-bound), device authorization (consent requests) and
+//! the RFC 8414 metadata document. Errors here use the RFC 6749 body shape.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, header};
+use pairgate_protocol::error::codes;
+use pairgate_protocol::oauth::{GRANT_TYPE_DEVICE_CODE, GRANT_TYPE_PAIRING, GRANT_TYPE_REFRESH};
+use serde_json::{Value, json};
+
+use crate::auth::{now_ms, proof};
+use crate::error::{ApiError, OAuthError, ProofSite};
+use crate::state::AppState;
+
+pub const TOKEN_PATH: &str = "/oauth/token";
+pub const DEVICE_PATH: &str = "/oauth/device_authorization";
+
+/// Parses an `application/x-www-form-urlencoded` body; repeated parameters are refused.
+pub fn form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with("application/x-www-form-urlencoded") {
+        return Err(ApiError::bad_request(
+            codes::INVALID_REQUEST,
+            "send the parameters as application/x-www-form-urlencoded",
+        ));
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|_| ApiError::bad_request(codes::INVALID_REQUEST, "the form body is malformed"))?;
+    let mut map = HashMap::new();
+    for (k, v) in pairs {
+        if map.insert(k.clone(), v).is_some() {
+            return Err(ApiError::bad_request(
+                codes::INVALID_REQUEST,
+                format!("parameter {k} is repeated"),
+            ));
+        }
+    }
+    Ok(map)
+}
+
+fn param<'a>(form: &'a HashMap<String, String>, name: &'static str) -> Result<&'a str, ApiError> {
+    form.get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(codes::INVALID_REQUEST, format!("missing parameter {name}"))
+        })
+}
+
+/// A JSON answer with `Cache-Control: no-store` and the current nonce when nonces are on.
+pub fn no_store(state: &AppState, body: impl serde::Serialize, now: i64) -> Response {
+    let mut res = Json(body).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if state.config.dpop_require_nonce
+        && let Ok(v) = HeaderValue::from_str(&proof::current_nonce(state, now))
+    {
+        res.headers_mut().insert("dpop-nonce", v);
+    }
+    res
+}
+
+/// `POST /oauth/token`.
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let now = now_ms();
+    let form = form(&headers, &body)?;
+    let verified = proof::verify(
+        &state,
+        &proof::ProofRequest {
+            method: "POST",
+            path: TOKEN_PATH,
+            headers: &headers,
+            body: Some(&body),
+            access_token: None,
+            expected_jkt: None,
+            require_body_hash: false,
+            site: ProofSite::TokenEndpoint,
+        },
+        now,
+    )?;
+    let response = match param(&form, "grant_type")? {
+        GRANT_TYPE_PAIRING => {
+            let app_name = form.get("client_name").cloned();
+            crate::pairing::redeem(
+                &state,
+                param(&form, "pairing_code")?,
+                app_name,
+                &verified,
+                now,
+            )
+            .await?
+        }
+        GRANT_TYPE_DEVICE_CODE => {
+            crate::consent::poll(&state, param(&form, "device_code")?, &verified, now).await?
+        }
+        GRANT_TYPE_REFRESH => {
+            crate::pairing::refresh(&state, param(&form, "refresh_token")?, &verified, now).await?
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                codes::UNSUPPORTED_GRANT_TYPE,
+                "this grant_type is not supported",
+            )
+            .into());
+        }
+    };
+    Ok(no_store(&state, response, now))
+}
+
+/// `POST /oauth/device_authorization`: an app asks the owner for access.
+pub async fn device_authorization(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let now = now_ms();
+    let form = form(&headers, &body)?;
+    let verified = proof::verify(
+        &state,
+        &proof::ProofRequest {
+            method: "POST",
+            path: DEVICE_PATH,
+            headers: &headers,
+            body: Some(&body),
+            access_token: None,
+            expected_jkt: None,
+            require_body_hash: false,
+            site: ProofSite::TokenEndpoint,
+        },
+        now,
+    )?;
+    let app_name = param(&form, "client_name")?;
+    let requested: Value = match form.get("policy") {
+        Some(text) => serde_json::from_str(text)
+            .map_err(|_| ApiError::bad_request("invalid_policy", "parameter policy is not JSON"))?,
+        None => json!({}),
+    };
+    let response = crate::consent::start(&state, app_name, &requested, &verified, now).await?;
+    Ok(no_store(&state, response, now))
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414).
+pub async fn metadata(State(state): State<AppState>) -> Json<Value> {
+    let base = state
+        .config
+        .public_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_string();
+    Json(json!({
+        "issuer": base,
+        "token_endpoint": format!("{base}{TOKEN_PATH}"),
+        "device_authorization_endpoint": format!("{base}{DEVICE_PATH}"),
+        "grant_types_supported": [GRANT_TYPE_PAIRING, GRANT_TYPE_DEVICE_CODE, GRANT_TYPE_REFRESH],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "dpop_signing_alg_values_supported": ["EdDSA", "Ed25519", "ES256"],
+        "response_types_supported": [],
+        "pairgate_body_hash_claim": pairgate_protocol::dpop::BODY_HASH_CLAIM,
+        "pairgate_dpop_nonce_required": state.config.dpop_require_nonce,
+        "pairgate_key_rotation_endpoint": format!("{base}/v1/grant/rotate-key"),
+        "pairgate_grant_endpoint": format!("{base}/v1/grant"),
+    }))
+}
