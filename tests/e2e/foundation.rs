@@ -232,3 +232,33 @@ async fn sigterm_and_sigint_stop_the_gateway_cleanly() {
         assert!(gw.logs().contains("pairgate stopped"));
     }
 }
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_an_in_flight_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut gw = Gateway::start(Backend::Sqlite).await;
+    let body = "grant_type=refresh_token&refresh_token=pgrt_x";
+    let mut conn = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let head = format!(
+        "POST /oauth/token HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        gw.addr,
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&body.as_bytes()[..10]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    gw.signal("TERM");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The request is still being served: finish it and read the whole answer.
+    conn.write_all(&body.as_bytes()[10..]).await.unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "the in-flight request got its answer: {answer}"
+    );
+    assert!(answer.contains("invalid_dpop_proof"), "{answer}");
+    assert_eq!(gw.wait().await, Some(0));
+    // New connections are refused once draining began.
+    assert!(tokio::net::TcpStream::connect(gw.addr).await.is_err());
+}

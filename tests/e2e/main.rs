@@ -2,6 +2,7 @@
 //! One test binary for the whole suite, to keep link time down.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod admin;
 mod foundation;
 mod pairing;
 mod proof_negative;

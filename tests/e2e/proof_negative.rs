@@ -615,3 +615,49 @@ async fn grants_can_require_the_body_digest_and_gateways_can_require_nonces() {
         "the SDK always sends the digest and the nonce"
     );
 }
+
+#[tokio::test]
+async fn pairing_guesses_are_locked_out_and_logged() {
+    let gw = Gateway::start(Backend::Sqlite).await;
+    let key = app::key(KeyKind::Ed25519);
+    let url = gw.url("/oauth/token");
+    for _ in 0..20 {
+        let guess = pairgate_protocol::pairing::PairingString::generate(
+            &gw.base_url,
+            &mut rand_core::OsRng,
+        )
+        .unwrap()
+        .encode();
+        let p = proof(&key, "POST", &url, None, None);
+        let (s, body, _) = oauth_post(
+            &gw,
+            "/oauth/token",
+            &[("grant_type", GRANT_TYPE_PAIRING), ("pairing_code", &guess)],
+            Some(&p),
+        )
+        .await;
+        assert_eq!((s, body["error"].as_str()), (400, Some("invalid_pairing")));
+    }
+    // Even the right string is refused while locked out: guessing cannot continue.
+    let real = pairing_string(&gw, &[]).await;
+    let p = proof(&key, "POST", &url, None, None);
+    let (s, body, headers) = oauth_post(
+        &gw,
+        "/oauth/token",
+        &[("grant_type", GRANT_TYPE_PAIRING), ("pairing_code", &real)],
+        Some(&p),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (429, Some("too_many_attempts")),
+        "{body}"
+    );
+    assert!(headers.contains_key("retry-after"));
+    let logs = gw.logs();
+    assert!(logs.contains("pairing redemption locked out"), "{logs}");
+    assert!(
+        !logs.contains(&real),
+        "the pairing string never reaches the log"
+    );
+}

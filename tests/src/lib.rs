@@ -5,6 +5,7 @@
 pub mod app;
 pub mod db;
 pub mod gateway;
+pub mod owner;
 
 pub use db::{Backend, TestDb};
 pub use gateway::{Gateway, GatewayBuilder};

@@ -58,6 +58,13 @@ pub enum Command {
         #[command(subcommand)]
         command: commands::grant::GrantCommand,
     },
+    /// The owner account: create, sign out everywhere.
+    Owner {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(subcommand)]
+        command: commands::owner::OwnerCommand,
+    },
     /// Apps' consent requests: list, approve, deny.
     Consent {
         #[command(flatten)]
@@ -93,6 +100,9 @@ pub fn main() -> ExitCode {
         }),
         Command::Grant { common, command } => run_command(&common, |state| {
             Box::pin(async move { commands::grant::run(&state, command).await })
+        }),
+        Command::Owner { common, command } => run_command(&common, |state| {
+            Box::pin(async move { commands::owner::run(&state, command).await })
         }),
         Command::Consent { common, command } => run_command(&common, |state| {
             Box::pin(async move { commands::consent::run(&state, command).await })

@@ -11,6 +11,7 @@ pub mod consent;
 pub mod error;
 pub mod grant_policy;
 pub mod keys;
+pub mod owner;
 pub mod pairing;
 pub mod routes;
 pub mod serve;

@@ -200,6 +200,34 @@ pub async fn redeem(
     token_response(state, &grant.id, &grant.jkt, refresh, now)
 }
 
+/// [`redeem`] behind the brute-force lockout: failed redemptions are counted per client address
+/// and overall; once locked, attempts are refused before any lookup.
+pub async fn redeem_guarded(
+    state: &AppState,
+    code: &str,
+    app_name: Option<String>,
+    proof: &VerifiedProof,
+    client: &str,
+    now: i64,
+) -> Result<TokenResponse, ApiError> {
+    if let Some(retry) = state.pairing_attempts.locked(client, now) {
+        tracing::warn!(
+            client,
+            "pairing redemption locked out after repeated failures"
+        );
+        return Err(ApiError::TooManyRequests {
+            code: "too_many_attempts",
+            message: "too many failed pairing attempts; wait and try again".into(),
+            retry_after_secs: retry,
+        });
+    }
+    let result = redeem(state, code, app_name, proof, now).await;
+    if matches!(result, Err(ApiError::InvalidPairing)) {
+        state.pairing_attempts.fail(client, now);
+    }
+    result
+}
+
 /// Exchanges a refresh token, presented with a proof by the bound key, for a new pair.
 pub async fn refresh(
     state: &AppState,

@@ -72,6 +72,17 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         state.shutdown().await;
         return Err(StartError::Database(e.to_string()));
     }
+    match crate::owner::setup_token_if_needed(&state).await {
+        Ok(Some(token)) => tracing::warn!(
+            "no owner account yet: create it at {}/admin/setup#{token} (this link works once and is replaced at every start), or run `pairgate owner create`",
+            config.public_url.as_str().trim_end_matches('/')
+        ),
+        Ok(None) => {}
+        Err(e) => {
+            state.shutdown().await;
+            return Err(StartError::Database(e.to_string()));
+        }
+    }
     serve(listener, state, config.shutdown_grace).await
 }
 

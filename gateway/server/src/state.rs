@@ -21,6 +21,8 @@ pub struct AppState {
     pub code_attempts: Arc<Attempts>,
     /// Failed pairing redemptions, per client address and overall.
     pub pairing_attempts: Arc<Attempts>,
+    /// Failed owner logins, per client address and overall.
+    pub login_attempts: Arc<Attempts>,
 }
 
 impl AppState {
@@ -32,6 +34,7 @@ impl AppState {
             replay: Arc::new(ReplayCache::new(crate::auth::replay::DEFAULT_CAPACITY)),
             code_attempts: Arc::new(Attempts::new(600_000, 10, 100)),
             pairing_attempts: Arc::new(Attempts::new(600_000, 20, 500)),
+            login_attempts: Arc::new(Attempts::new(600_000, 10, 100)),
         }
     }
 

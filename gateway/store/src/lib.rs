@@ -6,10 +6,12 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod audit;
+pub mod credentials;
 mod device;
 mod error;
 pub mod grants;
 mod meta;
+mod owners;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -20,9 +22,11 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use audit::AuditEntry;
+pub use credentials::CredentialRow;
 pub use device::DeviceRow;
 pub use error::StoreError;
 pub use grants::{GrantRow, NewRefresh, PairingRow};
+pub use owners::{OwnerRow, SessionRow};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");

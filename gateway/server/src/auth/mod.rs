@@ -4,6 +4,7 @@
 
 pub mod attempts;
 pub mod extract;
+pub mod owner;
 pub mod proof;
 pub mod replay;
 pub mod tokens;

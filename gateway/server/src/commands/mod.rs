@@ -4,6 +4,7 @@
 
 pub mod consent;
 pub mod grant;
+pub mod owner;
 pub mod pair;
 pub mod policy_args;
 

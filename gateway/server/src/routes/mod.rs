@@ -3,6 +3,7 @@
 //! Routes are closed by default. [`OPEN_ROUTES`] lists the only paths reachable without proof of
 //! possession or an owner session; a test walks the router and fails on any other open path.
 
+pub mod admin;
 pub mod app;
 mod health;
 pub mod oauth;
@@ -50,15 +51,18 @@ pub const OPEN_ROUTES: &[&str] = &[
     "/.well-known/oauth-authorization-server",
     oauth::TOKEN_PATH,
     oauth::DEVICE_PATH,
+    "/admin/api/setup",
+    "/admin/api/login",
 ];
 
 /// Builds the router and the table describing it, from one list.
 struct Table {
-    router: Router<AppState>,
+    routes: Vec<(&'static str, MethodRouter<AppState>)>,
     rows: Vec<RouteInfo>,
 }
 
 impl Table {
+    /// Adds one method on one path (several methods on a path are merged).
     fn add(
         mut self,
         access: Access,
@@ -66,7 +70,13 @@ impl Table {
         path: &'static str,
         handler: MethodRouter<AppState>,
     ) -> Table {
-        self.router = self.router.route(path, handler);
+        match self.routes.iter().position(|(p, _)| *p == path) {
+            Some(i) => {
+                let (_, existing) = self.routes.remove(i);
+                self.routes.insert(i, (path, existing.merge(handler)));
+            }
+            None => self.routes.push((path, handler)),
+        }
         self.rows.push(RouteInfo {
             method,
             path,
@@ -74,12 +84,18 @@ impl Table {
         });
         self
     }
+
+    fn router(self) -> Router<AppState> {
+        self.routes
+            .into_iter()
+            .fold(Router::new(), |r, (path, handler)| r.route(path, handler))
+    }
 }
 
 fn table() -> Table {
     use Access::*;
     Table {
-        router: Router::new(),
+        routes: Vec::new(),
         rows: Vec::new(),
     }
     .add(Open, "GET", "/healthz", get(health::healthz))
@@ -99,6 +115,52 @@ fn table() -> Table {
     )
     .add(App, "GET", "/v1/grant", get(app::grant))
     .add(App, "POST", app::ROTATE_PATH, post(app::rotate_key))
+    .add(Open, "POST", "/admin/api/setup", post(admin::setup))
+    .add(Open, "POST", "/admin/api/login", post(admin::login))
+    .add(Owner, "GET", "/admin/api/session", get(admin::session))
+    .add(Owner, "POST", "/admin/api/logout", post(admin::logout))
+    .add(Owner, "GET", "/admin/api/sessions", get(admin::sessions))
+    .add(
+        Owner,
+        "POST",
+        "/admin/api/sessions/revoke-all",
+        post(admin::revoke_sessions),
+    )
+    .add(Owner, "GET", "/admin/api/grants", get(admin::grants))
+    .add(Owner, "GET", "/admin/api/grants/{id}", get(admin::grant))
+    .add(
+        Owner,
+        "POST",
+        "/admin/api/grants/{id}/{action}",
+        post(admin::grant_action),
+    )
+    .add(Owner, "GET", "/admin/api/pairings", get(admin::pairings))
+    .add(
+        Owner,
+        "POST",
+        "/admin/api/pairings",
+        post(admin::create_pairing),
+    )
+    .add(
+        Owner,
+        "POST",
+        "/admin/api/pairings/{id}/cancel",
+        post(admin::cancel_pairing),
+    )
+    .add(Owner, "GET", "/admin/api/consents", get(admin::consents))
+    .add(
+        Owner,
+        "POST",
+        "/admin/api/consents/{user_code}/approve",
+        post(admin::approve),
+    )
+    .add(
+        Owner,
+        "POST",
+        "/admin/api/consents/{user_code}/deny",
+        post(admin::deny),
+    )
+    .add(Owner, "GET", "/admin/api/audit", get(admin::audit))
 }
 
 /// Every route with its access class.
@@ -110,7 +172,7 @@ pub fn route_table() -> Vec<RouteInfo> {
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     table()
-        .router
+        .router()
         .with_state(state)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(

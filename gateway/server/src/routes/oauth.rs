@@ -3,10 +3,11 @@
 //! the RFC 8414 metadata document. Errors here use the RFC 6749 body shape.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, header};
 use pairgate_protocol::error::codes;
@@ -71,6 +72,7 @@ pub fn no_store(state: &AppState, body: impl serde::Serialize, now: i64) -> Resp
 /// `POST /oauth/token`.
 pub async fn token(
     State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
@@ -93,11 +95,12 @@ pub async fn token(
     let response = match param(&form, "grant_type")? {
         GRANT_TYPE_PAIRING => {
             let app_name = form.get("client_name").cloned();
-            crate::pairing::redeem(
+            crate::pairing::redeem_guarded(
                 &state,
                 param(&form, "pairing_code")?,
                 app_name,
                 &verified,
+                &addr.ip().to_string(),
                 now,
             )
             .await?

@@ -1,0 +1,58 @@
+//! `pairgate owner create|sessions`: the owner account from the command line (for headless
+//! installs; the setup link printed at first start does the same in a browser).
+
+use std::io::IsTerminal;
+
+use super::{CommandError, time};
+use crate::auth::now_ms;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum OwnerCommand {
+    /// Create the owner account; the password is read from standard input.
+    Create { username: String },
+    /// Sign the owner out everywhere (ends every session).
+    SignOutEverywhere { username: String },
+}
+
+fn read_password() -> Result<String, CommandError> {
+    if std::io::stdin().is_terminal() {
+        eprintln!("password (at least 12 characters), then Enter:");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| CommandError::Usage(format!("cannot read the password: {e}")))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+pub async fn run(state: &AppState, cmd: OwnerCommand) -> Result<(), CommandError> {
+    match cmd {
+        OwnerCommand::Create { username } => {
+            let password = read_password()?;
+            let owner =
+                crate::owner::create_owner(state, None, &username, &password, now_ms()).await?;
+            eprintln!(
+                "owner {} created at {}",
+                owner.username,
+                time(owner.created_at)
+            );
+        }
+        OwnerCommand::SignOutEverywhere { username } => {
+            let owner = state
+                .store
+                .owner_by_username(&username)
+                .await
+                .map_err(ApiError::from)?
+                .ok_or_else(|| CommandError::Api(format!("no owner {username}")))?;
+            let n = state
+                .store
+                .delete_owner_sessions(&owner.id)
+                .await
+                .map_err(ApiError::from)?;
+            eprintln!("{n} session(s) ended");
+        }
+    }
+    Ok(())
+}

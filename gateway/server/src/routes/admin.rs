@@ -1,0 +1,329 @@
+//! The owner's JSON API (what the admin UI calls): setup, login and sessions; pairings, consent
+//! decisions, grants, audit. Every route but setup and login takes the `Owner` extractor.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, header};
+use pairgate_protocol::jwk::fingerprint_of;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::now_ms;
+use crate::auth::owner::Owner;
+use crate::consent::{Decision, PendingView};
+use crate::error::ApiError;
+use crate::owner::{self, NewSession, SESSION_COOKIE};
+use crate::pairing::GrantAction;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupBody {
+    token: String,
+    username: String,
+    password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    username: String,
+    password: String,
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_request",
+            format!("the JSON body is not valid: {e}"),
+        )
+    })
+}
+
+fn session_response(state: &AppState, username: &str, s: NewSession) -> Response {
+    let secure = if state.config.public_url.scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
+    let max_age = (s.expires_at - now_ms()) / 1000;
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
+        s.token
+    );
+    let mut res = Json(json!({ "username": username, "csrf_token": s.csrf })).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn user_agent(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// `POST /admin/api/setup`: create the owner with the one-time setup token.
+pub async fn setup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let b: SetupBody = json_body(&body)?;
+    let now = now_ms();
+    let owner = owner::create_owner(&state, Some(&b.token), &b.username, &b.password, now).await?;
+    let session = owner::start_session(&state, &owner, user_agent(&headers), now).await?;
+    Ok(session_response(&state, &owner.username, session))
+}
+
+/// `POST /admin/api/login`.
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let b: LoginBody = json_body(&body)?;
+    let (owner, session) = owner::login(
+        &state,
+        &b.username,
+        &b.password,
+        &addr.ip().to_string(),
+        user_agent(&headers),
+        now_ms(),
+    )
+    .await?;
+    Ok(session_response(&state, &owner.username, session))
+}
+
+/// `GET /admin/api/session`: who is logged in, and the CSRF token for this session.
+pub async fn session(State(state): State<AppState>, owner: Owner) -> Result<Json<Value>, ApiError> {
+    let o = state
+        .store
+        .owner_by_id(&owner.owner_id)
+        .await?
+        .ok_or(ApiError::OwnerRequired)?;
+    Ok(Json(
+        json!({ "username": o.username, "csrf_token": owner.csrf }),
+    ))
+}
+
+/// `POST /admin/api/logout`: ends this session and clears the cookie.
+pub async fn logout(State(state): State<AppState>, owner: Owner) -> Result<Response, ApiError> {
+    state.store.delete_session(&owner.session_hash).await?;
+    state
+        .store
+        .audit(&owner.actor(), "owner.logout", None, None)
+        .await?;
+    let mut res = Json(json!({ "ok": true })).into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("pairgate_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    Ok(res)
+}
+
+/// `GET /admin/api/sessions`.
+pub async fn sessions(
+    State(state): State<AppState>,
+    owner: Owner,
+) -> Result<Json<Value>, ApiError> {
+    let rows = state.store.list_sessions(&owner.owner_id, now_ms()).await?;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|r| json!({ "current": r.id_hash == owner.session_hash, "created_at": r.created_at, "last_seen_at": r.last_seen_at, "expires_at": r.expires_at, "user_agent": r.user_agent }))
+        .collect();
+    Ok(Json(json!({ "data": list })))
+}
+
+/// `POST /admin/api/sessions/revoke-all`: sign out everywhere.
+pub async fn revoke_sessions(
+    State(state): State<AppState>,
+    owner: Owner,
+) -> Result<Json<Value>, ApiError> {
+    let n = state.store.delete_owner_sessions(&owner.owner_id).await?;
+    state
+        .store
+        .audit(
+            &owner.actor(),
+            "owner.sessions_revoked",
+            None,
+            Some(&json!({ "count": n })),
+        )
+        .await?;
+    Ok(Json(json!({ "revoked": n })))
+}
+
+fn grant_view(g: &pairgate_store::GrantRow) -> Value {
+    json!({
+        "id": g.id, "app_name": g.app_name, "status": g.status, "origin": g.origin,
+        "key_fingerprint": fingerprint_of(&g.jkt), "key_alg": g.alg,
+        "policy": serde_json::from_str::<Value>(&g.policy).unwrap_or_default(),
+        "created_at": g.created_at, "last_used_at": g.last_used_at, "revoked_at": g.revoked_at,
+    })
+}
+
+/// `GET /admin/api/grants`.
+pub async fn grants(State(state): State<AppState>, _owner: Owner) -> Result<Json<Value>, ApiError> {
+    let rows = state.store.list_grants().await?;
+    Ok(Json(
+        json!({ "data": rows.iter().map(grant_view).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `GET /admin/api/grants/{id}`.
+pub async fn grant(
+    State(state): State<AppState>,
+    _owner: Owner,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let g = state
+        .store
+        .get_grant(&id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(grant_view(&g)))
+}
+
+/// `POST /admin/api/grants/{id}/{revoke|suspend|resume}`.
+pub async fn grant_action(
+    State(state): State<AppState>,
+    owner: Owner,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let action = match action.as_str() {
+        "revoke" => GrantAction::Revoke,
+        "suspend" => GrantAction::Suspend,
+        "resume" => GrantAction::Resume,
+        _ => return Err(ApiError::NotFound),
+    };
+    crate::pairing::set_status(&state, &id, action, &owner.actor(), now_ms()).await?;
+    let g = state
+        .store
+        .get_grant(&id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(grant_view(&g)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPairingBody {
+    #[serde(default)]
+    app_name: Option<String>,
+    #[serde(default)]
+    ttl_secs: Option<u64>,
+    #[serde(default)]
+    policy: Option<Value>,
+}
+
+/// `POST /admin/api/pairings`: create a pairing string (shown once).
+pub async fn create_pairing(
+    State(state): State<AppState>,
+    owner: Owner,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let b: NewPairingBody = json_body(&body)?;
+    let policy = b.policy.unwrap_or_else(|| json!({}));
+    let created = crate::pairing::create(
+        &state,
+        b.app_name,
+        &policy,
+        b.ttl_secs.map(Duration::from_secs),
+        &owner.actor(),
+        now_ms(),
+    )
+    .await?;
+    Ok(Json(
+        serde_json::to_value(created).map_err(|e| ApiError::Internal(e.into()))?,
+    ))
+}
+
+/// `GET /admin/api/pairings`: unused pairings (their secrets are not recoverable).
+pub async fn pairings(
+    State(state): State<AppState>,
+    _owner: Owner,
+) -> Result<Json<Value>, ApiError> {
+    let rows = state.store.list_open_pairings(now_ms()).await?;
+    Ok(Json(json!({ "data": rows })))
+}
+
+/// `POST /admin/api/pairings/{id}/cancel`.
+pub async fn cancel_pairing(
+    State(state): State<AppState>,
+    owner: Owner,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !state.store.cancel_pairing(&id, now_ms()).await? {
+        return Err(ApiError::NotFound);
+    }
+    state
+        .store
+        .audit(&owner.actor(), "pairing.cancelled", Some(&id), None)
+        .await?;
+    Ok(Json(json!({ "cancelled": id })))
+}
+
+/// `GET /admin/api/consents`: pending consent requests.
+pub async fn consents(
+    State(state): State<AppState>,
+    _owner: Owner,
+) -> Result<Json<Value>, ApiError> {
+    let rows = state.store.pending_device_requests(now_ms()).await?;
+    Ok(Json(
+        json!({ "data": rows.iter().map(PendingView::of).collect::<Vec<_>>() }),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    #[serde(default)]
+    policy: Option<Value>,
+}
+
+/// `POST /admin/api/consents/{user_code}/approve` (optionally narrowing with `policy`).
+pub async fn approve(
+    State(state): State<AppState>,
+    owner: Owner,
+    Path(code): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let b: ApproveBody = if body.is_empty() {
+        ApproveBody::default()
+    } else {
+        json_body(&body)?
+    };
+    let granted = crate::consent::decide(
+        &state,
+        &code,
+        Decision::Approve(b.policy),
+        &owner.actor(),
+        now_ms(),
+    )
+    .await?;
+    Ok(Json(json!({ "approved": code, "policy": granted })))
+}
+
+/// `POST /admin/api/consents/{user_code}/deny`.
+pub async fn deny(
+    State(state): State<AppState>,
+    owner: Owner,
+    Path(code): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    crate::consent::decide(&state, &code, Decision::Deny, &owner.actor(), now_ms()).await?;
+    Ok(Json(json!({ "denied": code })))
+}
+
+/// `GET /admin/api/audit`: the newest audit events.
+pub async fn audit(State(state): State<AppState>, _owner: Owner) -> Result<Json<Value>, ApiError> {
+    let rows = state.store.audit_recent(200).await?;
+    Ok(Json(json!({ "data": rows })))
+}
