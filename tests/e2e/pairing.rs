@@ -330,3 +330,71 @@ async fn consent_requests_are_approved_narrowed_or_denied_by_the_owner() {
     let (code, _, err) = run_cli(&gw, &["consent", "approve", "BCDF-GHJK"], None).await;
     assert_ne!(code, 0, "unknown codes are refused: {err}");
 }
+
+#[tokio::test]
+async fn the_optional_bearer_key_is_owner_issued_scoped_and_revocable() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let gw = Gateway::start(backend).await;
+        let client = pair(&gw, KeyKind::Ed25519, &["--model", "openai/gpt-4o-mini"]).await;
+        let id = client.grant_id();
+        let bearer_get = |key: String| {
+            let url = gw.url("/v1/grant");
+            async move {
+                let res = reqwest::Client::new()
+                    .get(url)
+                    .bearer_auth(key)
+                    .send()
+                    .await
+                    .unwrap();
+                (
+                    res.status().as_u16(),
+                    res.json::<Value>().await.unwrap_or(Value::Null),
+                )
+            }
+        };
+        // Off by default: nothing works as a bearer until the owner issues a key.
+        assert_eq!(bearer_get("pgbk_guess".into()).await.0, 401);
+        let (code, out, err) = run_cli(
+            &gw,
+            &["grant", "bearer-issue", &id, "--valid-for", "1h"],
+            None,
+        )
+        .await;
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("WEAKER"), "labelled weaker: {err}");
+        let key = out.trim().to_string();
+        assert!(key.starts_with("pgbk_"));
+        let (s, body) = bearer_get(key.clone()).await;
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(body["id"], id.as_str());
+        assert!(
+            body["auth"].as_str().unwrap().starts_with("bearer"),
+            "{body}"
+        );
+        assert_eq!(
+            body["policy"]["models"],
+            json!(["openai/gpt-4o-mini"]),
+            "the grant's policy applies"
+        );
+        // Rotation needs proof of possession, never the bearer key.
+        let res = reqwest::Client::new()
+            .post(gw.url("/v1/grant/rotate-key"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403);
+        // The database keeps only a digest.
+        let (_, list, _) = run_cli(&gw, &["grant", "show", &id], None).await;
+        assert!(!list.contains(&key));
+        assert_eq!(
+            run_cli(&gw, &["grant", "bearer-revoke", &id], None).await.0,
+            0
+        );
+        assert_eq!(bearer_get(key.clone()).await.0, 401, "{backend:?}");
+        // Suspending the grant stops the bearer key too.
+        let (_, out, _) = run_cli(&gw, &["grant", "bearer-issue", &id], None).await;
+        assert_eq!(run_cli(&gw, &["grant", "suspend", &id], None).await.0, 0);
+        assert_eq!(bearer_get(out.trim().to_string()).await.0, 403);
+    }
+}

@@ -338,3 +338,58 @@ pub enum GrantAction {
     Suspend,
     Resume,
 }
+
+/// Issues the optional bearer key for a grant (replacing any earlier one); shown once.
+pub async fn issue_bearer(
+    state: &AppState,
+    grant_id: &str,
+    valid_for: Duration,
+    actor: &str,
+    now: i64,
+) -> Result<(String, i64), ApiError> {
+    let key = format!(
+        "{}{}",
+        crate::auth::extract::BEARER_PREFIX,
+        random_token(32)
+    );
+    let digest = state.keys.digest(Purpose::BearerKey, key.as_bytes());
+    let expires = now + ms(valid_for);
+    if !state
+        .store
+        .set_grant_bearer(grant_id, Some((&digest, expires)), now)
+        .await?
+    {
+        return Err(ApiError::NotFound);
+    }
+    state
+        .store
+        .audit(
+            actor,
+            "grant.bearer_issued",
+            Some(grant_id),
+            Some(&json!({ "expires_at": expires })),
+        )
+        .await?;
+    tracing::warn!(
+        grant_id,
+        "a bearer key was issued: requests with it carry no proof of possession"
+    );
+    Ok((key, expires))
+}
+
+/// Revokes the optional bearer key of a grant.
+pub async fn revoke_bearer(
+    state: &AppState,
+    grant_id: &str,
+    actor: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    if !state.store.set_grant_bearer(grant_id, None, now).await? {
+        return Err(ApiError::NotFound);
+    }
+    state
+        .store
+        .audit(actor, "grant.bearer_revoked", Some(grant_id), None)
+        .await?;
+    Ok(())
+}

@@ -303,3 +303,41 @@ pub(crate) async fn insert_refresh(
     .await?;
     Ok(())
 }
+
+impl Store {
+    /// Sets (or with `None`, clears) a grant's optional bearer key digest and expiry.
+    pub async fn set_grant_bearer(
+        &self,
+        id: &str,
+        bearer: Option<(&str, i64)>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE grants SET bearer_hash = $1, bearer_expires_at = $2, updated_at = $3 WHERE id = $4 AND status <> 'revoked'",
+        )
+        .bind(bearer.map(|b| b.0))
+        .bind(bearer.map(|b| b.1))
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// The grant a bearer key digest belongs to, with the key's expiry.
+    pub async fn grant_by_bearer(
+        &self,
+        bearer_hash: &str,
+    ) -> Result<Option<(GrantRow, i64)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {GRANT_COLUMNS}, bearer_expires_at FROM grants WHERE bearer_hash = $1"
+        ))
+        .bind(bearer_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let expires: Option<i64> = row.try_get("bearer_expires_at")?;
+        let grant = <GrantRow as sqlx::FromRow<'_, sqlx::any::AnyRow>>::from_row(&row)?;
+        Ok(Some((grant, expires.unwrap_or(0))))
+    }
+}

@@ -13,16 +13,41 @@ use crate::auth::{now_ms, proof, tokens};
 use crate::error::{ApiError, ProofSite};
 use crate::state::AppState;
 
-/// A request from a paired app, authenticated by proof of possession.
+/// A request from a paired app, authenticated by proof of possession (or, where the owner issued
+/// one, by the weaker optional bearer key).
 #[derive(Debug)]
 pub struct AppRequest {
     pub grant: GrantRow,
     pub policy: serde_json::Value,
-    pub access_token: String,
-    pub proof: VerifiedProof,
+    pub auth: AppAuth,
     pub body: Bytes,
     pub now_ms: i64,
 }
+
+/// How the app authenticated.
+#[derive(Debug)]
+pub enum AppAuth {
+    /// A DPoP-bound access token plus a verified proof by the bound key.
+    Dpop {
+        access_token: String,
+        proof: Box<VerifiedProof>,
+    },
+    /// The owner-issued bearer key: no proof of possession (weaker; off unless issued).
+    Bearer,
+}
+
+impl AppRequest {
+    /// The DPoP access token, when the request used one.
+    pub fn access_token(&self) -> Option<&str> {
+        match &self.auth {
+            AppAuth::Dpop { access_token, .. } => Some(access_token),
+            AppAuth::Bearer => None,
+        }
+    }
+}
+
+/// Prefix of the optional bearer keys.
+pub const BEARER_PREFIX: &str = "pgbk_";
 
 /// The token of the single `Authorization: DPoP <token>` header.
 pub fn dpop_token(headers: &HeaderMap) -> Result<&str, ApiError> {
@@ -39,6 +64,8 @@ pub fn dpop_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let token = token.trim();
     if scheme.eq_ignore_ascii_case("dpop") && !token.is_empty() {
         Ok(token)
+    } else if scheme.eq_ignore_ascii_case("bearer") && token.starts_with(BEARER_PREFIX) {
+        Err(ApiError::InvalidToken("bearer keys are handled separately"))
     } else if scheme.eq_ignore_ascii_case("bearer") {
         Err(ApiError::InvalidToken(
             "this token is bound to a key: use the DPoP scheme with a proof, not Bearer",
@@ -70,6 +97,9 @@ impl FromRequest<AppState> for AppRequest {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let now = now_ms();
         let (parts, body) = req.into_parts();
+        if let Some(key) = bearer_key(&parts.headers) {
+            return bearer_request(state, &key, body, now).await;
+        }
         let token = dpop_token(&parts.headers)?.to_string();
         let claims = tokens::verify_access(&state.keys, &token, now)?;
         let body = axum::body::to_bytes(body, state.config.max_body_bytes)
@@ -118,10 +148,60 @@ impl FromRequest<AppState> for AppRequest {
         Ok(AppRequest {
             grant,
             policy,
-            access_token: token,
-            proof,
+            auth: AppAuth::Dpop {
+                access_token: token,
+                proof: Box::new(proof),
+            },
             body,
             now_ms: now,
         })
     }
+}
+
+/// An owner-issued bearer key in `Authorization: Bearer pgbk_...`, if that is what was sent.
+fn bearer_key(headers: &HeaderMap) -> Option<String> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let (Some(v), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    let (scheme, token) = v.to_str().ok()?.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer")
+        && token.starts_with(BEARER_PREFIX)
+        && token.len() <= 200)
+        .then(|| token.to_string())
+}
+
+async fn bearer_request(
+    state: &AppState,
+    key: &str,
+    body: axum::body::Body,
+    now: i64,
+) -> Result<AppRequest, ApiError> {
+    let digest = state
+        .keys
+        .digest(crate::keys::Purpose::BearerKey, key.as_bytes());
+    let Some((grant, expires)) = state.store.grant_by_bearer(&digest).await? else {
+        return Err(ApiError::InvalidToken("the bearer key is not valid"));
+    };
+    if expires <= now {
+        return Err(ApiError::InvalidToken("the bearer key has expired"));
+    }
+    let grant = active_grant(state, &grant.id).await?;
+    let body = axum::body::to_bytes(body, state.config.max_body_bytes)
+        .await
+        .map_err(|_| ApiError::TooLarge)?;
+    let policy: serde_json::Value = serde_json::from_str(&grant.policy).map_err(|e| {
+        ApiError::Internal(anyhow::anyhow!(
+            "stored policy of grant {} is invalid: {e}",
+            grant.id
+        ))
+    })?;
+    Ok(AppRequest {
+        grant,
+        policy,
+        auth: AppAuth::Bearer,
+        body,
+        now_ms: now,
+    })
 }

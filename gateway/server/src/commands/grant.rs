@@ -23,6 +23,15 @@ pub enum GrantCommand {
     Suspend { id: String },
     /// Resume a suspended grant.
     Resume { id: String },
+    /// Issue the optional bearer key (weaker: no proof of possession); printed once.
+    BearerIssue {
+        id: String,
+        /// How long the key works.
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        valid_for: std::time::Duration,
+    },
+    /// Revoke the grant's bearer key.
+    BearerRevoke { id: String },
 }
 
 pub async fn run(state: &AppState, cmd: GrantCommand) -> Result<(), CommandError> {
@@ -77,6 +86,21 @@ pub async fn run(state: &AppState, cmd: GrantCommand) -> Result<(), CommandError
             v["policy"] = policy;
             v["key_fingerprint"] = fingerprint_of(&g.jkt).into();
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            return Ok(());
+        }
+        GrantCommand::BearerIssue { id, valid_for } => {
+            let (key, expires) =
+                crate::pairing::issue_bearer(state, &id, valid_for, CLI_ACTOR, now).await?;
+            println!("{key}");
+            eprintln!(
+                "bearer key for {id}, valid until {}. WEAKER than pairing: it works without the app's key, so anyone who copies it can use this grant. All of the grant's policy still applies.",
+                time(expires)
+            );
+            return Ok(());
+        }
+        GrantCommand::BearerRevoke { id } => {
+            crate::pairing::revoke_bearer(state, &id, CLI_ACTOR, now).await?;
+            eprintln!("bearer key of {id} revoked");
             return Ok(());
         }
         GrantCommand::Revoke { id } => (id, GrantAction::Revoke),

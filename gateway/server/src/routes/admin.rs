@@ -327,3 +327,46 @@ pub async fn audit(State(state): State<AppState>, _owner: Owner) -> Result<Json<
     let rows = state.store.audit_recent(200).await?;
     Ok(Json(json!({ "data": rows })))
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BearerBody {
+    #[serde(default)]
+    valid_for_secs: Option<u64>,
+}
+
+/// `POST /admin/api/grants/{id}/bearer`: issue the optional (weaker) bearer key, shown once.
+pub async fn issue_bearer(
+    State(state): State<AppState>,
+    owner: Owner,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let b: BearerBody = if body.is_empty() {
+        BearerBody::default()
+    } else {
+        json_body(&body)?
+    };
+    let valid = Duration::from_secs(
+        b.valid_for_secs
+            .unwrap_or(30 * 24 * 3600)
+            .clamp(60, 365 * 24 * 3600),
+    );
+    let (key, expires_at) =
+        crate::pairing::issue_bearer(&state, &id, valid, &owner.actor(), now_ms()).await?;
+    Ok(Json(json!({
+        "bearer_key": key,
+        "expires_at": expires_at,
+        "warning": "a bearer key works without the app's private key: anyone who copies it can use this grant until it expires or is revoked",
+    })))
+}
+
+/// `POST /admin/api/grants/{id}/bearer/revoke`.
+pub async fn revoke_bearer(
+    State(state): State<AppState>,
+    owner: Owner,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    crate::pairing::revoke_bearer(&state, &id, &owner.actor(), now_ms()).await?;
+    Ok(Json(json!({ "revoked": id })))
+}

@@ -26,6 +26,10 @@ pub async fn grant(req: AppRequest) -> Json<Value> {
         "expires_at": req.policy.get("expires_at"),
         "created_at": g.created_at,
         "body_hash_claim": BODY_HASH_CLAIM,
+        "auth": match req.auth {
+            crate::auth::extract::AppAuth::Dpop { .. } => "dpop",
+            crate::auth::extract::AppAuth::Bearer => "bearer (weaker: no proof of possession)",
+        },
     }))
 }
 
@@ -36,6 +40,12 @@ pub async fn rotate_key(
     headers: http::HeaderMap,
     req: AppRequest,
 ) -> Result<Response, ApiError> {
+    let Some(access_token) = req.access_token() else {
+        return Err(ApiError::Forbidden {
+            code: "dpop_required",
+            message: "key rotation needs proof of possession, not a bearer key".into(),
+        });
+    };
     let new_proof = headers
         .get("new-dpop")
         .and_then(|v| v.to_str().ok())
@@ -58,7 +68,7 @@ pub async fn rotate_key(
             path: ROTATE_PATH,
             headers: &h,
             body: Some(&req.body),
-            access_token: Some(&req.access_token),
+            access_token: Some(access_token),
             expected_jkt: None,
             require_body_hash: false,
             site: ProofSite::Resource,

@@ -134,6 +134,18 @@ fn table() -> Table {
         "/admin/api/grants/{id}/{action}",
         post(admin::grant_action),
     )
+    .add(
+        Owner,
+        "POST",
+        "/admin/api/grants/{id}/bearer",
+        post(admin::issue_bearer),
+    )
+    .add(
+        Owner,
+        "POST",
+        "/admin/api/grants/{id}/bearer/revoke",
+        post(admin::revoke_bearer),
+    )
     .add(Owner, "GET", "/admin/api/pairings", get(admin::pairings))
     .add(
         Owner,
