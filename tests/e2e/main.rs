@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod admin;
+mod custody;
 mod foundation;
 mod pairing;
 mod proof_negative;
 mod tidy;
+mod v1;

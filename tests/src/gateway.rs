@@ -24,11 +24,20 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// One compiled-plugin cache for the whole suite (beside the binary), so each gateway start loads
+/// the built-in plugins from disk instead of compiling them again.
+pub fn shared_plugin_cache() -> PathBuf {
+    let dir = binary().parent().unwrap().join("plugin-cache-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// A `pairgate` command with a clean environment (no stray `PAIRGATE_*` from the caller).
 pub fn command(data_dir: &Path) -> Command {
     let mut cmd = Command::new(binary());
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PAIRGATE_PLUGINS__CACHE_DIR", shared_plugin_cache())
         .env("HOME", data_dir)
         .env("XDG_CONFIG_HOME", data_dir.join("config-home"))
         .kill_on_drop(true);

@@ -4,8 +4,10 @@
 
 pub mod app;
 pub mod db;
+pub mod fake;
 pub mod gateway;
 pub mod owner;
+pub mod providers;
 
 pub use db::{Backend, TestDb};
 pub use gateway::{Gateway, GatewayBuilder};

@@ -1,5 +1,6 @@
 //! Opening the gateway's state, shared by `serve` and the CLI commands: data dir, database and
-//! migrations, master key. All-or-nothing: whatever this call created is removed if it fails.
+//! migrations, master key, gateway secret. All-or-nothing: whatever this call created is removed
+//! if it fails.
 
 use std::path::{Path, PathBuf};
 
@@ -11,8 +12,20 @@ use crate::state::AppState;
 
 /// Opens everything a command needs, or nothing.
 pub async fn open(config: &Config) -> Result<AppState, StartError> {
+    open_for(config, Purpose::Serve).await
+}
+
+/// What the state is opened for: serving loads the plugins; CLI commands need none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Serve,
+    Command,
+}
+
+/// [`open`] for a purpose.
+pub async fn open_for(config: &Config, purpose: Purpose) -> Result<AppState, StartError> {
     let mut created = Created::default();
-    match prepare(config, &mut created).await {
+    match prepare(config, &mut created, purpose).await {
         Ok(state) => Ok(state),
         Err(e) => {
             created.undo();
@@ -38,7 +51,11 @@ impl Created {
 }
 
 /// Data dir, database, migrations: everything a command needs before it touches state.
-async fn prepare(config: &Config, created: &mut Created) -> Result<AppState, StartError> {
+async fn prepare(
+    config: &Config,
+    created: &mut Created,
+    purpose: Purpose,
+) -> Result<AppState, StartError> {
     ensure_data_dir(&config.data_dir, created)?;
     let store = open_store(config, created).await?;
     let (master, key_file) = match crate::keys::load_master_key(config, &store).await {
@@ -49,8 +66,37 @@ async fn prepare(config: &Config, created: &mut Created) -> Result<AppState, Sta
         }
     };
     created.0.extend(key_file);
-    let keys = crate::keys::GatewayKeys::new(master)?;
-    Ok(AppState::new(config.clone(), store, keys))
+    let secret = match crate::keys::load_gateway_secret(&master, &store).await {
+        Ok(secret) => secret,
+        Err(e) => {
+            store.close().await;
+            return Err(e);
+        }
+    };
+    let keys = crate::keys::GatewayKeys::new(master, secret)?;
+    let relay = match purpose {
+        Purpose::Serve => crate::relay::Relay::start(config),
+        Purpose::Command => crate::relay::Relay::without_plugins(config),
+    };
+    let relay = match relay {
+        Ok(r) => r,
+        Err(e) => {
+            store.close().await;
+            return Err(e);
+        }
+    };
+    let backend = match (config.limits_backend.as_str(), &config.redis_url) {
+        ("redis", Some(url)) => crate::limits::LimitsBackend::Redis { url: url.clone() },
+        _ => crate::limits::LimitsBackend::Local,
+    };
+    let limiter = match crate::limits::Limiter::new(backend, store.clone()).await {
+        Ok(l) => l,
+        Err(e) => {
+            store.close().await;
+            return Err(StartError::Limits(e.to_string()));
+        }
+    };
+    Ok(AppState::new(config.clone(), store, keys, relay, limiter))
 }
 
 /// Opens and migrates the configured database. Used by `serve` and by the CLI commands.

@@ -72,6 +72,27 @@ pub enum Command {
         #[command(subcommand)]
         command: commands::consent::ConsentCommand,
     },
+    /// Usage per day, grant and model from the usage ledger.
+    Usage {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        command: commands::usage::UsageArgs,
+    },
+    /// Provider keys: add (value on stdin, or a reference), list, remove, rotate, check.
+    Credential {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(subcommand)]
+        command: commands::credential::CredentialCommand,
+    },
+    /// The master key: rotate.
+    MasterKey {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(subcommand)]
+        command: commands::master_key::MasterKeyCommand,
+    },
 }
 
 impl CommonArgs {
@@ -106,6 +127,15 @@ pub fn main() -> ExitCode {
         }),
         Command::Consent { common, command } => run_command(&common, |state| {
             Box::pin(async move { commands::consent::run(&state, command).await })
+        }),
+        Command::Usage { common, command } => run_command(&common, |state| {
+            Box::pin(async move { commands::usage::run(&state, command).await })
+        }),
+        Command::Credential { common, command } => run_command(&common, |state| {
+            Box::pin(async move { commands::credential::run(&state, command).await })
+        }),
+        Command::MasterKey { common, command } => run_command(&common, |state| {
+            Box::pin(async move { commands::master_key::run(&state, command).await })
         }),
     };
     match result {

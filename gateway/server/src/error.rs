@@ -75,8 +75,32 @@ pub enum ApiError {
     },
     #[error("request body too large")]
     TooLarge,
+    #[error("{message}")]
+    Limited {
+        code: &'static str,
+        message: String,
+        retry_after_secs: Option<u64>,
+        headers: Vec<(&'static str, String)>,
+    },
+    #[error("plugin {plugin} failed: {message}")]
+    Plugin { plugin: String, message: String },
+    #[error("{message}")]
+    ProviderAuth { message: String },
+    #[error("the provider is rate limiting the owner's account; retry later")]
+    ProviderRateLimit { retry_after_secs: Option<u64> },
+    #[error("{message}")]
+    ProviderUnavailable { message: String, timed_out: bool },
+    #[error("{message}")]
+    Upstream {
+        status: u16,
+        code: String,
+        message: String,
+        kind: &'static str,
+    },
     #[error("temporarily unavailable, retry shortly")]
     Unavailable(#[source] pairgate_store::StoreError),
+    #[error("{message}")]
+    Degraded { code: &'static str, message: String },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -114,16 +138,34 @@ impl ApiError {
             | OwnerRequired => StatusCode::UNAUTHORIZED,
             GrantSuspended | Forbidden { .. } | Csrf => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
+            Limited { .. } | ProviderRateLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Plugin { .. } | ProviderAuth { .. } => StatusCode::BAD_GATEWAY,
+            ProviderUnavailable {
+                timed_out: true, ..
+            } => StatusCode::GATEWAY_TIMEOUT,
+            ProviderUnavailable {
+                timed_out: false, ..
+            } => StatusCode::BAD_GATEWAY,
+            Upstream { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
             TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable(_) | Degraded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn blame(&self) -> Blame {
         match self {
-            ApiError::Unavailable(_) | ApiError::Internal(_) => Blame::Gateway,
+            ApiError::Unavailable(_)
+            | ApiError::Degraded { .. }
+            | ApiError::Internal(_)
+            | ApiError::Plugin { .. } => Blame::Gateway,
+            ApiError::ProviderAuth { .. }
+            | ApiError::ProviderRateLimit { .. }
+            | ApiError::ProviderUnavailable { .. } => Blame::Provider,
+            ApiError::Upstream { status, .. } if *status >= 500 => Blame::Provider,
             _ => Blame::Client,
         }
     }
@@ -133,7 +175,14 @@ impl ApiError {
         matches!(
             self,
             ApiError::Unavailable(_)
+                | ApiError::Degraded { .. }
                 | ApiError::TooManyRequests { .. }
+                | ApiError::Limited {
+                    retry_after_secs: Some(_),
+                    ..
+                }
+                | ApiError::ProviderRateLimit { .. }
+                | ApiError::ProviderUnavailable { .. }
                 | ApiError::AuthorizationPending
                 | ApiError::SlowDown
                 | ApiError::Dpop {
@@ -144,13 +193,20 @@ impl ApiError {
     }
 
     /// The machine-readable reason.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         use ApiError::*;
         match self {
             BadRequest { code, .. }
             | Dpop { code, .. }
             | Forbidden { code, .. }
-            | TooManyRequests { code, .. } => code,
+            | TooManyRequests { code, .. }
+            | Limited { code, .. }
+            | Degraded { code, .. } => code,
+            Upstream { code, .. } => code,
+            Plugin { .. } => "plugin_failed",
+            ProviderAuth { .. } => "provider_auth_failed",
+            ProviderRateLimit { .. } => "provider_rate_limit",
+            ProviderUnavailable { .. } => "provider_unavailable",
             InvalidToken(_) => codes::INVALID_TOKEN,
             InvalidPairing => codes::INVALID_PAIRING,
             ExpiredPairing => codes::EXPIRED_PAIRING,
@@ -168,6 +224,20 @@ impl ApiError {
             TooLarge => "request_too_large",
             Unavailable(_) => "service_unavailable",
             Internal(_) => "internal_error",
+        }
+    }
+
+    /// The OpenAI error `type` for this error.
+    fn openai_type(&self) -> &str {
+        match (self, self.blame(), self.status()) {
+            (ApiError::Upstream { kind, .. }, _, _) => kind,
+            _ if self.code() == "insufficient_quota" => "insufficient_quota",
+            (_, Blame::Gateway, _) => "server_error",
+            (_, Blame::Provider, _) => "upstream_error",
+            (_, _, StatusCode::UNAUTHORIZED) => "authentication_error",
+            (_, _, StatusCode::FORBIDDEN) => "permission_error",
+            (_, _, StatusCode::TOO_MANY_REQUESTS) => "rate_limit_error",
+            _ => "invalid_request_error",
         }
     }
 
@@ -189,6 +259,7 @@ impl ApiError {
     }
 
     fn log(&self) {
+        crate::metrics::error(self.code());
         if self.blame() == Blame::Gateway {
             tracing::error!(error = %chain(self), code = self.code(), "request failed");
         } else {
@@ -209,11 +280,27 @@ impl ApiError {
         {
             h.insert("dpop-nonce", v);
         }
-        if let ApiError::TooManyRequests {
-            retry_after_secs, ..
-        } = self
-        {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        match self {
+            ApiError::TooManyRequests {
+                retry_after_secs, ..
+            }
+            | ApiError::Limited {
+                retry_after_secs: Some(retry_after_secs),
+                ..
+            }
+            | ApiError::ProviderRateLimit {
+                retry_after_secs: Some(retry_after_secs),
+            } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
+        }
+        if let ApiError::Limited { headers, .. } = self {
+            for (name, value) in headers {
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    h.insert(*name, v);
+                }
+            }
         }
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -247,13 +334,7 @@ impl IntoResponse for ApiError {
         let body = OpenAiErrorBody {
             error: OpenAiError {
                 message: self.to_string(),
-                r#type: match (self.blame(), self.status()) {
-                    (Blame::Gateway, _) => "server_error".into(),
-                    (_, StatusCode::UNAUTHORIZED) => "authentication_error".into(),
-                    (_, StatusCode::FORBIDDEN) => "permission_error".into(),
-                    (_, StatusCode::TOO_MANY_REQUESTS) => "rate_limit_error".into(),
-                    _ => "invalid_request_error".into(),
-                },
+                r#type: self.openai_type().into(),
                 code: Some(self.code().into()),
                 param: None,
             },

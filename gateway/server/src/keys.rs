@@ -1,6 +1,11 @@
-//! The gateway's own key material, all derived once at start from the master key: HMAC keys
-//! for stored secrets (pairing secrets, refresh tokens, bearer keys, owner sessions), the access
-//! token signing key, and the DPoP nonce key. Nothing here is ever derived per request.
+//! The gateway's own key material, all derived once at start: HMAC keys for stored secrets
+//! (pairing secrets, refresh tokens, bearer keys, owner sessions), the access token signing key,
+//! and the DPoP nonce key. Nothing here is ever derived per request.
+//!
+//! These keys come from the *gateway secret*, not from the master key: 32 random bytes generated
+//! on first start and kept in `meta` sealed under the master key (same envelope as a stored
+//! credential). Rotating the master key re-seals the gateway secret and changes nothing derived
+//! from it, so pairings, grants, access and refresh tokens survive a master-key rotation.
 
 use std::time::Duration;
 
@@ -10,9 +15,11 @@ use hmac::{Hmac, Mac};
 use josekit::jws::HS256;
 use josekit::jws::alg::hmac::{HmacJwsSigner, HmacJwsVerifier};
 use pairgate_custody::{
-    ExposeSecret, KdfParams, MasterKey, MasterKeySource, PassphraseFrom, SecretBox,
+    CredentialAad, CustodyError, ExposeSecret, KdfParams, MasterKey, MasterKeySource,
+    PassphraseFrom, Sealed, SecretBox, SecretString,
 };
 use pairgate_store::Store;
+use pairgate_store::credentials::MASTER_KEY_ID;
 use sha2::Sha256;
 
 use crate::config::{Config, MasterKeySourceKind};
@@ -37,6 +44,8 @@ pub struct GatewayKeys {
     nonce: SecretBox<[u8; 32]>,
     token_signer: HmacJwsSigner,
     token_verifier: HmacJwsVerifier,
+    /// Keys credential fingerprints (see [`GatewayKeys::fingerprint_key`]).
+    fingerprint: MasterKey,
 }
 
 impl std::fmt::Debug for GatewayKeys {
@@ -48,8 +57,9 @@ impl std::fmt::Debug for GatewayKeys {
 }
 
 impl GatewayKeys {
-    pub fn new(master: MasterKey) -> Result<GatewayKeys, StartError> {
-        let d = |label: &str| master.derive(label);
+    /// Derives every subkey from the (unsealed) gateway secret; keeps the master key for custody.
+    pub fn new(master: MasterKey, secret: GatewaySecret) -> Result<GatewayKeys, StartError> {
+        let d = |label: &str| secret.derive(label);
         let token_key = d("pairgate/access-token/v1");
         let fail = |e: josekit::JoseError| StartError::MasterKey(format!("token key: {e}"));
         let token_signer = HS256
@@ -70,8 +80,18 @@ impl GatewayKeys {
             nonce: d("pairgate/dpop-nonce/v1"),
             token_signer,
             token_verifier,
+            fingerprint: MasterKey::from_bytes(
+                *d("pairgate/credential-fingerprint/v1").expose_secret(),
+            ),
             master,
         })
+    }
+
+    /// The key credential fingerprints are made with (`custody::fingerprint(key, value)`):
+    /// derived from the gateway secret, so fingerprints survive a master-key rotation and a
+    /// database alone still cannot confirm a guessed value.
+    pub fn fingerprint_key(&self) -> &MasterKey {
+        &self.fingerprint
     }
 
     pub fn master(&self) -> &MasterKey {
@@ -85,8 +105,8 @@ impl GatewayKeys {
         URL_SAFE_NO_PAD.encode(mac(key.expose_secret(), data))
     }
 
-    /// The DPoP nonce for a time window (stateless, so every replica sharing the master key
-    /// issues and accepts the same nonces).
+    /// The DPoP nonce for a time window (stateless, so every replica sharing the database's
+    /// gateway secret issues and accepts the same nonces).
     pub fn nonce_for_window(&self, window: i64) -> String {
         URL_SAFE_NO_PAD.encode(&mac(self.nonce.expose_secret(), &window.to_be_bytes())[..18])
     }
@@ -113,8 +133,144 @@ pub fn digests_equal(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-const VERIFIER: &str = "master_key_verifier";
-const SALT: &str = "master_key_salt";
+/// Meta key of the master key verifier (see `MasterKey::verifier`).
+pub const VERIFIER: &str = "master_key_verifier";
+/// Meta key of the Argon2id salt of passphrase-derived master keys.
+pub const SALT: &str = "master_key_salt";
+/// Meta key of the gateway secret, sealed under the master key.
+pub const GATEWAY_SECRET: &str = "gateway_secret";
+
+/// The gateway secret's envelope binding (no credential id starts with `meta:`).
+const GATEWAY_SECRET_AAD: CredentialAad<'static> = CredentialAad {
+    credential_id: "meta:gateway_secret",
+    provider: "pairgate",
+};
+const GATEWAY_SECRET_PREFIX: &str = "v1";
+const SUBKEY_PREFIX: &[u8] = b"pairgate/gateway-subkey/v1\0";
+
+/// 32 random bytes every gateway subkey is derived from. `Debug` is redacted.
+pub struct GatewaySecret(SecretBox<[u8; 32]>);
+
+impl std::fmt::Debug for GatewaySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewaySecret(<redacted>)")
+    }
+}
+
+impl GatewaySecret {
+    /// A fresh secret from the OS RNG.
+    pub fn generate() -> GatewaySecret {
+        use rand_core::RngCore;
+        GatewaySecret(SecretBox::init_with_mut(|k: &mut [u8; 32]| {
+            rand_core::OsRng.fill_bytes(k)
+        }))
+    }
+
+    /// A subkey: HMAC-SHA256(secret, "pairgate/gateway-subkey/v1" || 0x00 || label). HMAC is a
+    /// PRF and the secret is uniformly random, so labels give independent keys.
+    fn derive(&self, label: &str) -> SecretBox<[u8; 32]> {
+        let mut input = Vec::with_capacity(SUBKEY_PREFIX.len() + label.len());
+        input.extend_from_slice(SUBKEY_PREFIX);
+        input.extend_from_slice(label.as_bytes());
+        SecretBox::init_with_mut(|k: &mut [u8; 32]| {
+            *k = mac(self.0.expose_secret(), &input);
+        })
+    }
+
+    /// Seals the secret under `master`: `v1.<base64 wrapped data key>.<base64 ciphertext>`.
+    pub fn seal(&self, master: &MasterKey) -> Result<String, CustodyError> {
+        let text = SecretString::from(STANDARD.encode(self.0.expose_secret()));
+        let sealed = pairgate_custody::seal(master, &GATEWAY_SECRET_AAD, &text)?;
+        Ok(format!(
+            "{GATEWAY_SECRET_PREFIX}.{}.{}",
+            STANDARD.encode(&sealed.wrapped_dek),
+            STANDARD.encode(&sealed.ciphertext)
+        ))
+    }
+
+    /// Opens a sealed secret (see [`GatewaySecret::seal`]).
+    pub fn open(master: &MasterKey, stored: &str) -> Result<GatewaySecret, CustodyError> {
+        let sealed = parse_sealed(stored)?;
+        let text = pairgate_custody::open(master, &GATEWAY_SECRET_AAD, &sealed)?;
+        // Decoded into a buffer that is wiped on drop.
+        let mut decoded = None;
+        let bytes = SecretBox::<Vec<u8>>::init_with_mut(|buf| {
+            buf.resize(48, 0);
+            decoded = STANDARD.decode_slice(text.expose_secret(), buf).ok();
+        });
+        if decoded != Some(32) {
+            return Err(corrupt_secret());
+        }
+        Ok(GatewaySecret(SecretBox::init_with_mut(
+            |k: &mut [u8; 32]| k.copy_from_slice(&bytes.expose_secret()[..32]),
+        )))
+    }
+}
+
+fn corrupt_secret() -> CustodyError {
+    CustodyError::Corrupt {
+        credential_id: GATEWAY_SECRET_AAD.credential_id.into(),
+    }
+}
+
+fn parse_sealed(stored: &str) -> Result<Sealed, CustodyError> {
+    let mut parts = stored.split('.');
+    let (Some(GATEWAY_SECRET_PREFIX), Some(dek), Some(ct), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(corrupt_secret());
+    };
+    match (STANDARD.decode(dek), STANDARD.decode(ct)) {
+        (Ok(wrapped_dek), Ok(ciphertext)) => Ok(Sealed {
+            wrapped_dek,
+            ciphertext,
+        }),
+        _ => Err(corrupt_secret()),
+    }
+}
+
+/// Re-seals a stored gateway secret from the `old` to the `new` master key (only its data key
+/// is re-wrapped; the secret itself does not change).
+pub fn reseal_gateway_secret(
+    old: &MasterKey,
+    new: &MasterKey,
+    stored: &str,
+) -> Result<String, CustodyError> {
+    let sealed = parse_sealed(stored)?;
+    let wrapped = pairgate_custody::rewrap(old, new, &GATEWAY_SECRET_AAD, &sealed.wrapped_dek)?;
+    Ok(format!(
+        "{GATEWAY_SECRET_PREFIX}.{}.{}",
+        STANDARD.encode(&wrapped),
+        STANDARD.encode(&sealed.ciphertext)
+    ))
+}
+
+/// Loads the gateway secret, generating and storing it on first start (of this database: a
+/// database from before the gateway secret existed gets a new one, which invalidates its
+/// pairings and tokens once). Concurrent first starts agree: the first stored value wins.
+pub async fn load_gateway_secret(
+    master: &MasterKey,
+    store: &Store,
+) -> Result<GatewaySecret, StartError> {
+    let db = |e: pairgate_store::StoreError| StartError::Database(e.to_string());
+    let fail = |e: CustodyError| StartError::MasterKey(format!("gateway secret: {e}"));
+    let stored = match store.meta_get(GATEWAY_SECRET).await.map_err(db)? {
+        Some(stored) => stored,
+        None => {
+            let had_data = !store.list_grants().await.map_err(db)?.is_empty();
+            let fresh = GatewaySecret::generate().seal(master).map_err(fail)?;
+            let stored = store.meta_init(GATEWAY_SECRET, &fresh).await.map_err(db)?;
+            if had_data {
+                tracing::warn!(
+                    "generated the gateway secret for an existing database: earlier pairings, \
+                     access and refresh tokens no longer work; apps must pair again"
+                );
+            }
+            stored
+        }
+    };
+    GatewaySecret::open(master, &stored).map_err(fail)
+}
 
 /// Loads the master key from the configured source and checks it against the verifier stored
 /// in the database (written on first start). Returns the key and the path of a key file this
@@ -207,6 +363,15 @@ pub async fn load_master_key(
             loaded.key.check_verifier(&bytes).map_err(|e| fail(&e))?;
         }
     }
+    // Names the key everything is sealed under; credential writes are fenced on it.
+    let kid = loaded.key.key_id();
+    let stored_kid = store.meta_init(MASTER_KEY_ID, &kid).await.map_err(db)?;
+    if stored_kid != kid {
+        return Err(fail(&format!(
+            "the database says data is sealed under key {stored_kid}, but the verifier matches \
+             key {kid}: the database is inconsistent"
+        )));
+    }
     Ok((loaded.key, created))
 }
 
@@ -221,4 +386,93 @@ pub fn random_token(n: usize) -> String {
 /// Seconds of a duration as i64 milliseconds (saturating).
 pub fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subkeys_come_from_the_gateway_secret_and_survive_master_key_rotation() {
+        let secret = GatewaySecret::generate();
+        let (m1, m2) = (
+            MasterKey::from_bytes([1; 32]),
+            MasterKey::from_bytes([2; 32]),
+        );
+        let s1 = secret.seal(&m1).unwrap();
+        assert!(s1.starts_with("v1.") && s1.split('.').count() == 3, "{s1}");
+        let s2 = reseal_gateway_secret(&m1, &m2, &s1).unwrap();
+        assert_ne!(s1, s2);
+        for (key, sealed) in [(&m1, &s2), (&m2, &s1)] {
+            let err = GatewaySecret::open(key, sealed).unwrap_err();
+            assert!(matches!(err, CustodyError::WrongMasterKey), "{err}");
+        }
+        let a = GatewayKeys::new(
+            MasterKey::from_bytes([1; 32]),
+            GatewaySecret::open(&m1, &s1).unwrap(),
+        )
+        .unwrap();
+        let b = GatewayKeys::new(
+            MasterKey::from_bytes([2; 32]),
+            GatewaySecret::open(&m2, &s2).unwrap(),
+        )
+        .unwrap();
+        let digest = |k: &GatewayKeys, p| k.digest(p, b"pgrt_example");
+        assert_eq!(
+            digest(&a, Purpose::RefreshToken),
+            digest(&b, Purpose::RefreshToken)
+        );
+        assert_ne!(
+            digest(&a, Purpose::RefreshToken),
+            digest(&a, Purpose::PairingSecret)
+        );
+        assert_eq!(a.nonce_for_window(7), b.nonce_for_window(7));
+        let value = SecretString::from("sk-some-provider-key");
+        assert_eq!(
+            pairgate_custody::fingerprint(a.fingerprint_key(), &value),
+            pairgate_custody::fingerprint(b.fingerprint_key(), &value),
+            "fingerprints survive a master-key rotation"
+        );
+        let token = crate::auth::tokens::issue_access(
+            &a,
+            "http://gw",
+            "gr_1",
+            "jkt",
+            1_000,
+            Duration::from_secs(600),
+        )
+        .unwrap();
+        let claims = crate::auth::tokens::verify_access(&b, &token, 2_000).unwrap();
+        assert_eq!(claims.grant_id, "gr_1");
+        let other =
+            GatewayKeys::new(MasterKey::from_bytes([1; 32]), GatewaySecret::generate()).unwrap();
+        assert_ne!(
+            digest(&a, Purpose::RefreshToken),
+            digest(&other, Purpose::RefreshToken)
+        );
+        assert!(crate::auth::tokens::verify_access(&other, &token, 2_000).is_err());
+        assert_eq!(format!("{secret:?}"), "GatewaySecret(<redacted>)");
+    }
+
+    #[test]
+    fn a_damaged_sealed_secret_is_reported_as_corrupt() {
+        let m = MasterKey::generate();
+        let good = GatewaySecret::generate().seal(&m).unwrap();
+        let mut flipped = good.clone().into_bytes();
+        let last = flipped.len() - 3;
+        flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        for bad in [
+            "",
+            "v1",
+            "v1.a.b.c",
+            "v2.AAAA.AAAA",
+            "v1.!!.!!",
+            flipped.as_str(),
+        ] {
+            let err = GatewaySecret::open(&m, bad).unwrap_err();
+            assert!(matches!(err, CustodyError::Corrupt { .. }), "{bad}: {err}");
+            assert!(err.to_string().contains("meta:gateway_secret"), "{err}");
+        }
+    }
 }

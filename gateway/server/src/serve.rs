@@ -28,6 +28,10 @@ pub enum StartError {
     Database(String),
     #[error("master key: {0}")]
     MasterKey(String),
+    #[error("plugins: {0}")]
+    Plugins(String),
+    #[error("limits: {0}")]
+    Limits(String),
     #[error("cannot start the async runtime: {0}")]
     Runtime(String),
     #[error("server failed: {0}")]
@@ -39,9 +43,9 @@ impl StartError {
     pub fn exit_code(&self) -> u8 {
         match self {
             StartError::Config(_) => 64,
-            StartError::Listen { .. } | StartError::Database(_) => 69,
+            StartError::Listen { .. } | StartError::Database(_) | StartError::Limits(_) => 69,
             StartError::DataDir { .. } => 73,
-            StartError::MasterKey(_) => 78,
+            StartError::MasterKey(_) | StartError::Plugins(_) => 78,
             StartError::Runtime(_) | StartError::Serve(_) => 70,
         }
     }
@@ -83,6 +87,15 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
             return Err(StartError::Database(e.to_string()));
         }
     }
+    crate::metrics::install();
+    let _janitor = state.limiter.spawn_janitor();
+    let ledger = state.ledger.clone();
+    tokio::spawn(async move {
+        loop {
+            crate::metrics::ledger_lag(ledger.lag());
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    });
     serve(listener, state, config.shutdown_grace).await
 }
 

@@ -9,6 +9,9 @@ use crate::auth::attempts::Attempts;
 use crate::auth::replay::ReplayCache;
 use crate::config::Config;
 use crate::keys::GatewayKeys;
+use crate::ledger::Ledger;
+use crate::limits::Limiter;
+use crate::relay::Relay;
 
 /// Everything handlers share. Cloning copies handles, never data.
 #[derive(Debug, Clone)]
@@ -16,6 +19,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub keys: Arc<GatewayKeys>,
+    pub relay: Arc<Relay>,
+    pub limiter: Limiter,
+    pub ledger: Ledger,
     pub replay: Arc<ReplayCache>,
     /// Failed user-code lookups (consent decisions), per actor and overall.
     pub code_attempts: Arc<Attempts>,
@@ -26,11 +32,21 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store, keys: GatewayKeys) -> AppState {
+    pub fn new(
+        config: Config,
+        store: Store,
+        keys: GatewayKeys,
+        relay: Relay,
+        limiter: Limiter,
+    ) -> AppState {
+        let ledger = Ledger::start(store.clone());
         AppState {
             config: Arc::new(config),
             store,
             keys: Arc::new(keys),
+            relay: Arc::new(relay),
+            limiter,
+            ledger,
             replay: Arc::new(ReplayCache::new(crate::auth::replay::DEFAULT_CAPACITY)),
             code_attempts: Arc::new(Attempts::new(600_000, 10, 100)),
             pairing_attempts: Arc::new(Attempts::new(600_000, 20, 500)),
@@ -40,6 +56,7 @@ impl AppState {
 
     /// Flushes and closes what the state holds; called once the server has drained.
     pub async fn shutdown(&self) {
+        self.ledger.close().await;
         self.store.close().await;
     }
 }

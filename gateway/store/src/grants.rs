@@ -341,3 +341,61 @@ impl Store {
         Ok(Some((grant, expires.unwrap_or(0))))
     }
 }
+
+impl Store {
+    /// Successful calls of a grant to an endpoint since the start of a budget window
+    /// (`d:YYYY-MM-DD` or `m:YYYY-MM`), from the usage ledger: per-resource quotas.
+    pub async fn count_successful_calls(
+        &self,
+        grant_id: &str,
+        endpoint: &str,
+        window_key: &str,
+    ) -> Result<u64, StoreError> {
+        let since = window_start_ms(window_key)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad window {window_key}")))?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM usage_ledger WHERE grant_id = $1 AND endpoint = $2 AND created_at >= $3 AND status >= 200 AND status < 300",
+        )
+        .bind(grant_id)
+        .bind(endpoint)
+        .bind(since)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n.max(0) as u64)
+    }
+}
+
+/// Unix ms at which a `d:YYYY-MM-DD` or `m:YYYY-MM` window starts (UTC).
+fn window_start_ms(key: &str) -> Option<i64> {
+    let (kind, date) = key.split_once(':')?;
+    let mut parts = date.split('-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let d: i64 = if kind == "d" {
+        parts.next()?.parse().ok()?
+    } else {
+        1
+    };
+    // days from civil (Howard Hinnant's algorithm)
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400_000)
+}
+
+#[cfg(test)]
+mod window_tests {
+    #[test]
+    fn window_starts_are_utc_midnights() {
+        assert_eq!(super::window_start_ms("d:1970-01-01"), Some(0));
+        assert_eq!(
+            super::window_start_ms("d:2026-11-20"),
+            Some(1_795_132_800_000)
+        );
+        assert_eq!(super::window_start_ms("m:2024-03"), Some(1_709_251_200_000));
+        assert_eq!(super::window_start_ms("life"), None);
+    }
+}

@@ -6,10 +6,12 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod audit;
+pub mod budgets;
 pub mod credentials;
 mod device;
 mod error;
 pub mod grants;
+pub mod ledger;
 mod meta;
 mod owners;
 
@@ -22,10 +24,12 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use audit::AuditEntry;
+pub use budgets::{BudgetLine, CounterRow, Reserve};
 pub use credentials::CredentialRow;
 pub use device::DeviceRow;
 pub use error::StoreError;
 pub use grants::{GrantRow, NewRefresh, PairingRow};
+pub use ledger::{LedgerRow, RollupRow, UsageFilter};
 pub use owners::{OwnerRow, SessionRow};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -110,6 +114,15 @@ impl Store {
                          PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
                     )
                     .await?;
+                    Ok(())
+                })
+            });
+        } else {
+            // NOTICEs ("relation ... already exists, skipping" at every migration check) would
+            // otherwise become log lines, e.g. around a failed start's one-line error.
+            pool = pool.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("SET client_min_messages TO warning").await?;
                     Ok(())
                 })
             });

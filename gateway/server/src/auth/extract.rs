@@ -17,6 +17,11 @@ use crate::state::AppState;
 /// one, by the weaker optional bearer key).
 #[derive(Debug)]
 pub struct AppRequest {
+    /// The `x-request-id` of this request (also in logs and the usage ledger).
+    pub request_id: String,
+    pub method: http::Method,
+    /// Path and query as the app sent them.
+    pub path_and_query: String,
     pub grant: GrantRow,
     pub policy: serde_json::Value,
     pub auth: AppAuth,
@@ -97,8 +102,23 @@ impl FromRequest<AppState> for AppRequest {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let now = now_ms();
         let (parts, body) = req.into_parts();
+        let request_id = parts
+            .headers
+            .get(crate::routes::REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string();
+        let method = parts.method.clone();
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default();
         if let Some(key) = bearer_key(&parts.headers) {
-            return bearer_request(state, &key, body, now).await;
+            let mut r = bearer_request(state, &key, body, now, request_id).await?;
+            r.method = method;
+            r.path_and_query = path_and_query;
+            return Ok(r);
         }
         let token = dpop_token(&parts.headers)?.to_string();
         let claims = tokens::verify_access(&state.keys, &token, now)?;
@@ -146,6 +166,9 @@ impl FromRequest<AppState> for AppRequest {
             let _ = store.touch_grant(&id, now).await;
         });
         Ok(AppRequest {
+            request_id,
+            method,
+            path_and_query,
             grant,
             policy,
             auth: AppAuth::Dpop {
@@ -177,6 +200,7 @@ async fn bearer_request(
     key: &str,
     body: axum::body::Body,
     now: i64,
+    request_id: String,
 ) -> Result<AppRequest, ApiError> {
     let digest = state
         .keys
@@ -198,6 +222,9 @@ async fn bearer_request(
         ))
     })?;
     Ok(AppRequest {
+        request_id,
+        method: http::Method::GET,
+        path_and_query: String::new(),
         grant,
         policy,
         auth: AppAuth::Bearer,

@@ -3,10 +3,13 @@
 #![allow(clippy::print_stdout)]
 
 pub mod consent;
+pub mod credential;
 pub mod grant;
+pub mod master_key;
 pub mod owner;
 pub mod pair;
 pub mod policy_args;
+pub mod usage;
 
 use crate::config::{self, Sources};
 use crate::serve::StartError;
@@ -22,7 +25,7 @@ pub async fn open(sources: &Sources) -> Result<AppState, StartError> {
         config.log_level = "warn".into();
     }
     crate::telemetry::init(&config);
-    let mut state = crate::boot::open(&config).await?;
+    let mut state = crate::boot::open_for(&config, crate::boot::Purpose::Command).await?;
     if !config.public_url_explicit {
         let served = state
             .store

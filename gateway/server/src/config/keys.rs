@@ -199,6 +199,42 @@ pub static KEYS: &[Key] = &[
         "require a server nonce in every proof",
         |b, v| b.dpop_require_nonce = v.boolean()?
     ),
+    key!(
+        "default_provider",
+        "provider id for bare model names",
+        |b, v| {
+            let id = v.string()?;
+            if !super::providers::valid_id(&id) {
+                return Err(format!("`{id}` is not a provider id"));
+            }
+            b.default_provider = id
+        }
+    ),
+    key!(
+        "plugins.cache_dir",
+        "where compiled plugins are cached",
+        |b, v| b.plugin_cache_dir = Some(v.path()?)
+    ),
+    key!("limits.backend", "local or redis", |b, v| b
+        .limits_backend =
+        v.one_of(&["local", "redis"])?),
+    key!(secret "limits.redis_url", "redis://... shared by replicas", |b, v| {
+        let url = v.string()?;
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err("must start with redis:// or rediss://".into());
+        }
+        b.redis_url = Some(url)
+    }),
+    key!(
+        "upstream.connect_timeout",
+        "connecting to a provider",
+        |b, v| b.upstream_connect_timeout = v.duration()?
+    ),
+    key!(
+        "upstream.timeout",
+        "a whole non-streamed call, or the gap between streamed chunks",
+        |b, v| b.upstream_timeout = v.duration()?
+    ),
 ];
 
 /// The key at a dotted path.
@@ -232,6 +268,13 @@ pub struct Builder {
     dpop_max_age: Duration,
     dpop_max_future: Duration,
     dpop_require_nonce: bool,
+    default_provider: String,
+    providers: std::collections::BTreeMap<String, super::providers::ProviderConfig>,
+    plugin_cache_dir: Option<PathBuf>,
+    limits_backend: String,
+    redis_url: Option<String>,
+    upstream_connect_timeout: Duration,
+    upstream_timeout: Duration,
 }
 
 impl Builder {
@@ -264,7 +307,24 @@ impl Builder {
             dpop_max_age: Duration::from_secs(60),
             dpop_max_future: Duration::from_secs(10),
             dpop_require_nonce: false,
+            default_provider: "openai".into(),
+            providers: std::collections::BTreeMap::new(),
+            plugin_cache_dir: None,
+            limits_backend: "local".into(),
+            redis_url: None,
+            upstream_connect_timeout: Duration::from_secs(10),
+            upstream_timeout: Duration::from_secs(300),
         }
+    }
+
+    pub(super) fn apply_provider(
+        &mut self,
+        path: &str,
+        value: &RawValue,
+        origin: &Origin,
+        errors: &mut Vec<String>,
+    ) {
+        super::providers::apply(&mut self.providers, path, value, origin, errors);
     }
 
     /// The env variable the master key source reads (it is not an unknown config variable).
@@ -318,6 +378,9 @@ impl Builder {
                 "`master_key.path` is required by master_key.source = passphrase-file".into(),
             );
         }
+        if self.limits_backend == "redis" && self.redis_url.is_none() {
+            errors.push("`limits.redis_url` is required by limits.backend = redis".into());
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
             errors.push(format!("`log_level` is not a valid filter: {e}"));
         }
@@ -340,6 +403,13 @@ impl Builder {
             dpop_max_age: self.dpop_max_age,
             dpop_max_future: self.dpop_max_future,
             dpop_require_nonce: self.dpop_require_nonce,
+            default_provider: self.default_provider,
+            providers: self.providers,
+            plugin_cache_dir: self.plugin_cache_dir,
+            limits_backend: self.limits_backend,
+            redis_url: self.redis_url,
+            upstream_connect_timeout: self.upstream_connect_timeout,
+            upstream_timeout: self.upstream_timeout,
         })
     }
 }

@@ -5,6 +5,7 @@
 //! listing them all, so the gateway never half-starts on a half-valid configuration.
 
 mod keys;
+pub mod providers;
 mod value;
 
 use std::collections::BTreeSet;
@@ -81,6 +82,18 @@ pub struct Config {
     pub dpop_max_age: Duration,
     pub dpop_max_future: Duration,
     pub dpop_require_nonce: bool,
+    /// Provider id used for bare model names (`gpt-4o-mini` means `<default>/gpt-4o-mini`).
+    pub default_provider: String,
+    /// Configured provider instances (built-in plugins need none).
+    pub providers: std::collections::BTreeMap<String, providers::ProviderConfig>,
+    /// Where compiled plugins are cached between runs (default `<data_dir>/plugin-cache`).
+    pub plugin_cache_dir: Option<PathBuf>,
+    /// `local` (one node) or `redis` (limits shared by replicas).
+    pub limits_backend: String,
+    pub redis_url: Option<String>,
+    /// Upstream timeouts: connecting, and the whole non-streamed call / the gap between chunks.
+    pub upstream_connect_timeout: Duration,
+    pub upstream_timeout: Duration,
 }
 
 impl Config {
@@ -173,7 +186,7 @@ impl std::error::Error for ConfigErrors {}
 
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone)]
-pub(crate) enum Origin {
+pub enum Origin {
     File(PathBuf),
     Env(String),
     Flag(&'static str),
@@ -217,12 +230,21 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigErrors> {
                 Origin::Env(name.clone()),
                 &mut errors,
             );
+        } else if let Some(rest) = name.strip_prefix("PAIRGATE_PROVIDERS__") {
+            let path = format!("providers.{}", rest.to_ascii_lowercase().replace("__", "."));
+            builder.apply_provider(
+                &path,
+                &RawValue::Text(value.clone()),
+                &Origin::Env(name.clone()),
+                &mut errors,
+            );
         }
     }
     referenced.insert(builder.master_key_var().to_string());
     for (name, _) in &sources.env {
         if name.starts_with(ENV_PREFIX)
             && keys::by_env(name).is_none()
+            && !name.starts_with("PAIRGATE_PROVIDERS__")
             && !referenced.contains(name)
         {
             errors.push(format!("unknown environment variable {name}"));
@@ -278,6 +300,12 @@ fn apply_file(builder: &mut keys::Builder, path: &Path, text: &str, errors: &mut
                 key,
                 RawValue::Toml(value),
                 Origin::File(path.to_path_buf()),
+                errors,
+            ),
+            None if key_path.starts_with("providers.") => builder.apply_provider(
+                &key_path,
+                &RawValue::Toml(value),
+                &Origin::File(path.to_path_buf()),
                 errors,
             ),
             None => errors.push(format!(

@@ -168,3 +168,35 @@ fn every_key_has_a_unique_env_name() {
     names.dedup();
     assert_eq!(names.len(), KEYS.len());
 }
+
+#[test]
+fn provider_sections_come_from_file_and_env() {
+    let file = "default_provider = \"groq\"\n[providers.groq]\nplugin = \"openai-compatible\"\nallow_private = false\n[providers.groq.config]\nbase_url = \"https://api.groq.com/openai/v1\"\nmodels = [\"llama-3.1-8b-instant\"]\n";
+    let env = [(
+        "PAIRGATE_PROVIDERS__OPENAI__ORIGIN_OVERRIDE",
+        "http://127.0.0.1:9",
+    )];
+    let (s, _f) = sources(Some(file), &env, FlagValues::default());
+    let c = load(&s).unwrap();
+    assert_eq!(c.default_provider, "groq");
+    let groq = &c.providers["groq"];
+    assert_eq!(groq.plugin, "openai-compatible");
+    assert_eq!(groq.config["base_url"], "https://api.groq.com/openai/v1");
+    assert_eq!(groq.config["models"][0], "llama-3.1-8b-instant");
+    assert_eq!(
+        c.providers["openai"]
+            .origin_override
+            .as_ref()
+            .unwrap()
+            .as_str(),
+        "http://127.0.0.1:9/"
+    );
+}
+
+#[test]
+fn bad_provider_settings_are_listed() {
+    let file = "[providers.Bad_Id]\nplugin = \"x\"\n[providers.ok]\nnonsense = 1\nallow_private = \"maybe\"\n";
+    let (s, _f) = sources(Some(file), &[], FlagValues::default());
+    let err = load(&s).unwrap_err();
+    assert_eq!(err.0.len(), 3, "{err}");
+}

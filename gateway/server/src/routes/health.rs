@@ -25,3 +25,17 @@ pub async fn readyz(State(store): State<Store>) -> (StatusCode, Json<Value>) {
         }
     }
 }
+
+/// `GET /metrics`: Prometheus exposition (no secrets, no per-token labels).
+pub async fn metrics() -> (
+    StatusCode,
+    [(http::header::HeaderName, &'static str); 1],
+    String,
+) {
+    let text = crate::metrics::render().unwrap_or_default();
+    (
+        StatusCode::OK,
+        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text,
+    )
+}

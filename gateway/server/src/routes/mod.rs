@@ -7,6 +7,7 @@ pub mod admin;
 pub mod app;
 mod health;
 pub mod oauth;
+pub mod v1;
 
 use std::time::Duration;
 
@@ -53,6 +54,7 @@ pub const OPEN_ROUTES: &[&str] = &[
     oauth::DEVICE_PATH,
     "/admin/api/setup",
     "/admin/api/login",
+    "/metrics",
 ];
 
 /// Builds the router and the table describing it, from one list.
@@ -115,6 +117,13 @@ fn table() -> Table {
     )
     .add(App, "GET", "/v1/grant", get(app::grant))
     .add(App, "POST", app::ROTATE_PATH, post(app::rotate_key))
+    .add(App, "POST", "/v1/chat/completions", post(v1::chat))
+    .add(App, "POST", "/v1/embeddings", post(v1::embeddings))
+    .add(App, "GET", "/v1/models", get(v1::models))
+    .add(App, "GET", "/v1/models/{*id}", get(v1::model))
+    .add(App, "POST", "/r/{resource}/{*rest}", post(v1::resource))
+    .add(App, "GET", "/r/{resource}/{*rest}", get(v1::resource))
+    .add(Open, "GET", "/metrics", get(health::metrics))
     .add(Open, "POST", "/admin/api/setup", post(admin::setup))
     .add(Open, "POST", "/admin/api/login", post(admin::login))
     .add(Owner, "GET", "/admin/api/session", get(admin::session))
@@ -186,6 +195,7 @@ pub fn app(state: AppState) -> Router {
     table()
         .router()
         .with_state(state)
+        .layer(axum::middleware::from_fn(record_metrics))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(
             TraceLayer::new_for_http()
@@ -203,6 +213,23 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
+}
+
+/// Counts every request by route template (never the raw path) and status class, and every
+/// error by code.
+async fn record_metrics(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    crate::metrics::request(&route, res.status().as_u16(), started.elapsed());
+    res
 }
 
 /// Generates request ids: 128 random bits, hex. A client-sent id is kept only if it is short

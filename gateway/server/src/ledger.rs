@@ -1,0 +1,213 @@
+//! The usage ledger writer: requests are recorded without waiting for the database; a background task writes them in batches.
+//!
+//! [`Ledger::record`] puts a row on a bounded channel and returns; the writer task takes
+//! up to [`BATCH_ROWS`] rows, or whatever arrived within [`BATCH_WINDOW`] of the first,
+//! and inserts them in one transaction ([`pairgate_store::Store::insert_usage`]). A batch
+//! failing with a transient error (database unreachable, busy) is retried with backoff
+//! ([`RETRIES`] times) before it is logged and dropped; one failing otherwise is inserted row
+//! by row, so a bad row costs only itself.
+//!
+//! Backpressure: when the channel is full, [`Ledger::record_async`] waits for room;
+//! [`Ledger::record`] (for callers that cannot await) hands the row to a spawned task
+//! that waits, so no row is dropped while the writer lives.
+//!
+//! Durability (see docs/ARCHITECTURE.md, "Usage ledger"): [`Ledger::close`] writes every
+//! row recorded before it; after a hard kill, the rows lost are those of requests still in
+//! flight and those answered in the last batch window (at most [`BATCH_WINDOW`], plus the
+//! duration of the insert in progress).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use pairgate_store::Store;
+use tokio::sync::{mpsc, oneshot};
+
+pub use pairgate_store::LedgerRow;
+
+/// Most rows per insert transaction.
+pub const BATCH_ROWS: usize = 200;
+/// Longest a recorded row waits for its batch to fill.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
+/// Rows the channel holds before callers wait.
+pub const CHANNEL_CAPACITY: usize = 10_000;
+/// Retries of a failed batch.
+pub const RETRIES: u32 = 3;
+
+enum Msg {
+    Row(Box<LedgerRow>),
+    Flush(oneshot::Sender<()>),
+    Close(oneshot::Sender<()>),
+}
+
+/// A handle on the ledger writer. Cloning copies the handle.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    tx: mpsc::Sender<Msg>,
+    /// Rows recorded and not yet written (queued, waiting for room, or in a batch).
+    lag: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Msg::Row(r) => write!(f, "Row({})", r.request_id),
+            Msg::Flush(_) => f.write_str("Flush"),
+            Msg::Close(_) => f.write_str("Close"),
+        }
+    }
+}
+
+impl Ledger {
+    /// Starts the writer task on the current runtime.
+    pub fn start(store: Store) -> Ledger {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let lag = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(writer(store, rx, lag.clone()));
+        Ledger { tx, lag }
+    }
+
+    /// Records a row without waiting. If the channel is full the row waits for room in a
+    /// spawned task (backpressure without blocking the caller).
+    pub fn record(&self, row: LedgerRow) {
+        self.lag.fetch_add(1, Ordering::AcqRel);
+        match self.tx.try_send(Msg::Row(Box::new(row))) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                let ledger = self.clone();
+                tokio::spawn(async move {
+                    if ledger.tx.send(msg).await.is_err() {
+                        ledger.lost();
+                    }
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.lost(),
+        }
+    }
+
+    /// Records a row, waiting while the channel is full.
+    pub async fn record_async(&self, row: LedgerRow) {
+        self.lag.fetch_add(1, Ordering::AcqRel);
+        if self.tx.send(Msg::Row(Box::new(row))).await.is_err() {
+            self.lost();
+        }
+    }
+
+    fn lost(&self) {
+        self.lag.fetch_sub(1, Ordering::AcqRel);
+        tracing::error!("usage ledger is closed; a usage row was dropped");
+    }
+
+    /// Waits until every row recorded before this call is written (or given up on).
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Writes every row recorded before this call and stops the writer. Rows recorded
+    /// afterwards are dropped (logged). Call once the server has drained.
+    pub async fn close(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Close(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Rows recorded and not yet written.
+    pub fn lag(&self) -> usize {
+        self.lag.load(Ordering::Acquire)
+    }
+}
+
+async fn write(store: &Store, batch: &mut Vec<LedgerRow>, lag: &AtomicUsize) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut delay = Duration::from_millis(50);
+    let mut attempt = 0;
+    loop {
+        match store.insert_usage(batch).await {
+            Ok(()) => break,
+            Err(e) if e.is_transient() && attempt < RETRIES => {
+                tracing::warn!(error = %e, rows = batch.len(), attempt, "usage ledger: batch insert failed, retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+                attempt += 1;
+            }
+            Err(e) if e.is_transient() => {
+                tracing::error!(error = %e, rows = batch.len(), "usage ledger: batch dropped after retries");
+                break;
+            }
+            Err(e) => {
+                // not a passing failure: insert row by row so one bad row costs only itself
+                tracing::warn!(error = %e, rows = batch.len(), "usage ledger: batch refused, inserting rows one by one");
+                for row in batch.iter() {
+                    if let Err(e) = store.insert_usage(std::slice::from_ref(row)).await {
+                        tracing::error!(error = %e, request_id = %row.request_id, "usage ledger: row dropped");
+                    }
+                }
+                break;
+            }
+        }
+    }
+    lag.fetch_sub(batch.len(), Ordering::AcqRel);
+    batch.clear();
+}
+
+async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, lag: Arc<AtomicUsize>) {
+    let mut batch: Vec<LedgerRow> = Vec::with_capacity(BATCH_ROWS);
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
+        loop {
+            let msg = match next.take() {
+                Some(m) => m,
+                None if batch.is_empty() => break,
+                None => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(m)) => m,
+                    Ok(None) | Err(_) => break,
+                },
+            };
+            match msg {
+                Msg::Row(row) => {
+                    batch.push(*row);
+                    if batch.len() >= BATCH_ROWS {
+                        write(&store, &mut batch, &lag).await;
+                    }
+                }
+                Msg::Flush(done) => {
+                    write(&store, &mut batch, &lag).await;
+                    let _ = done.send(());
+                }
+                Msg::Close(done) => {
+                    // refuse new messages, write what is already queued, then answer
+                    rx.close();
+                    let mut waiting = vec![done];
+                    while let Ok(m) = rx.try_recv() {
+                        match m {
+                            Msg::Row(row) => {
+                                batch.push(*row);
+                                if batch.len() >= BATCH_ROWS {
+                                    write(&store, &mut batch, &lag).await;
+                                }
+                            }
+                            Msg::Flush(d) | Msg::Close(d) => waiting.push(d),
+                        }
+                    }
+                    write(&store, &mut batch, &lag).await;
+                    for d in waiting {
+                        let _ = d.send(());
+                    }
+                    return;
+                }
+            }
+        }
+        write(&store, &mut batch, &lag).await;
+    }
+}
+
+#[cfg(test)]
+#[path = "ledger_tests.rs"]
+mod tests;

@@ -1,0 +1,321 @@
+//! The Redis backend: rates, concurrency and budgets in Redis through atomic Lua scripts, shared by every replica.
+//!
+//! Keys (all under `pairgate:<namespace>:`):
+//! * `rate:<grant>:<rpm|rpd|tpm>`: a GCRA theoretical arrival time in µs (string), with a
+//!   TTL until the limit is full again; the pure crate's algorithm, ported in `lua/admit.lua`.
+//! * `conc:<grant>`: sorted set of permits scored by lease expiry (unix ms); expired leases
+//!   (a crashed replica's) are dropped before counting, so they free themselves.
+//! * `budget:<grant>:<tokens|cost>:<window key>`: hash `spent`, `reserved`; expires a day
+//!   after its window ends (lifetime: never).
+//! * `reservations`: sorted set of `id|amount|budget key` scored by expiry, which
+//!   `lua/janitor.lua` releases once past.
+//!
+//! `admit.lua` checks concurrency, every budget window and every rate, then applies all of
+//! them, or nothing: one script is one atomic step for every replica. `settle.lua` frees the
+//! permit, charges tokens above the estimate to the per-minute limit, drops the reservations
+//! still held and adds the actual usage, also atomically. Scripts run with EVALSHA and are
+//! loaded on `NOSCRIPT` (`redis::Script::invoke_async`). The janitor touches keys it reads
+//! from the set, so this needs one Redis (or a primary), not Redis Cluster. Values are
+//! clamped to 2^51 so Lua's doubles stay exact.
+
+use std::time::Duration;
+
+use pairgate_policy::{Gcra, Window, window_ends_at};
+use redis::Script;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::plan::{BudgetCheck, Plan, RateCheck};
+use super::{LimitsError, LimitsSetupError, Refusal};
+
+/// Largest amount or limit sent to the scripts (Lua numbers are doubles).
+const MAX_AMOUNT: u64 = 1 << 51;
+const DAY_MS: i64 = 86_400_000;
+
+fn clamp(v: u64) -> u64 {
+    v.min(MAX_AMOUNT)
+}
+
+fn parse<T: redis::FromRedisValue>(v: redis::Value) -> Result<T, LimitsError> {
+    redis::from_redis_value(v).map_err(|e| LimitsError::Redis(e.into()))
+}
+
+/// A connection (reconnecting) and the loaded scripts.
+#[derive(Clone)]
+pub struct RedisLimits {
+    conn: ConnectionManager,
+    prefix: String,
+    admit: Script,
+    settle: Script,
+    janitor: Script,
+}
+
+impl std::fmt::Debug for RedisLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLimits")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `redis://user:secret@host` -> `redis://user:***@host`.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "(unparseable URL)".to_owned(),
+    }
+}
+
+/// When a budget hash may expire: a day after its window ends; `0` (never) for lifetime.
+fn key_expiry(window: Window, admitted_ms: i64) -> i64 {
+    window_ends_at(window, admitted_ms).map_or(0, |end| end.saturating_add(DAY_MS))
+}
+
+/// What one budget line of an admission settles with.
+#[derive(Debug, Clone)]
+pub struct SettleLine<'a> {
+    pub check: &'a BudgetCheck,
+    pub actual: u64,
+}
+
+/// The stored state the `remaining` view needs.
+#[derive(Debug, Default)]
+pub struct Peek {
+    pub tats: Vec<Option<i64>>,
+    pub in_flight: u32,
+    pub counters: Vec<(u64, u64)>,
+}
+
+impl RedisLimits {
+    /// Connects (failing fast when Redis is unreachable) and checks it answers.
+    pub async fn connect(url: &str, namespace: &str) -> Result<RedisLimits, LimitsSetupError> {
+        let client = redis::Client::open(url).map_err(|e| LimitsSetupError::RedisUrl {
+            url: redact(url),
+            reason: e.to_string(),
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(3)))
+            .set_number_of_retries(2);
+        let unreachable = |e: redis::RedisError| LimitsSetupError::RedisUnreachable {
+            url: redact(url),
+            reason: e.to_string(),
+        };
+        let mut conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unreachable)?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(unreachable)?;
+        Ok(RedisLimits {
+            conn,
+            prefix: format!("pairgate:{namespace}:"),
+            admit: Script::new(include_str!("lua/admit.lua")),
+            settle: Script::new(include_str!("lua/settle.lua")),
+            janitor: Script::new(include_str!("lua/janitor.lua")),
+        })
+    }
+
+    fn rate_key(&self, grant: &str, r: &RateCheck) -> String {
+        format!("{}rate:{grant}:{}", self.prefix, r.kind.as_str())
+    }
+
+    fn conc_key(&self, grant: &str) -> String {
+        format!("{}conc:{grant}", self.prefix)
+    }
+
+    fn budget_key(&self, grant: &str, b: &BudgetCheck) -> String {
+        format!(
+            "{}budget:{grant}:{}:{}",
+            self.prefix,
+            b.kind.as_str(),
+            b.key
+        )
+    }
+
+    fn reservations_key(&self) -> String {
+        format!("{}reservations", self.prefix)
+    }
+
+    /// Runs `admit.lua`: `Ok(tats)` (new state per rate, µs) or the first refusal.
+    pub async fn admit(
+        &self,
+        grant: &str,
+        plan: &Plan,
+        id: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        reservation_expires_at: i64,
+    ) -> Result<Result<Vec<i64>, Refusal>, LimitsError> {
+        let mut inv = self.admit.prepare_invoke();
+        inv.key(self.conc_key(grant)).key(self.reservations_key());
+        for b in &plan.budgets {
+            inv.key(self.budget_key(grant, b));
+        }
+        for r in &plan.rates {
+            inv.key(self.rate_key(grant, r));
+        }
+        inv.arg(now_ms)
+            .arg(id)
+            .arg(plan.max_concurrent.unwrap_or(0))
+            .arg(lease_ms)
+            .arg(reservation_expires_at)
+            .arg(plan.budgets.len())
+            .arg(plan.rates.len());
+        for b in &plan.budgets {
+            inv.arg(clamp(b.amount))
+                .arg(clamp(b.limit))
+                .arg(key_expiry(b.window, now_ms));
+        }
+        for r in &plan.rates {
+            inv.arg(r.gcra.emission_interval_us)
+                .arg(r.gcra.burst)
+                .arg(r.cost);
+        }
+        let mut conn = self.conn.clone();
+        let out: Vec<String> = inv.invoke_async(&mut conn).await?;
+        let num = |i: usize| -> Result<i64, LimitsError> {
+            out.get(i)
+                .and_then(|s| s.parse::<i64>().ok())
+                .ok_or_else(|| LimitsError::Protocol(format!("admit returned {out:?}")))
+        };
+        if out.first().map(String::as_str) == Some("1") {
+            return (1..out.len()).map(num).collect::<Result<_, _>>().map(Ok);
+        }
+        let index = usize::try_from(num(2)? - 1).unwrap_or(0);
+        let (a, b) = (num(3)?, num(4)?);
+        let refusal = match out.get(1).map(String::as_str) {
+            Some("conc") => Refusal::Concurrency,
+            Some("budget") => Refusal::Budget {
+                index,
+                spent: u64::try_from(a).unwrap_or(0),
+                reserved: u64::try_from(b).unwrap_or(0),
+            },
+            Some("rate") => Refusal::Rate {
+                index,
+                retry_ms: u64::try_from(a).unwrap_or(u64::MAX),
+            },
+            _ => return Err(LimitsError::Protocol(format!("admit returned {out:?}"))),
+        };
+        Ok(Err(refusal))
+    }
+
+    /// Runs `settle.lua` (release: every `actual` 0 and no extra tokens).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn settle(
+        &self,
+        grant: &str,
+        id: &str,
+        permit: bool,
+        tpm: Option<(Gcra, u64)>,
+        lines: &[SettleLine<'_>],
+        admitted_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), LimitsError> {
+        let mut inv = self.settle.prepare_invoke();
+        inv.key(self.conc_key(grant))
+            .key(self.reservations_key())
+            .key(format!("{}rate:{grant}:tpm", self.prefix));
+        for l in lines {
+            inv.key(self.budget_key(grant, l.check));
+        }
+        let (t, extra) = tpm.map_or((0, 0), |(g, extra)| {
+            (
+                g.emission_interval_us,
+                clamp(extra).min(u64::from(u32::MAX)),
+            )
+        });
+        inv.arg(now_ms)
+            .arg(id)
+            .arg(u8::from(permit))
+            .arg(t)
+            .arg(extra)
+            .arg(lines.len());
+        for l in lines {
+            inv.arg(clamp(l.check.amount))
+                .arg(clamp(l.actual))
+                .arg(key_expiry(l.check.window, admitted_ms));
+        }
+        let mut conn = self.conn.clone();
+        let _: i64 = inv.invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Runs `janitor.lua` until no expired reservation is left; returns how many were released.
+    pub async fn janitor(&self, now_ms: i64) -> Result<u64, LimitsError> {
+        const BATCH: u64 = 500;
+        let mut total = 0;
+        loop {
+            let mut conn = self.conn.clone();
+            let n: u64 = self
+                .janitor
+                .key(self.reservations_key())
+                .arg(now_ms)
+                .arg(BATCH)
+                .invoke_async(&mut conn)
+                .await?;
+            total += n;
+            if n < BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Reads rate states, permits in flight and budget counters in one round trip.
+    pub async fn peek(
+        &self,
+        grant: &str,
+        rates: &[RateCheck],
+        budgets: &[BudgetCheck],
+        now_ms: i64,
+    ) -> Result<Peek, LimitsError> {
+        let mut pipe = redis::pipe();
+        for r in rates {
+            pipe.cmd("GET").arg(self.rate_key(grant, r));
+        }
+        pipe.cmd("ZCOUNT")
+            .arg(self.conc_key(grant))
+            .arg(format!("({now_ms}"))
+            .arg("+inf");
+        for b in budgets {
+            pipe.cmd("HMGET")
+                .arg(self.budget_key(grant, b))
+                .arg("spent")
+                .arg("reserved");
+        }
+        let mut conn = self.conn.clone();
+        let values: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+        let mut it = values.into_iter();
+        let mut next = || it.next().unwrap_or(redis::Value::Nil);
+        let mut peek = Peek::default();
+        for _ in rates {
+            peek.tats.push(parse::<Option<i64>>(next())?);
+        }
+        peek.in_flight = parse::<Option<u32>>(next())?.unwrap_or(0);
+        for _ in budgets {
+            let (spent, reserved) = parse::<(Option<u64>, Option<u64>)>(next())?;
+            peek.counters
+                .push((spent.unwrap_or(0), reserved.unwrap_or(0)));
+        }
+        Ok(peek)
+    }
+
+    /// Deletes every key under this namespace (tests).
+    #[cfg(test)]
+    pub async fn wipe(&self) -> Result<(), LimitsError> {
+        let mut conn = self.conn.clone();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query_async(&mut conn)
+            .await?;
+        if !keys.is_empty() {
+            let _: i64 = redis::cmd("DEL").arg(keys).query_async(&mut conn).await?;
+        }
+        Ok(())
+    }
+}

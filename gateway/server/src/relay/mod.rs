@@ -1,0 +1,169 @@
+//! The relay: from an app's OpenAI-shaped request to the provider and back. It resolves
+//! `provider/model` to a provider instance, asks that provider's plugin to accept and map the
+//! request, checks the upstream URL against the hosts the plugin declared and the owner approved,
+//! injects the credential (which the plugin never sees), sends it, and maps the answer or stream
+//! back through the plugin.
+
+pub mod framing;
+pub mod pipeline;
+pub mod resource;
+pub mod stream;
+pub mod upstream;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pairgate_plugin_host::{Descriptor, HostConfig, PluginHost};
+
+use crate::config::Config;
+use crate::config::providers::ProviderConfig;
+use crate::error::ApiError;
+use crate::serve::StartError;
+
+/// Built-in plugins that are providers without any configuration.
+const DEFAULT_PROVIDERS: &[&str] = &["openai", "anthropic", "gemini", "ollama", "resend"];
+
+/// One usable provider instance.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub id: String,
+    pub plugin: String,
+    pub credential: String,
+    /// Instance config JSON handed to the plugin.
+    pub config_json: String,
+    pub descriptor: Descriptor,
+    pub approved_hosts: Vec<String>,
+    pub allow_private: bool,
+    pub origin_override: Option<url::Url>,
+}
+
+/// Plugins, providers and the shared upstream HTTP client.
+#[derive(Debug)]
+pub struct Relay {
+    pub host: Arc<PluginHost>,
+    pub http: reqwest::Client,
+    providers: BTreeMap<String, Provider>,
+}
+
+impl Relay {
+    /// Starts the plugin host, loads the built-in plugins (compiled once, cached on disk) and
+    /// checks every configured provider instance with its plugin.
+    pub fn start(config: &Config) -> Result<Relay, StartError> {
+        Relay::build(config, true)
+    }
+
+    /// A relay with no plugins loaded, for CLI commands that never call a provider.
+    pub fn without_plugins(config: &Config) -> Result<Relay, StartError> {
+        Relay::build(config, false)
+    }
+
+    fn build(config: &Config, load: bool) -> Result<Relay, StartError> {
+        let fail = |what: String| StartError::Plugins(what);
+        let cache_dir = config
+            .plugin_cache_dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("plugin-cache"));
+        std::fs::create_dir_all(&cache_dir)
+            .map_err(|e| fail(format!("cannot create {}: {e}", cache_dir.display())))?;
+        let host = PluginHost::new(HostConfig {
+            cache_dir: Some(cache_dir),
+            ..HostConfig::default()
+        })
+        .map_err(|e| fail(e.to_string()))?;
+        if !load {
+            let http = upstream::client(config).map_err(|e| fail(format!("HTTP client: {e}")))?;
+            return Ok(Relay {
+                host: Arc::new(host),
+                http,
+                providers: BTreeMap::new(),
+            });
+        }
+        let loaded = host.load_builtin().map_err(|e| fail(e.to_string()))?;
+        let loaded: Vec<String> = loaded.iter().map(|id| id.as_str().to_string()).collect();
+        let mut wanted: BTreeMap<String, ProviderConfig> = DEFAULT_PROVIDERS
+            .iter()
+            .filter(|id| loaded.iter().any(|l| l == *id))
+            .map(|id| (id.to_string(), ProviderConfig::new(id)))
+            .collect();
+        for (id, p) in &config.providers {
+            wanted.insert(id.clone(), p.clone());
+        }
+        let mut providers = BTreeMap::new();
+        let mut problems = Vec::new();
+        for (id, p) in wanted.into_iter().filter(|(_, p)| p.enabled) {
+            if !loaded.contains(&p.plugin) {
+                problems.push(format!("provider {id}: no plugin named {}", p.plugin));
+                continue;
+            }
+            let config_json = p.config.to_string();
+            let descriptor = match host.describe_instance(&p.plugin, &config_json) {
+                Ok(d) => d,
+                Err(e) => {
+                    problems.push(format!("provider {id}: {e}"));
+                    continue;
+                }
+            };
+            let approved_hosts = p
+                .approved_hosts
+                .clone()
+                .unwrap_or_else(|| descriptor.hosts.clone());
+            providers.insert(
+                id.clone(),
+                Provider {
+                    id,
+                    plugin: p.plugin.clone(),
+                    credential: p.credential.clone(),
+                    config_json,
+                    descriptor,
+                    approved_hosts,
+                    allow_private: p.allow_private,
+                    origin_override: p.origin_override.clone(),
+                },
+            );
+        }
+        if !problems.is_empty() {
+            return Err(fail(problems.join("; ")));
+        }
+        let http = upstream::client(config).map_err(|e| fail(format!("HTTP client: {e}")))?;
+        Ok(Relay {
+            host: Arc::new(host),
+            http,
+            providers,
+        })
+    }
+
+    pub fn provider(&self, id: &str) -> Option<&Provider> {
+        self.providers.get(id)
+    }
+
+    pub fn providers(&self) -> impl Iterator<Item = &Provider> {
+        self.providers.values()
+    }
+
+    /// Splits `provider/model` (or a bare model, for the default provider) into the provider
+    /// and the model id the provider knows.
+    pub fn resolve_model<'a>(
+        &'a self,
+        model: &str,
+        default_provider: &str,
+    ) -> Result<(&'a Provider, String), ApiError> {
+        let (provider, bare) = match model.split_once('/') {
+            Some((p, m)) if self.providers.contains_key(p) => (p, m),
+            _ => (default_provider, model),
+        };
+        let p = self
+            .providers
+            .get(provider)
+            .ok_or_else(|| ApiError::Forbidden {
+                code: "model_not_found",
+                message: format!("no provider `{provider}` is configured on this gateway"),
+            })?;
+        if bare.is_empty() {
+            return Err(ApiError::bad_request(
+                "model_not_found",
+                "the model name is empty",
+            ));
+        }
+        Ok((p, bare.to_string()))
+    }
+}

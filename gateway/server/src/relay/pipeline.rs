@@ -1,0 +1,520 @@
+//! One app request through the gateway: parse, resolve the model, check the grant's policy,
+//! admit against limits and budgets (reserve), let the plugin map it, send it, map the answer
+//! back, settle what was really used, and write the usage ledger row. Every exit path settles or
+//! releases the reservation and writes exactly one ledger row.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use pairgate_plugin_host::{
+    Failure, FailureKind, PrepareRequest, ResponseMode, UpstreamCall, UpstreamResponse,
+};
+use pairgate_policy::GrantPolicy;
+use pairgate_policy::decide::{Denial, RequestFacts, check};
+use pairgate_policy::limits::{Prices, Usage, cost_micros, estimate_request};
+use serde_json::Value;
+
+use super::Provider;
+use super::upstream::{self, SendError};
+use crate::auth::extract::AppRequest;
+use crate::error::ApiError;
+use crate::ledger::LedgerRow;
+use crate::limits::Admission;
+use crate::state::AppState;
+
+/// Largest non-streamed upstream answer read into memory.
+pub const MAX_UPSTREAM_BODY: usize = 32 << 20;
+/// Output tokens assumed when neither the request nor the catalogue bounds them.
+const DEFAULT_MAX_OUTPUT: u32 = 4096;
+
+/// What is known about a request while it is in flight, for its ledger row.
+#[derive(Debug, Clone)]
+pub struct Meter {
+    pub request_id: String,
+    pub grant_id: String,
+    pub app_name: String,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub endpoint: String,
+    pub started: Instant,
+    pub upstream_ms: Option<i64>,
+    pub prices: Option<Prices>,
+}
+
+impl Meter {
+    pub fn new(req: &AppRequest, endpoint: &str) -> Meter {
+        Meter {
+            request_id: req.request_id.clone(),
+            grant_id: req.grant.id.clone(),
+            app_name: req.grant.app_name.clone(),
+            provider: None,
+            model: None,
+            endpoint: endpoint.to_string(),
+            started: Instant::now(),
+            upstream_ms: None,
+            prices: None,
+        }
+    }
+
+    /// The ledger row for an outcome.
+    pub fn row(
+        &self,
+        status: u16,
+        usage: Usage,
+        estimated: bool,
+        error_code: Option<String>,
+    ) -> LedgerRow {
+        let cost = self
+            .prices
+            .as_ref()
+            .map(|p| cost_micros(p, &usage))
+            .unwrap_or(0);
+        LedgerRow {
+            request_id: self.request_id.clone(),
+            grant_id: Some(self.grant_id.clone()),
+            app_name: Some(self.app_name.clone()),
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            endpoint: self.endpoint.clone(),
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cached_tokens: usage.cached_tokens,
+            cost_micros: cost,
+            estimated,
+            status,
+            error_code,
+            upstream_ms: self.upstream_ms,
+            total_ms: self.started.elapsed().as_millis() as i64,
+            created_at: crate::auth::now_ms(),
+        }
+    }
+}
+
+/// The parts of a unified request the pipeline needs once admitted.
+#[derive(Debug)]
+pub struct Prepared {
+    pub call: UpstreamCall,
+    pub estimate: Usage,
+    pub stream: bool,
+}
+
+pub fn denial(d: Denial) -> ApiError {
+    let message = d.message.clone();
+    match d.code.http_status() {
+        400 => ApiError::BadRequest {
+            code: d.code.as_str(),
+            message,
+        },
+        _ => ApiError::Forbidden {
+            code: d.code.as_str(),
+            message,
+        },
+    }
+}
+
+fn has_images(body: &Value) -> bool {
+    body["messages"].as_array().is_some_and(|msgs| {
+        msgs.iter().any(|m| {
+            m["content"].as_array().is_some_and(|parts| {
+                parts
+                    .iter()
+                    .any(|p| p["type"] == "image_url" || p["type"] == "input_image")
+            })
+        })
+    })
+}
+
+fn requested_max_tokens(body: &Value) -> Option<u32> {
+    body.get("max_completion_tokens")
+        .or_else(|| body.get("max_tokens"))
+        .and_then(Value::as_u64)
+        .map(|n| n.min(u64::from(u32::MAX)) as u32)
+}
+
+/// A refusal by the limiter (429), or 503 when the limits backend failed and the request is
+/// refused rather than let through unmetered.
+pub fn limited(r: crate::limits::LimitRejection) -> ApiError {
+    if r.status == 503 {
+        return ApiError::Degraded {
+            code: r.code,
+            message: r.message,
+        };
+    }
+    ApiError::Limited {
+        code: r.code,
+        message: r.message,
+        retry_after_secs: r.retry_after_secs,
+        headers: r.headers,
+    }
+}
+
+/// Runs a synchronous plugin call off the async workers.
+pub async fn plugin_call<T: Send + 'static>(
+    state: &AppState,
+    plugin: &str,
+    f: impl FnOnce(&pairgate_plugin_host::PluginHost) -> Result<T, pairgate_plugin_host::PluginError>
+    + Send
+    + 'static,
+) -> Result<T, ApiError> {
+    let host = state.relay.host.clone();
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || f(&host))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("plugin task: {e}")))?;
+    crate::metrics::plugin_time(plugin, started.elapsed());
+    out.map_err(|e| ApiError::Plugin {
+        plugin: plugin.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Maps a plugin's view of an upstream failure onto our error table. Upstream error text about
+/// credentials never reaches the app.
+pub fn failure(provider: &Provider, f: Failure) -> ApiError {
+    match f.kind {
+        FailureKind::Authentication => ApiError::ProviderAuth {
+            message: format!(
+                "the provider {} rejected the owner's credential; the owner must update it",
+                provider.id
+            ),
+        },
+        FailureKind::RateLimited => ApiError::ProviderRateLimit {
+            retry_after_secs: f.retry_after_seconds.map(u64::from),
+        },
+        FailureKind::Overloaded | FailureKind::Upstream => ApiError::ProviderUnavailable {
+            message: format!(
+                "the provider {} is unavailable (status {})",
+                provider.id, f.status
+            ),
+            timed_out: false,
+        },
+        FailureKind::BadResponse => ApiError::ProviderUnavailable {
+            message: format!(
+                "the provider {} sent an answer that could not be read",
+                provider.id
+            ),
+            timed_out: false,
+        },
+        FailureKind::InvalidRequest | FailureKind::NotFound | FailureKind::Permission => {
+            ApiError::Upstream {
+                status: if (400..500).contains(&f.status) {
+                    f.status
+                } else {
+                    400
+                },
+                code: f.code.unwrap_or_else(|| "invalid_request".into()),
+                message: f.message.chars().take(1000).collect(),
+                kind: f.kind.openai_type(),
+            }
+        }
+    }
+}
+
+fn send_error(provider: &Provider, e: SendError) -> ApiError {
+    ApiError::ProviderUnavailable {
+        message: format!("{} ({})", e, provider.id),
+        timed_out: matches!(e, SendError::Timeout),
+    }
+}
+
+/// `POST /v1/chat/completions` and `POST /v1/embeddings`.
+pub async fn unified(
+    state: AppState,
+    req: AppRequest,
+    endpoint: &'static str,
+    client_ip: IpAddr,
+) -> Response {
+    let mut meter = Meter::new(&req, endpoint);
+    match admit_and_prepare(&state, &req, endpoint, client_ip, &mut meter).await {
+        Ok((provider, prepared, admission)) => {
+            send(state, provider, prepared, admission, meter).await
+        }
+        Err(e) => {
+            let status = e.status().as_u16();
+            state.ledger.record(meter.row(
+                status,
+                Usage::default(),
+                false,
+                Some(e.code().to_string()),
+            ));
+            e.into_response()
+        }
+    }
+}
+
+async fn admit_and_prepare(
+    state: &AppState,
+    req: &AppRequest,
+    endpoint: &'static str,
+    client_ip: IpAddr,
+    meter: &mut Meter,
+) -> Result<(Provider, Prepared, Admission), ApiError> {
+    let policy: GrantPolicy = serde_json::from_value(req.policy.clone()).map_err(|e| {
+        ApiError::Internal(anyhow::anyhow!(
+            "stored policy of {} is invalid: {e}",
+            req.grant.id
+        ))
+    })?;
+    let mut body: Value = serde_json::from_slice(&req.body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_request_error",
+            format!("the request body is not valid JSON: {e}"),
+        )
+    })?;
+    if !body.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid_request_error",
+            "the request body must be a JSON object",
+        ));
+    }
+    let model = body["model"]
+        .as_str()
+        .ok_or_else(|| ApiError::bad_request("invalid_request_error", "`model` is required"))?
+        .to_string();
+    let (provider, bare) = state
+        .relay
+        .resolve_model(&model, &state.config.default_provider)?;
+    let provider = provider.clone();
+    let full = format!("{}/{bare}", provider.id);
+    meter.provider = Some(provider.id.clone());
+    meter.model = Some(full.clone());
+    let stream = endpoint == "chat" && body["stream"].as_bool() == Some(true);
+    let has_tools =
+        body["tools"].as_array().is_some_and(|t| !t.is_empty()) || body.get("functions").is_some();
+    let facts = RequestFacts {
+        provider: &provider.id,
+        model: Some(&bare),
+        endpoint,
+        stream,
+        has_tools,
+        has_images: has_images(&body),
+        requested_max_tokens: requested_max_tokens(&body),
+        source_ip: Some(client_ip),
+        now_ms: req.now_ms,
+    };
+    let allowed = check(&policy, &facts).map_err(denial)?;
+    if endpoint == "chat"
+        && let Some(max) = allowed.max_tokens
+    {
+        let field = if body.get("max_completion_tokens").is_some() {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        body[field] = max.into();
+    }
+    body["model"] = Value::String(bare.clone());
+    let catalogue = provider.descriptor.models.iter().find(|m| m.id == bare);
+    meter.prices = catalogue.map(|m| Prices {
+        input_per_million_micros: m.input_price,
+        output_per_million_micros: m.output_price,
+        cached_input_per_million_micros: None,
+    });
+    let default_out = if endpoint == "chat" {
+        catalogue
+            .map(|m| m.max_output_tokens)
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_MAX_OUTPUT)
+    } else {
+        0
+    };
+    let estimate = estimate_request(&body, allowed.max_tokens, default_out);
+    let estimated_cost = meter
+        .prices
+        .as_ref()
+        .map(|p| cost_micros(p, &estimate))
+        .unwrap_or(0);
+    let admission = state
+        .limiter
+        .admit(&req.grant.id, &policy, estimate, estimated_cost, req.now_ms)
+        .await
+        .map_err(limited)?;
+    let prep = PrepareRequest {
+        action: endpoint.to_string(),
+        grant: req.grant.policy.clone(),
+        config: provider.config_json.clone(),
+        model: Some(bare),
+        body: serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.into()))?,
+        method: "POST".into(),
+        headers: Vec::new(),
+        path: None,
+        timestamp: (req.now_ms / 1000) as u64,
+    };
+    let plugin = provider.plugin.clone();
+    let id = plugin.clone();
+    let outcome = plugin_call(state, &plugin, move |host| host.prepare(&id, prep)).await;
+    let call = match outcome {
+        Ok(Ok(call)) => call,
+        Ok(Err(rejection)) => {
+            let _ = admission.release().await;
+            return Err(ApiError::Upstream {
+                status: if (400..500).contains(&rejection.status) {
+                    rejection.status
+                } else {
+                    400
+                },
+                code: rejection.code,
+                message: rejection.message,
+                kind: "invalid_request_error",
+            });
+        }
+        Err(e) => {
+            let _ = admission.release().await;
+            return Err(e);
+        }
+    };
+    Ok((
+        provider,
+        Prepared {
+            call,
+            estimate,
+            stream,
+        },
+        admission,
+    ))
+}
+
+pub async fn send(
+    state: AppState,
+    provider: Provider,
+    prepared: Prepared,
+    admission: Admission,
+    mut meter: Meter,
+) -> Response {
+    let Prepared {
+        call,
+        estimate,
+        stream,
+    } = prepared;
+    let mode = call.response_mode;
+    let call_state = call.state.clone();
+    let builder = match upstream::build(&state, &provider, call, stream).await {
+        Ok(b) => b,
+        Err(e) => return fail(&state, admission, &meter, e).await,
+    };
+    let started = Instant::now();
+    let resp = match builder.send().await {
+        Ok(r) => r,
+        Err(e) => return fail(&state, admission, &meter, send_error(&provider, e.into())).await,
+    };
+    meter.upstream_ms = Some(started.elapsed().as_millis() as i64);
+    let status = resp.status().as_u16();
+    let streaming =
+        matches!(mode, ResponseMode::Sse | ResponseMode::Ndjson) && (200..300).contains(&status);
+    if streaming {
+        let headers = admission.headers();
+        return super::stream::respond(
+            state, provider, resp, mode, call_state, admission, meter, estimate, headers,
+        );
+    }
+    let headers: Vec<(String, String)> = resp
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_string(), v.to_string()))
+        })
+        .collect();
+    let body = match read_limited(resp).await {
+        Ok(b) => b,
+        Err(e) => return fail(&state, admission, &meter, send_error(&provider, e)).await,
+    };
+    let retry_after = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+        .and_then(|(_, v)| v.trim().parse::<u32>().ok());
+    let upstream = UpstreamResponse {
+        status,
+        headers,
+        body,
+        state: call_state,
+    };
+    let plugin = provider.plugin.clone();
+    let id = plugin.clone();
+    let finished = plugin_call(&state, &plugin, move |host| host.finish(&id, upstream)).await;
+    match finished {
+        Ok(Ok(f)) => {
+            let (usage, estimated) = match f.usage {
+                Some(u) => (u.into_policy(), false),
+                None => (estimate, true),
+            };
+            let cost = meter
+                .prices
+                .as_ref()
+                .map(|p| cost_micros(p, &usage))
+                .unwrap_or(0);
+            let rate_headers = admission.headers();
+            if let Err(e) = admission.settle(usage, cost).await {
+                tracing::error!(error = %e, "settling a reservation failed");
+            }
+            state
+                .ledger
+                .record(meter.row(f.status, usage, estimated, None));
+            let mut res = Response::new(Body::from(f.body));
+            *res.status_mut() = StatusCode::from_u16(f.status).unwrap_or(StatusCode::OK);
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            for (k, v) in rate_headers {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    res.headers_mut().insert(k, v);
+                }
+            }
+            res
+        }
+        Ok(Err(mut f)) => {
+            // The provider's own Retry-After, when the plugin did not carry it over.
+            f.retry_after_seconds = f.retry_after_seconds.or(retry_after);
+            fail(&state, admission, &meter, failure(&provider, f)).await
+        }
+        Err(e) => fail(&state, admission, &meter, e).await,
+    }
+}
+
+/// Ends a request that used nothing upstream: release the reservation, write the row, answer.
+pub async fn fail(state: &AppState, admission: Admission, meter: &Meter, e: ApiError) -> Response {
+    if let Err(err) = admission.release().await {
+        tracing::error!(error = %err, "releasing a reservation failed");
+    }
+    state.ledger.record(meter.row(
+        e.status().as_u16(),
+        Usage::default(),
+        false,
+        Some(e.code().to_string()),
+    ));
+    e.into_response()
+}
+
+async fn read_limited(resp: reqwest::Response) -> Result<Vec<u8>, SendError> {
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if out.len() + chunk.len() > MAX_UPSTREAM_BODY {
+            return Err(SendError::Other);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Converts plugin-reported usage into the policy crate's type.
+pub trait IntoPolicyUsage {
+    fn into_policy(self) -> Usage;
+}
+
+impl IntoPolicyUsage for pairgate_plugin_host::Usage {
+    fn into_policy(self) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cached_tokens: self.cached_tokens,
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Streamed answers: upstream bytes are framed (SSE or NDJSON), translated by the plugin batch by
+//! batch, and written to the app as OpenAI Server-Sent Events chunk by chunk, never buffered
+//! whole. A stall, a cut or a plugin failure ends the stream with an error event and
+//! `data: [DONE]`; a client that goes away cancels the upstream call. Usage is settled and the
+//! ledger row written on every path, from the provider's report or, failing that, estimated from
+//! what was streamed (and marked estimated).
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use futures_util::StreamExt;
+use http::{HeaderValue, header};
+use pairgate_plugin_host::ResponseMode;
+use pairgate_policy::limits::{Usage, cost_micros, estimate_output_from_text};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::Provider;
+use super::framing::{Framer, Framing};
+use super::pipeline::{IntoPolicyUsage, Meter, failure, plugin_call};
+use crate::error::ApiError;
+use crate::limits::Admission;
+use crate::state::AppState;
+
+type Chunk = Result<Bytes, Infallible>;
+
+/// Starts pumping the upstream stream to the app; returns the streaming response at once.
+#[allow(clippy::too_many_arguments)]
+pub fn respond(
+    state: AppState,
+    provider: Provider,
+    upstream: reqwest::Response,
+    mode: ResponseMode,
+    call_state: Vec<u8>,
+    admission: Admission,
+    meter: Meter,
+    estimate: Usage,
+    rate_headers: Vec<(&'static str, String)>,
+) -> Response {
+    let (tx, rx) = mpsc::channel::<Chunk>(16);
+    let framing = if mode == ResponseMode::Ndjson {
+        Framing::Ndjson
+    } else {
+        Framing::Sse
+    };
+    tokio::spawn(pump(
+        state, provider, upstream, framing, call_state, admission, meter, estimate, tx,
+    ));
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let mut res = Response::new(body);
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    for (k, v) in rate_headers {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    }
+    res
+}
+
+/// Characters of generated text in a translated chunk (for estimating unreported usage).
+fn content_chars(chunk: &str) -> usize {
+    let Ok(v) = serde_json::from_str::<Value>(chunk) else {
+        return chunk.len() / 4;
+    };
+    v["choices"]
+        .as_array()
+        .map(|choices| {
+            choices
+                .iter()
+                .map(|c| {
+                    let d = &c["delta"];
+                    d["content"].as_str().map_or(0, str::len)
+                        + d["tool_calls"].as_array().map_or(0, |t| {
+                            t.iter()
+                                .map(|t| t["function"]["arguments"].as_str().map_or(0, str::len))
+                                .sum()
+                        })
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+async fn send_event(tx: &mpsc::Sender<Chunk>, data: &str) -> bool {
+    tx.send(Ok(Bytes::from(format!("data: {data}\n\n"))))
+        .await
+        .is_ok()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn pump(
+    state: AppState,
+    provider: Provider,
+    upstream: reqwest::Response,
+    framing: Framing,
+    mut call_state: Vec<u8>,
+    admission: Admission,
+    meter: Meter,
+    estimate: Usage,
+    tx: mpsc::Sender<Chunk>,
+) {
+    let started = Instant::now();
+    let stall = state.config.upstream_timeout;
+    let mut framer = Framer::new(framing);
+    let mut bytes = upstream.bytes_stream();
+    let mut usage: Option<Usage> = None;
+    let mut out_chars = 0usize;
+    let mut error: Option<ApiError> = None;
+    let mut client_gone = false;
+    let mut done = false;
+    loop {
+        let (events, last) = match tokio::time::timeout(stall, bytes.next()).await {
+            Err(_) => {
+                error = Some(ApiError::ProviderUnavailable {
+                    message: format!("the provider {} stopped sending", provider.id),
+                    timed_out: true,
+                });
+                break;
+            }
+            Ok(Some(Err(_))) => {
+                error = Some(ApiError::ProviderUnavailable {
+                    message: format!("the provider {} cut the stream off", provider.id),
+                    timed_out: false,
+                });
+                break;
+            }
+            Ok(Some(Ok(b))) => (framer.push(&b), false),
+            Ok(None) => (framer.finish(), true),
+        };
+        let events = match events {
+            Ok(e) => e,
+            Err(e) => {
+                error = Some(ApiError::ProviderUnavailable {
+                    message: format!("the provider {} sent a malformed stream: {e}", provider.id),
+                    timed_out: false,
+                });
+                break;
+            }
+        };
+        if !events.is_empty() {
+            let id = provider.plugin.clone();
+            let st = std::mem::take(&mut call_state);
+            match plugin_call(&state, &provider.plugin, move |host| {
+                host.translate_events(&id, &st, events)
+            })
+            .await
+            {
+                Ok(Ok(t)) => {
+                    call_state = t.state;
+                    if let Some(u) = t.usage {
+                        usage = Some(u.into_policy());
+                    }
+                    for chunk in &t.chunks {
+                        out_chars += content_chars(chunk);
+                        if !send_event(&tx, chunk).await {
+                            client_gone = true;
+                            break;
+                        }
+                    }
+                    done = t.done;
+                }
+                Ok(Err(f)) => {
+                    error = Some(failure(&provider, f));
+                    break;
+                }
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        if client_gone || done {
+            break;
+        }
+        if last {
+            error = Some(ApiError::ProviderUnavailable {
+                message: format!("the provider {} ended the stream early", provider.id),
+                timed_out: false,
+            });
+            break;
+        }
+    }
+    // Stop reading upstream: dropping the body cancels the provider call.
+    drop(bytes);
+    if !client_gone {
+        if let Some(e) = &error {
+            let body = serde_json::json!({ "error": { "message": e.to_string(), "type": "server_error", "code": e.code(), "param": null } });
+            let _ = send_event(&tx, &body.to_string()).await;
+        }
+        let _ = send_event(&tx, "[DONE]").await;
+    }
+    let (final_usage, estimated) = match usage {
+        Some(u) => (u, false),
+        None => (
+            Usage {
+                input_tokens: estimate.input_tokens,
+                output_tokens: estimate_output_from_text(out_chars),
+                cached_tokens: 0,
+            },
+            true,
+        ),
+    };
+    let cost = meter
+        .prices
+        .as_ref()
+        .map(|p| cost_micros(p, &final_usage))
+        .unwrap_or(0);
+    if let Err(e) = admission.settle(final_usage, cost).await {
+        tracing::error!(error = %e, "settling a streamed reservation failed");
+    }
+    let (status, code) = match (&error, client_gone) {
+        (Some(e), _) => (e.status().as_u16(), Some(e.code().to_string())),
+        (None, true) => (499, Some("client_disconnected".to_string())),
+        (None, false) => (200, None),
+    };
+    if let Some(e) = &error {
+        tracing::warn!(error = %e, "stream ended with an error");
+    }
+    tracing::debug!(
+        stream_ms = started.elapsed().as_millis() as u64,
+        "stream finished"
+    );
+    state
+        .ledger
+        .record(meter.row(status, final_usage, estimated, code));
+}

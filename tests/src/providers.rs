@@ -1,0 +1,80 @@
+//! A gateway wired to a fake provider: every built-in plugin's traffic goes to the fake (via the
+//! owner's `origin_override`, or Ollama's `base_url`), with a credential stored for each provider.
+
+use serde_json::Value;
+
+use crate::fake::FakeProvider;
+use crate::gateway::run_cli;
+use crate::{Backend, Gateway};
+
+/// The credential stored for a provider in these tests.
+pub fn test_key(provider: &str) -> String {
+    format!("sk-test-{provider}-0123456789")
+}
+
+/// Config routing every built-in provider to the fake.
+pub fn fake_config(fake: &FakeProvider, extra: &str) -> String {
+    let url = fake.url();
+    format!(
+        "[providers.openai]\norigin_override = \"{url}\"\n\
+         [providers.anthropic]\norigin_override = \"{url}\"\n\
+         [providers.gemini]\norigin_override = \"{url}\"\n\
+         [providers.resend]\norigin_override = \"{url}\"\n\
+         [providers.ollama.config]\nbase_url = \"{url}\"\nmodels = [\"llama3.2\"]\n{extra}"
+    )
+}
+
+/// Starts a fake and a gateway using it, with credentials for every provider that needs one.
+pub async fn start(backend: Backend, extra_config: &str) -> (Gateway, FakeProvider) {
+    start_with(backend, extra_config, &[]).await
+}
+
+/// Same, with extra environment variables for the gateway.
+pub async fn start_with(
+    backend: Backend,
+    extra_config: &str,
+    env: &[(&str, &str)],
+) -> (Gateway, FakeProvider) {
+    let fake = FakeProvider::start().await;
+    let mut b = Gateway::builder(backend).config(fake_config(&fake, extra_config));
+    for (k, v) in env {
+        b = b.env(*k, *v);
+    }
+    let gw = b.start().await;
+    for p in ["openai", "anthropic", "gemini", "resend"] {
+        let (code, _, err) = run_cli(
+            &gw,
+            &["credential", "add", p],
+            Some(&format!("{}\n", test_key(p))),
+        )
+        .await;
+        assert_eq!(code, 0, "credential add {p}: {err}");
+    }
+    (gw, fake)
+}
+
+/// Parses an SSE body into its data payloads.
+pub fn sse_data(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let lines: Vec<&str> = block
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect();
+            (!lines.is_empty()).then(|| lines.join("\n"))
+        })
+        .collect()
+}
+
+/// The concatenated `delta.content` of streamed chat chunks.
+pub fn streamed_text(data: &[String]) -> String {
+    data.iter()
+        .filter(|d| d.as_str() != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
