@@ -5,7 +5,9 @@
 mod admin;
 mod custody;
 mod foundation;
+mod limits;
 mod pairing;
+mod plugins;
 mod proof_negative;
 mod tidy;
 mod v1;

@@ -342,3 +342,105 @@ async fn every_upstream_failure_has_its_openai_shaped_error_and_no_secret() {
     let res = client.post("/v1/chat/completions").json(&json!({ "model": "openai/gpt-4o-mini", "messages": [{ "role": "user", "content": big }] })).send().await.unwrap();
     assert_eq!(res.status(), 413);
 }
+
+#[tokio::test]
+async fn openai_compatible_instances_other_embeddings_and_native_pass_through() {
+    let fake_url_marker = "FAKE";
+    let extra = format!(
+        "[providers.groq]\nplugin = \"openai-compatible\"\nallow_private = true\n[providers.groq.config]\nbase_url = \"{fake_url_marker}/openai/v1\"\nmodels = [\"llama-3.1-8b-instant\"]\n"
+    );
+    // The fake's URL is only known once it runs: start it through the helper, then patch.
+    let (gw0, fake) = providers::start(Backend::Sqlite, "").await;
+    drop(gw0);
+    let config = providers::fake_config(&fake, &extra.replace(fake_url_marker, &fake.url()));
+    let gw = pairgate_tests::Gateway::builder(Backend::Sqlite)
+        .config(config)
+        .start()
+        .await;
+    for p in ["groq", "gemini", "anthropic"] {
+        let (code, _, err) = pairgate_tests::gateway::run_cli(
+            &gw,
+            &["credential", "add", p],
+            Some(&format!("{}\n", test_key(p))),
+        )
+        .await;
+        assert_eq!(code, 0, "{err}");
+    }
+    let client = pair(
+        &gw,
+        KeyKind::Ed25519,
+        &[
+            "--endpoint",
+            "chat",
+            "--endpoint",
+            "embeddings",
+            "--endpoint",
+            "models",
+            "--endpoint",
+            "resource:anthropic/passthrough",
+        ],
+    )
+    .await;
+
+    let res = client
+        .post("/v1/chat/completions")
+        .json(&chat("groq/llama-3.1-8b-instant", false))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], REPLY, "{body}");
+    let seen = fake.last();
+    assert_eq!(seen.path, "/openai/v1/chat/completions");
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {}", test_key("groq")).as_str())
+    );
+
+    for model in ["gemini/gemini-embedding-001", "ollama/llama3.2"] {
+        let res = client
+            .post("/v1/embeddings")
+            .json(&json!({ "model": model, "input": "hi" }))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(status, 200, "{model}: {body}");
+        assert_eq!(
+            body["data"][0]["embedding"],
+            json!([0.1, 0.2, 0.3]),
+            "{model}: {body}"
+        );
+    }
+
+    // A provider-native path the plugin declares, allowed by the grant.
+    let res = client.post("/r/anthropic/v1/messages/count_tokens").json(&json!({ "model": "claude-sonnet-4-5", "messages": [{ "role": "user", "content": "hi" }] })).send().await.unwrap();
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["input_tokens"], 11);
+    assert_eq!(
+        fake.last().header("x-api-key"),
+        Some(test_key("anthropic").as_str())
+    );
+    // A path the plugin does not declare is refused before anything is sent.
+    let before = fake.received().len();
+    let res = client
+        .post("/r/anthropic/v1/files")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16() / 100, 4);
+    assert_eq!(fake.received().len(), before);
+    // A grant without the pass-through endpoint may not use it.
+    let plain = pair(&gw, KeyKind::Ed25519, &[]).await;
+    let res = plain
+        .post("/r/anthropic/v1/messages/count_tokens")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}

@@ -56,6 +56,23 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The same PostgreSQL schema again, for a second gateway (a replica). The original owns
+    /// the schema and drops it; this one never does.
+    pub fn shared(&self) -> TestDb {
+        assert_eq!(
+            self.backend,
+            Backend::Postgres,
+            "replicas share a PostgreSQL schema; SQLite lives in one data dir"
+        );
+        TestDb {
+            backend: self.backend,
+            url: self.url.clone(),
+            schema: None,
+        }
+    }
+}
+
 async fn admin_exec(sql: &str) {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(POSTGRES_BASE)

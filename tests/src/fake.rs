@@ -25,6 +25,9 @@ pub enum Fault {
     RateLimit,
     /// 401 naming the key it was sent (as real providers do).
     Unauthorized,
+    /// This status with an error message quoting the key it was sent (Gemini answers a bad key
+    /// with a 400, and a plugin passes a 400's message on to the app).
+    EchoKey(u16),
     /// 200 with a JSON body cut in the middle.
     CutJson,
     /// Stream two events, then close the connection mid-event.
@@ -138,13 +141,18 @@ fn json_response(status: u16, v: Value) -> Response {
         .unwrap()
 }
 
-fn error_body(status: u16, recorded: &Recorded) -> Response {
-    let key = recorded
+/// The credential a request carried, in whichever header its provider uses.
+fn key_of(recorded: &Recorded) -> String {
+    recorded
         .header("authorization")
         .or(recorded.header("x-api-key"))
         .or(recorded.header("x-goog-api-key"))
         .unwrap_or("")
-        .to_string();
+        .to_string()
+}
+
+fn error_body(status: u16, recorded: &Recorded) -> Response {
+    let key = key_of(recorded);
     match status {
         401 => json_response(401, json!({ "error": { "message": format!("Incorrect API key provided: {key}"), "type": "invalid_request_error", "code": "invalid_api_key" } })),
         429 => Response::builder()
@@ -183,6 +191,13 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Fault::Status(s) => return error_body(*s, &recorded),
         Fault::RateLimit => return error_body(429, &recorded),
         Fault::Unauthorized => return error_body(401, &recorded),
+        Fault::EchoKey(s) => {
+            let message = format!("API key not valid: {}", key_of(&recorded));
+            return json_response(
+                *s,
+                json!({ "error": { "message": message, "type": "invalid_request_error", "code": "invalid_api_key" } }),
+            );
+        }
         Fault::DelayHeaders(d) => tokio::time::sleep(*d).await,
         _ => {}
     }
@@ -191,6 +206,14 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     }
     let req_json = recorded.json();
     let path = recorded.path.split('?').next().unwrap_or("").to_string();
+    // OpenAI-compatible services live under any base path (`/openai/v1/...`).
+    let path = ["/chat/completions", "/embeddings", "/models"]
+        .iter()
+        .find(|suffix| {
+            path.ends_with(*suffix) && path.contains("/v1/") && !path.starts_with("/v1beta")
+        })
+        .map(|suffix| format!("/v1{suffix}"))
+        .unwrap_or(path);
     let model = req_json["model"]
         .as_str()
         .unwrap_or("fake-model")
@@ -232,6 +255,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 json!({ "object": "list", "data": [{ "id": "gpt-4o-mini", "object": "model", "created": 1, "owned_by": "openai" }] }),
             );
         }
+        "/v1/messages/count_tokens" => return answer(&b, json!({ "input_tokens": 11 })),
         "/v1/messages" if stream => ("sse", anthropic_stream(&model, &b)),
         "/v1/messages" => {
             return answer(

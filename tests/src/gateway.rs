@@ -51,9 +51,21 @@ pub struct GatewayBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     config: Option<String>,
+    shared: Option<TestDb>,
 }
 
 impl GatewayBuilder {
+    /// Makes this gateway a replica of `other`: the same PostgreSQL schema and the same
+    /// master key (`other`'s key file, through `master_key.path`). The schema is `other`'s to drop.
+    pub fn share_db(mut self, other: &Gateway) -> Self {
+        self.shared = Some(other.db.shared());
+        let key = other.data_dir().join("master.key");
+        self.env.push((
+            "PAIRGATE_MASTER_KEY__PATH".into(),
+            key.display().to_string(),
+        ));
+        self
+    }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(a.into());
         self
@@ -70,7 +82,10 @@ impl GatewayBuilder {
 
     pub async fn start(self) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
-        let db = TestDb::new(self.backend).await;
+        let db = match self.shared {
+            Some(db) => db,
+            None => TestDb::new(self.backend).await,
+        };
         Gateway::spawn(dir, db, self.args, self.env, self.config).await
     }
 }
@@ -95,6 +110,7 @@ impl Gateway {
             args: Vec::new(),
             env: Vec::new(),
             config: None,
+            shared: None,
         }
     }
 
@@ -110,15 +126,13 @@ impl Gateway {
     async fn spawn(
         dir: tempfile::TempDir,
         db: TestDb,
-        mut args: Vec<String>,
+        args: Vec<String>,
         env: Vec<(String, String)>,
         config: Option<String>,
     ) -> Gateway {
         if let Some(toml) = config {
-            let path = dir.path().join("pairgate.toml");
-            std::fs::write(&path, toml).unwrap();
-            args.push("--config".into());
-            args.push(path.display().to_string());
+            // Written beside the data dir; `state_args` passes it to serve and CLI commands alike.
+            std::fs::write(dir.path().join("pairgate.toml"), toml).unwrap();
         }
         let mut gw = Gateway {
             base_url: String::new(),
@@ -147,6 +161,16 @@ impl Gateway {
         a
     }
 
+    /// `--config <file>` when the gateway was built with a config, for callers that pass none.
+    pub fn config_args(&self, caller_args: &[&str]) -> Vec<String> {
+        let config = self.dir.path().join("pairgate.toml");
+        if config.exists() && !caller_args.contains(&"--config") {
+            vec!["--config".into(), config.display().to_string()]
+        } else {
+            Vec::new()
+        }
+    }
+
     async fn launch(&mut self, listen: &str) {
         let mut cmd = command(self.dir.path());
         cmd.arg("serve")
@@ -154,6 +178,8 @@ impl Gateway {
             .arg(listen)
             .args(self.state_args())
             .args(&self.args);
+        let own: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        cmd.args(self.config_args(&own));
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -255,7 +281,9 @@ impl Gateway {
 /// Runs a one-shot `pairgate` CLI command against a gateway's state; returns (code, stdout, stderr).
 pub async fn run_cli(gw: &Gateway, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
     let mut cmd = command(gw.dir.path());
-    cmd.args(args).args(gw.state_args());
+    cmd.args(args)
+        .args(gw.state_args())
+        .args(gw.config_args(args));
     for (k, v) in &gw.env {
         cmd.env(k, v);
     }

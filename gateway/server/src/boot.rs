@@ -89,7 +89,12 @@ async fn prepare(
         ("redis", Some(url)) => crate::limits::LimitsBackend::Redis { url: url.clone() },
         _ => crate::limits::LimitsBackend::Local,
     };
-    let limiter = match crate::limits::Limiter::new(backend, store.clone()).await {
+    let options = crate::limits::LimiterOptions {
+        namespace: config.redis_namespace.clone(),
+        ..crate::limits::LimiterOptions::default()
+    };
+    let limiter = match crate::limits::Limiter::with_options(backend, store.clone(), options).await
+    {
         Ok(l) => l,
         Err(e) => {
             store.close().await;

@@ -58,6 +58,13 @@ pub enum Command {
         #[command(subcommand)]
         command: commands::grant::GrantCommand,
     },
+    /// Third-party plugins: install (pinned by SHA-256), list.
+    Plugin {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(subcommand)]
+        command: commands::plugin::PluginCommand,
+    },
     /// The owner account: create, sign out everywhere.
     Owner {
         #[command(flatten)]
@@ -121,6 +128,9 @@ pub fn main() -> ExitCode {
         }),
         Command::Grant { common, command } => run_command(&common, |state| {
             Box::pin(async move { commands::grant::run(&state, command).await })
+        }),
+        Command::Plugin { common, command } => run_command(&common, |state| {
+            Box::pin(async move { commands::plugin::run(&state, command).await })
         }),
         Command::Owner { common, command } => run_command(&common, |state| {
             Box::pin(async move { commands::owner::run(&state, command).await })

@@ -3,9 +3,18 @@
 //! appear nowhere an observer can look: CLI output, response bodies and headers, log lines at
 //! trace level, database rows in clear, the SQLite file's bytes.
 //!
-//! To cover a new feature (provider calls, the admin UI, /metrics...), add a [`Path`] variant that
-//! drives it and records what it shows with [`Seen::add`] or [`Ctx::http`]; add a new kind of
-//! secret as a [`Canary`]. The sinks (logs, rows, files) are scanned once every path has run.
+//! The gateway's providers all go to a local fake provider, so the provider keys really travel:
+//! each must reach the fake in its provider's credential header (checked, so the test is not
+//! vacuous) and nowhere else, through success, streaming, every upstream error of the error table
+//! (a rejected key the provider echoes back, a rate limit, a provider down or slow, cut answers
+//! and streams, a plugin failure) and a client that hangs up mid-stream.
+//!
+//! To cover a new feature (the admin UI...), add a [`Path`] variant that drives it and records
+//! what it shows with [`Seen::add`], [`Ctx::http`] or [`Ctx::record`]; add a new kind of secret
+//! as a [`Canary`]. The sinks (logs, rows, files) are scanned once every path has run.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -13,10 +22,14 @@ use pairgate_protocol::keys::KeyKind;
 use pairgate_protocol::pairing::PairingString;
 use pairgate_sdk::{Client, MemoryStorage, PairOptions};
 use pairgate_tests::app;
+use pairgate_tests::fake::{Behaviour, FakeProvider, Fault, REPLY};
+use pairgate_tests::providers::fake_config;
 use pairgate_tests::{Backend, Gateway};
 use serde_json::{Value, json};
 
-use super::support::{cli, contains, dump, files, random_hex, random_master_key};
+use super::support::{cli, contains, dump, dump_rows, files, random_hex, random_master_key};
+
+mod providers;
 
 /// Every way through the gateway that exists today. Each step records what an observer sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +50,15 @@ enum Path {
     Consent,
     /// `grant list/show`, `pair list`, `consent list`.
     OwnerCommands,
+    /// Provider keys for every keyed provider; chat (streamed and not) through every built-in
+    /// plugin, embeddings, models, the grant, an email through a resource plugin.
+    ProviderCalls,
+    /// Every upstream failure of the error table, and a plugin failure.
+    ProviderErrors,
+    /// An app that hangs up in the middle of a stream.
+    ClientDisconnect,
+    /// `GET /metrics` and `pairgate usage`, after provider traffic.
+    MetricsAndUsage,
     /// The owner account and the admin API: create, log in, read every list, act, log out.
     Admin,
 }
@@ -49,9 +71,47 @@ const PATHS: &[Path] = &[
     Path::TokenLifecycle,
     Path::ProtocolErrors,
     Path::Consent,
+    Path::ProviderCalls,
+    Path::ProviderErrors,
+    Path::ClientDisconnect,
+    Path::MetricsAndUsage,
     Path::OwnerCommands,
     Path::Admin,
 ];
+
+/// Config of the canary gateway, beside routing every built-in provider to the fake: a short
+/// upstream timeout (slow and stalled providers), and a provider whose plugin asks for a host
+/// the owner did not approve (a plugin failure).
+const EXTRA_CONFIG: &str = "[upstream]\ntimeout = \"1s\"\n\
+    [providers.unapproved]\nplugin = \"openai\"\napproved_hosts = [\"approved.example\"]\n";
+
+/// A chat model of each built-in chat plugin.
+const CHAT_MODELS: [&str; 4] = [
+    "openai/gpt-4o-mini",
+    "anthropic/claude-sonnet-4-5",
+    "gemini/gemini-2.5-flash",
+    "ollama/llama3.2",
+];
+
+/// Which keyed provider an upstream path of the fake belongs to, the header its key goes in and
+/// the prefix of that header's value; `None` for Ollama, which takes no key.
+fn upstream_of(path: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    if path.starts_with("/v1/messages") {
+        Some(("anthropic", "x-api-key", ""))
+    } else if path.starts_with("/v1beta/") {
+        Some(("gemini", "x-goog-api-key", ""))
+    } else if path.starts_with("/emails") {
+        Some(("resend", "authorization", "Bearer "))
+    } else if path.starts_with("/api/") {
+        None
+    } else {
+        Some(("openai", "authorization", "Bearer "))
+    }
+}
+
+fn chat(model: &str, stream: bool) -> Value {
+    json!({ "model": model, "stream": stream, "messages": [{ "role": "user", "content": "hello" }] })
+}
 
 /// A planted secret: the byte forms it could take and the only places it may appear (place
 /// labels starting with one of `allowed`, e.g. the token response that hands a token out).
@@ -103,6 +163,12 @@ impl Seen {
 /// What the paths share: the gateway, what was seen, the secrets planted so far.
 struct Ctx<'a> {
     gw: &'a Gateway,
+    /// The fake provider every built-in provider is routed to.
+    fake: &'a FakeProvider,
+    /// The current (canary) key of each keyed provider.
+    keys: BTreeMap<&'static str, String>,
+    /// The app that calls providers (paired in [`Path::ProviderCalls`]).
+    app: Option<Client>,
     seen: Seen,
     canaries: Vec<Canary>,
     /// A helper file that the failing command reference prints.
@@ -139,6 +205,24 @@ impl Ctx<'_> {
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
+    /// Records a response (status line, headers, the whole body: a stream to its end, bounded);
+    /// returns status and body.
+    async fn record(&mut self, place: &str, res: reqwest::Response) -> (u16, String) {
+        let status = res.status().as_u16();
+        let mut text = format!("{status}\n");
+        for (k, v) in res.headers() {
+            text.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
+        }
+        let body = tokio::time::timeout(Duration::from_secs(15), res.bytes())
+            .await
+            .unwrap_or_else(|_| panic!("{place}: the body never ended"))
+            .unwrap();
+        let body = String::from_utf8_lossy(&body).into_owned();
+        text.push_str(&body);
+        self.seen.add(format!("http: {place}"), text);
+        (status, body)
+    }
+
     fn plant(&mut self, c: Canary) {
         self.canaries.push(c);
     }
@@ -159,6 +243,10 @@ impl Ctx<'_> {
             Path::ProtocolErrors => self.protocol_errors().await,
             Path::Consent => self.consent().await,
             Path::OwnerCommands => self.owner_commands().await,
+            Path::ProviderCalls => self.provider_calls().await,
+            Path::ProviderErrors => self.provider_errors().await,
+            Path::ClientDisconnect => self.client_disconnect().await,
+            Path::MetricsAndUsage => self.metrics_and_usage().await,
             Path::Admin => self.admin().await,
         }
     }
@@ -206,6 +294,7 @@ impl Ctx<'_> {
             Some(&k2),
         )
         .await;
+        self.keys.insert("openai", k2.clone());
         let (code, _) = self
             .cli(&["credential", "rotate", "openai"], Some(&k2))
             .await;
@@ -601,7 +690,9 @@ impl Ctx<'_> {
 /// Runs every path on a fresh gateway, then scans every sink for every canary.
 async fn canary_run(backend: Backend, master_key_canary: bool) {
     let env_key = format!("sk-canary-{}", random_hex(16));
+    let fake = FakeProvider::start().await;
     let mut builder = Gateway::builder(backend)
+        .config(fake_config(&fake, EXTRA_CONFIG))
         .arg("--log-format")
         .arg("json")
         .env("PAIRGATE_LOG_LEVEL", LOG_LEVEL)
@@ -616,6 +707,10 @@ async fn canary_run(backend: Backend, master_key_canary: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut ctx = Ctx {
         gw: &gw,
+        fake: &fake,
+        // The anthropic key is a reference to this environment variable (CredentialReferences).
+        keys: BTreeMap::from([("anthropic", env_key.clone())]),
+        app: None,
         seen: Seen::default(),
         canaries: vec![Canary::text("provider key (environment)", &env_key, &[])],
         dir: dir.path().to_path_buf(),
@@ -638,9 +733,18 @@ async fn canary_run(backend: Backend, master_key_canary: bool) {
         assert!(ctx.seen.0.len() > before, "{path:?} recorded nothing");
     }
     let Ctx {
-        mut seen, canaries, ..
+        mut seen,
+        canaries,
+        keys,
+        ..
     } = ctx;
-    assert!(canaries.len() >= 15, "{} canaries planted", canaries.len());
+    assert!(canaries.len() >= 17, "{} canaries planted", canaries.len());
+    assert_eq!(
+        keys.len(),
+        4,
+        "a canary key per keyed provider: {:?}",
+        keys.keys()
+    );
 
     // The sinks: every log line (after a clean stop), every row, every file of the data dir.
     assert_eq!(gw.stop().await, Some(0));

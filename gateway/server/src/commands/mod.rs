@@ -8,6 +8,7 @@ pub mod grant;
 pub mod master_key;
 pub mod owner;
 pub mod pair;
+pub mod plugin;
 pub mod policy_args;
 pub mod usage;
 

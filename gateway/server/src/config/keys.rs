@@ -215,6 +215,24 @@ pub static KEYS: &[Key] = &[
         "where compiled plugins are cached",
         |b, v| b.plugin_cache_dir = Some(v.path()?)
     ),
+    key!(
+        "plugins.install",
+        "third-party plugins to load, each \"PATH@sha256:HEX\"",
+        |b, v| {
+            let list = v.string_list()?;
+            let mut out = Vec::new();
+            for entry in list {
+                let (path, hash) = entry.rsplit_once("@sha256:").ok_or_else(|| {
+                    format!("`{entry}` must look like /path/plugin.wasm@sha256:<64 hex digits>")
+                })?;
+                if hash.len() != 64 || !hash.bytes().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(format!("`{entry}` does not end in a 64-digit SHA-256"));
+                }
+                out.push((PathBuf::from(path), hash.to_ascii_lowercase()));
+            }
+            b.plugin_install = out
+        }
+    ),
     key!("limits.backend", "local or redis", |b, v| b
         .limits_backend =
         v.one_of(&["local", "redis"])?),
@@ -225,6 +243,21 @@ pub static KEYS: &[Key] = &[
         }
         b.redis_url = Some(url)
     }),
+    key!(
+        "limits.redis_namespace",
+        "Redis keys are pairgate:<namespace>:... (replicas sharing limits use the same one)",
+        |b, v| {
+            let ns = v.string()?;
+            if ns.is_empty()
+                || !ns
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            {
+                return Err("must be non-empty [A-Za-z0-9_.-]".into());
+            }
+            b.redis_namespace = ns
+        }
+    ),
     key!(
         "upstream.connect_timeout",
         "connecting to a provider",
@@ -271,8 +304,10 @@ pub struct Builder {
     default_provider: String,
     providers: std::collections::BTreeMap<String, super::providers::ProviderConfig>,
     plugin_cache_dir: Option<PathBuf>,
+    plugin_install: Vec<(PathBuf, String)>,
     limits_backend: String,
     redis_url: Option<String>,
+    redis_namespace: String,
     upstream_connect_timeout: Duration,
     upstream_timeout: Duration,
 }
@@ -310,8 +345,10 @@ impl Builder {
             default_provider: "openai".into(),
             providers: std::collections::BTreeMap::new(),
             plugin_cache_dir: None,
+            plugin_install: Vec::new(),
             limits_backend: "local".into(),
             redis_url: None,
+            redis_namespace: "gw".into(),
             upstream_connect_timeout: Duration::from_secs(10),
             upstream_timeout: Duration::from_secs(300),
         }
@@ -406,8 +443,10 @@ impl Builder {
             default_provider: self.default_provider,
             providers: self.providers,
             plugin_cache_dir: self.plugin_cache_dir,
+            plugin_install: self.plugin_install,
             limits_backend: self.limits_backend,
             redis_url: self.redis_url,
+            redis_namespace: self.redis_namespace,
             upstream_connect_timeout: self.upstream_connect_timeout,
             upstream_timeout: self.upstream_timeout,
         })

@@ -88,9 +88,13 @@ pub struct Config {
     pub providers: std::collections::BTreeMap<String, providers::ProviderConfig>,
     /// Where compiled plugins are cached between runs (default `<data_dir>/plugin-cache`).
     pub plugin_cache_dir: Option<PathBuf>,
+    /// Third-party plugins: component file and its pinned SHA-256 (lowercase hex).
+    pub plugin_install: Vec<(PathBuf, String)>,
     /// `local` (one node) or `redis` (limits shared by replicas).
     pub limits_backend: String,
     pub redis_url: Option<String>,
+    /// Redis keys are `pairgate:<namespace>:...` (default `gw`).
+    pub redis_namespace: String,
     /// Upstream timeouts: connecting, and the whole non-streamed call / the gap between chunks.
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,

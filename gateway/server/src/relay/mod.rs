@@ -79,7 +79,17 @@ impl Relay {
             });
         }
         let loaded = host.load_builtin().map_err(|e| fail(e.to_string()))?;
-        let loaded: Vec<String> = loaded.iter().map(|id| id.as_str().to_string()).collect();
+        let mut loaded: Vec<String> = loaded.iter().map(|id| id.as_str().to_string()).collect();
+        let mut third_party = Vec::new();
+        for (path, sha256) in &config.plugin_install {
+            let bytes = std::fs::read(path)
+                .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+            let id = host
+                .install(&bytes, sha256)
+                .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+            third_party.push(id.as_str().to_string());
+            loaded.push(id.as_str().to_string());
+        }
         let mut wanted: BTreeMap<String, ProviderConfig> = DEFAULT_PROVIDERS
             .iter()
             .filter(|id| loaded.iter().any(|l| l == *id))
@@ -103,6 +113,14 @@ impl Relay {
                     continue;
                 }
             };
+            // A third-party plugin's hosts are used only once the owner approves them.
+            if third_party.contains(&p.plugin) && p.approved_hosts.is_none() {
+                problems.push(format!(
+                    "provider {id} uses the third-party plugin {}, which declares the hosts {:?}: approve them with providers.{id}.approved_hosts",
+                    p.plugin, descriptor.hosts
+                ));
+                continue;
+            }
             let approved_hosts = p
                 .approved_hosts
                 .clone()

@@ -391,7 +391,7 @@ pub async fn send(
     } = prepared;
     let mode = call.response_mode;
     let call_state = call.state.clone();
-    let builder = match upstream::build(&state, &provider, call, stream).await {
+    let (builder, redactor) = match upstream::build(&state, &provider, call, stream).await {
         Ok(b) => b,
         Err(e) => return fail(&state, admission, &meter, e).await,
     };
@@ -401,28 +401,34 @@ pub async fn send(
         Err(e) => return fail(&state, admission, &meter, send_error(&provider, e.into())).await,
     };
     meter.upstream_ms = Some(started.elapsed().as_millis() as i64);
+    crate::metrics::upstream(&provider.id, started.elapsed());
     let status = resp.status().as_u16();
     let streaming =
         matches!(mode, ResponseMode::Sse | ResponseMode::Ndjson) && (200..300).contains(&status);
     if streaming {
         let headers = admission.headers();
         return super::stream::respond(
-            state, provider, resp, mode, call_state, admission, meter, estimate, headers,
+            state, provider, resp, mode, call_state, admission, meter, estimate, headers, redactor,
         );
     }
+    // The plugin (and, through its error text, the app) gets the answer without the credential.
     let headers: Vec<(String, String)> = resp
         .headers()
         .iter()
         .filter_map(|(k, v)| {
             v.to_str()
                 .ok()
-                .map(|v| (k.as_str().to_string(), v.to_string()))
+                .map(|v| (k.as_str().to_string(), redactor.text(v.to_string())))
         })
         .collect();
     let body = match read_limited(resp).await {
-        Ok(b) => b,
+        Ok(b) => redactor.bytes(b),
         Err(e) => return fail(&state, admission, &meter, send_error(&provider, e)).await,
     };
+    drop(redactor);
+    if mode == ResponseMode::Raw {
+        return raw(&state, admission, &meter, &provider, status, &headers, body).await;
+    }
     let retry_after = headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
@@ -474,6 +480,49 @@ pub async fn send(
         }
         Err(e) => fail(&state, admission, &meter, e).await,
     }
+}
+
+/// A provider-native pass-through answer, returned as the provider sent it (content type kept),
+/// except that a refusal of the owner's credential is mapped like everywhere else, so the
+/// provider's text about the key never reaches the app.
+async fn raw(
+    state: &AppState,
+    admission: Admission,
+    meter: &Meter,
+    provider: &Provider,
+    status: u16,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> Response {
+    if status == 401 || status == 403 {
+        let e = failure(
+            provider,
+            Failure {
+                status,
+                kind: FailureKind::Authentication,
+                code: None,
+                message: String::new(),
+                retry_after_seconds: None,
+            },
+        );
+        return fail(state, admission, meter, e).await;
+    }
+    if let Err(e) = admission.settle(Usage::default(), 0).await {
+        tracing::error!(error = %e, "settling a pass-through reservation failed");
+    }
+    state
+        .ledger
+        .record(meter.row(status, Usage::default(), false, None));
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let content_type = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.as_str());
+    if let Some(v) = content_type.and_then(|v| HeaderValue::from_str(v).ok()) {
+        res.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    res
 }
 
 /// Ends a request that used nothing upstream: release the reservation, write the row, answer.

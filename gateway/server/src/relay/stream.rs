@@ -3,7 +3,8 @@
 //! whole. A stall, a cut or a plugin failure ends the stream with an error event and
 //! `data: [DONE]`; a client that goes away cancels the upstream call. Usage is settled and the
 //! ledger row written on every path, from the provider's report or, failing that, estimated from
-//! what was streamed (and marked estimated).
+//! what was streamed (and marked estimated). The owner's credential is cut out of the upstream
+//! bytes before framing (see [`super::upstream::Redactor`]).
 
 use std::convert::Infallible;
 use std::time::Instant;
@@ -20,6 +21,7 @@ use tokio::sync::mpsc;
 use super::Provider;
 use super::framing::{Framer, Framing};
 use super::pipeline::{IntoPolicyUsage, Meter, failure, plugin_call};
+use super::upstream::{Redactor, StreamRedactor};
 use crate::error::ApiError;
 use crate::limits::Admission;
 use crate::state::AppState;
@@ -38,6 +40,7 @@ pub fn respond(
     meter: Meter,
     estimate: Usage,
     rate_headers: Vec<(&'static str, String)>,
+    redactor: Redactor,
 ) -> Response {
     let (tx, rx) = mpsc::channel::<Chunk>(16);
     let framing = if mode == ResponseMode::Ndjson {
@@ -46,7 +49,16 @@ pub fn respond(
         Framing::Sse
     };
     tokio::spawn(pump(
-        state, provider, upstream, framing, call_state, admission, meter, estimate, tx,
+        state,
+        provider,
+        upstream,
+        framing,
+        call_state,
+        admission,
+        meter,
+        estimate,
+        tx,
+        redactor.stream(),
     ));
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     let mut res = Response::new(body);
@@ -106,6 +118,7 @@ async fn pump(
     meter: Meter,
     estimate: Usage,
     tx: mpsc::Sender<Chunk>,
+    mut redactor: StreamRedactor,
 ) {
     let started = Instant::now();
     let stall = state.config.upstream_timeout;
@@ -132,8 +145,21 @@ async fn pump(
                 });
                 break;
             }
-            Ok(Some(Ok(b))) => (framer.push(&b), false),
-            Ok(None) => (framer.finish(), true),
+            // The credential is cut out before framing, so no event the plugin sees holds it.
+            Ok(Some(Ok(b))) => (framer.push(&redactor.push(&b)), false),
+            Ok(None) => {
+                let tail = redactor.finish();
+                match framer.push(&tail) {
+                    Ok(mut events) => (
+                        framer.finish().map(|rest| {
+                            events.extend(rest);
+                            events
+                        }),
+                        true,
+                    ),
+                    Err(e) => (Err(e), true),
+                }
+            }
         };
         let events = match events {
             Ok(e) => e,

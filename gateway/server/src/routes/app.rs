@@ -11,10 +11,22 @@ use crate::auth::proof;
 use crate::error::{ApiError, ProofSite};
 use crate::state::AppState;
 
-/// `GET /v1/grant`: the app's own grant: policy, key, validity.
-pub async fn grant(req: AppRequest) -> Json<Value> {
+/// `GET /v1/grant`: the app's own grant: policy, key, validity, and what remains of its limits
+/// and budgets.
+pub async fn grant(
+    State(state): State<AppState>,
+    req: AppRequest,
+) -> Result<Json<Value>, ApiError> {
     let g = &req.grant;
-    Json(json!({
+    let policy: pairgate_policy::GrantPolicy = serde_json::from_value(req.policy.clone())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored policy is invalid: {e}")))?;
+    let remaining = state
+        .limiter
+        .remaining(&g.id, &policy, req.now_ms)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("limits: {e}")))?;
+    Ok(Json(json!({
+        "remaining": remaining,
         "object": "grant",
         "id": g.id,
         "app_name": g.app_name,
@@ -30,7 +42,7 @@ pub async fn grant(req: AppRequest) -> Json<Value> {
             crate::auth::extract::AppAuth::Dpop { .. } => "dpop",
             crate::auth::extract::AppAuth::Bearer => "bearer (weaker: no proof of possession)",
         },
-    }))
+    })))
 }
 
 /// `POST /v1/grant/rotate-key`: authenticated by the current key; the `new-dpop` header holds a
