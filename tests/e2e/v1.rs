@@ -444,3 +444,47 @@ async fn openai_compatible_instances_other_embeddings_and_native_pass_through() 
         .unwrap();
     assert_eq!(res.status(), 403);
 }
+
+#[tokio::test]
+async fn every_answered_request_is_in_the_ledger_even_after_a_hard_kill() {
+    use sqlx::Connection;
+    let (mut gw, _fake) = providers::start(Backend::Sqlite, "").await;
+    let client = pair(&gw, KeyKind::Ed25519, &[]).await;
+    let calls = (0..24).map(|i| {
+        let client = client.clone();
+        async move {
+            let res = client
+                .post("/v1/chat/completions")
+                .json(&chat("openai/gpt-4o-mini", i % 3 == 0))
+                .send()
+                .await
+                .unwrap();
+            let id = res.headers()["x-request-id"].to_str().unwrap().to_string();
+            let status = res.status();
+            let _ = res.text().await.unwrap();
+            (status, id)
+        }
+    });
+    let answered: Vec<String> = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter(|(s, _)| s.is_success())
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(answered.len(), 24);
+    // No graceful shutdown: the process dies at once.
+    gw.signal("KILL");
+    assert_eq!(gw.wait().await, None, "killed by a signal");
+    gw.restart().await;
+    let url = format!("sqlite://{}", gw.data_dir().join("pairgate.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let ids: Vec<String> = sqlx::query_scalar("SELECT request_id FROM usage_ledger")
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+    let missing: Vec<&String> = answered.iter().filter(|id| !ids.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "answered but missing from the ledger after kill -9: {missing:?}"
+    );
+}

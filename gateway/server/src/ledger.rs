@@ -36,6 +36,8 @@ pub const RETRIES: u32 = 3;
 
 enum Msg {
     Row(Box<LedgerRow>),
+    /// A row whose request waits for it to be committed before its answer completes.
+    Committed(Box<LedgerRow>, oneshot::Sender<()>),
     Flush(oneshot::Sender<()>),
     Close(oneshot::Sender<()>),
 }
@@ -51,7 +53,7 @@ pub struct Ledger {
 impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Msg::Row(r) => write!(f, "Row({})", r.request_id),
+            Msg::Row(r) | Msg::Committed(r, _) => write!(f, "Row({})", r.request_id),
             Msg::Flush(_) => f.write_str("Flush"),
             Msg::Close(_) => f.write_str("Close"),
         }
@@ -65,6 +67,24 @@ impl Ledger {
         let lag = Arc::new(AtomicUsize::new(0));
         tokio::spawn(writer(store, rx, lag.clone()));
         Ledger { tx, lag }
+    }
+
+    /// Records a row and waits until it is committed: the relay calls this before an answer
+    /// completes, so a hard kill can lose only the rows of requests still in flight. Rows that
+    /// arrive together share one transaction (group commit); nobody waits for a batch window.
+    pub async fn record_committed(&self, row: LedgerRow) {
+        self.lag.fetch_add(1, Ordering::AcqRel);
+        let (done, wait) = oneshot::channel();
+        if self
+            .tx
+            .send(Msg::Committed(Box::new(row), done))
+            .await
+            .is_err()
+        {
+            self.lost();
+            return;
+        }
+        let _ = wait.await;
     }
 
     /// Records a row without waiting. If the channel is full the row waits for room in a
@@ -177,6 +197,34 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, lag: Arc<AtomicUsize>
                         write(&store, &mut batch, &lag).await;
                     }
                 }
+                Msg::Committed(row, done) => {
+                    // Group commit: take what is already queued, write at once, then answer.
+                    batch.push(*row);
+                    let mut waiting = vec![done];
+                    let mut closing = None;
+                    while batch.len() < BATCH_ROWS {
+                        match rx.try_recv() {
+                            Ok(Msg::Row(row)) => batch.push(*row),
+                            Ok(Msg::Committed(row, d)) => {
+                                batch.push(*row);
+                                waiting.push(d);
+                            }
+                            Ok(Msg::Flush(d)) => waiting.push(d),
+                            Ok(Msg::Close(d)) => {
+                                closing = Some(d);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    write(&store, &mut batch, &lag).await;
+                    for d in waiting {
+                        let _ = d.send(());
+                    }
+                    if let Some(d) = closing {
+                        next = Some(Msg::Close(d));
+                    }
+                }
                 Msg::Flush(done) => {
                     write(&store, &mut batch, &lag).await;
                     let _ = done.send(());
@@ -189,6 +237,13 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, lag: Arc<AtomicUsize>
                         match m {
                             Msg::Row(row) => {
                                 batch.push(*row);
+                                if batch.len() >= BATCH_ROWS {
+                                    write(&store, &mut batch, &lag).await;
+                                }
+                            }
+                            Msg::Committed(row, d) => {
+                                batch.push(*row);
+                                waiting.push(d);
                                 if batch.len() >= BATCH_ROWS {
                                     write(&store, &mut batch, &lag).await;
                                 }

@@ -234,12 +234,15 @@ pub async fn unified(
         }
         Err(e) => {
             let status = e.status().as_u16();
-            state.ledger.record(meter.row(
-                status,
-                Usage::default(),
-                false,
-                Some(e.code().to_string()),
-            ));
+            state
+                .ledger
+                .record_committed(meter.row(
+                    status,
+                    Usage::default(),
+                    false,
+                    Some(e.code().to_string()),
+                ))
+                .await;
             e.into_response()
         }
     }
@@ -459,7 +462,8 @@ pub async fn send(
             }
             state
                 .ledger
-                .record(meter.row(f.status, usage, estimated, None));
+                .record_committed(meter.row(f.status, usage, estimated, None))
+                .await;
             let mut res = Response::new(Body::from(f.body));
             *res.status_mut() = StatusCode::from_u16(f.status).unwrap_or(StatusCode::OK);
             res.headers_mut().insert(
@@ -512,7 +516,8 @@ async fn raw(
     }
     state
         .ledger
-        .record(meter.row(status, Usage::default(), false, None));
+        .record_committed(meter.row(status, Usage::default(), false, None))
+        .await;
     let mut res = Response::new(Body::from(body));
     *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     let content_type = headers
@@ -530,12 +535,15 @@ pub async fn fail(state: &AppState, admission: Admission, meter: &Meter, e: ApiE
     if let Err(err) = admission.release().await {
         tracing::error!(error = %err, "releasing a reservation failed");
     }
-    state.ledger.record(meter.row(
-        e.status().as_u16(),
-        Usage::default(),
-        false,
-        Some(e.code().to_string()),
-    ));
+    state
+        .ledger
+        .record_committed(meter.row(
+            e.status().as_u16(),
+            Usage::default(),
+            false,
+            Some(e.code().to_string()),
+        ))
+        .await;
     e.into_response()
 }
 

@@ -32,12 +32,15 @@ pub async fn handle(
             send(state, provider, prepared, admission, meter).await
         }
         Err(e) => {
-            state.ledger.record(meter.row(
-                e.status().as_u16(),
-                Usage::default(),
-                false,
-                Some(e.code().to_string()),
-            ));
+            state
+                .ledger
+                .record_committed(meter.row(
+                    e.status().as_u16(),
+                    Usage::default(),
+                    false,
+                    Some(e.code().to_string()),
+                ))
+                .await;
             e.into_response()
         }
     }

@@ -216,12 +216,9 @@ async fn pump(
     }
     // Stop reading upstream: dropping the body cancels the provider call.
     drop(bytes);
-    if !client_gone {
-        if let Some(e) = &error {
-            let body = serde_json::json!({ "error": { "message": e.to_string(), "type": "server_error", "code": e.code(), "param": null } });
-            let _ = send_event(&tx, &body.to_string()).await;
-        }
-        let _ = send_event(&tx, "[DONE]").await;
+    if !client_gone && let Some(e) = &error {
+        let body = serde_json::json!({ "error": { "message": e.to_string(), "type": "server_error", "code": e.code(), "param": null } });
+        let _ = send_event(&tx, &body.to_string()).await;
     }
     let (final_usage, estimated) = match usage {
         Some(u) => (u, false),
@@ -254,7 +251,13 @@ async fn pump(
         stream_ms = started.elapsed().as_millis() as u64,
         "stream finished"
     );
+    // The row is committed before the stream completes, so an answered stream is never missing
+    // from the ledger, even after a hard kill.
     state
         .ledger
-        .record(meter.row(status, final_usage, estimated, code));
+        .record_committed(meter.row(status, final_usage, estimated, code))
+        .await;
+    if !client_gone {
+        let _ = send_event(&tx, "[DONE]").await;
+    }
 }
