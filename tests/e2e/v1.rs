@@ -488,3 +488,52 @@ async fn every_answered_request_is_in_the_ledger_even_after_a_hard_kill() {
         "answered but missing from the ledger after kill -9: {missing:?}"
     );
 }
+
+#[tokio::test]
+async fn an_unmodified_openai_client_works_through_the_local_signing_proxy() {
+    let (gw, _fake) = providers::start(Backend::Sqlite, "").await;
+    let client = pair(&gw, KeyKind::Ed25519, &[]).await;
+    let proxy = client.serve_local_proxy(0).await.unwrap();
+    // What an OpenAI SDK does with base_url = proxy and api_key = "unused": no signing at all.
+    let plain = reqwest::Client::new();
+    let res = plain
+        .post(format!("{}/chat/completions", proxy.base_url()))
+        .bearer_auth("unused")
+        .json(&chat("openai/gpt-4o-mini", false))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], REPLY);
+    let res = plain
+        .post(format!("{}/chat/completions", proxy.base_url()))
+        .bearer_auth("unused")
+        .json(&chat("openai/gpt-4o-mini", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let data = sse_data(&res.text().await.unwrap());
+    assert_eq!(streamed_text(&data), "tok0 tok1 tok2 ");
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let models: Value = plain
+        .get(format!("{}/models", proxy.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["object"], "list");
+    // Straight to the gateway, the same unsigned request is refused.
+    let res = plain
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("unused")
+        .json(&chat("openai/gpt-4o-mini", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}

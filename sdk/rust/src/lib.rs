@@ -19,6 +19,7 @@ mod client;
 mod consent;
 mod error;
 mod middleware;
+mod proxy;
 mod storage;
 
 pub use client::{Client, PairOptions, RequestBuilder};
@@ -26,4 +27,5 @@ pub use consent::PendingConsent;
 pub use error::SdkError;
 pub use middleware::PairgateMiddleware;
 pub use pairgate_protocol::keys::KeyKind;
+pub use proxy::LocalProxy;
 pub use storage::{FileStorage, MemoryStorage, Storage, StoredSession};
