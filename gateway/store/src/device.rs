@@ -1,7 +1,7 @@
 //! Consent requests (RFC 8628 device authorization): an app asks, the owner approves or denies,
 //! the app redeems once.
 
-use crate::grants::{GrantRow, NewRefresh, insert_grant, insert_refresh};
+use crate::grants::{GrantRow, NewRefresh};
 use crate::{Store, StoreError};
 
 /// An app's consent request.
@@ -121,23 +121,14 @@ impl Store {
         grant: &GrantRow,
         refresh: &NewRefresh,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let r = sqlx::query(
+        let claim = sqlx::query(
             "UPDATE device_requests SET status = 'redeemed', grant_id = $1 \
              WHERE device_code_hash = $2 AND status = 'approved' AND expires_at > $3",
         )
         .bind(&grant.id)
         .bind(device_code_hash)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if r.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        insert_grant(&mut tx, grant).await?;
-        insert_refresh(&mut tx, &grant.id, &grant.jkt, now, refresh).await?;
-        tx.commit().await?;
-        Ok(true)
+        .bind(now);
+        self.claim_and_create_grant(claim, grant, refresh, now)
+            .await
     }
 }

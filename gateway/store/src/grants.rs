@@ -114,24 +114,15 @@ impl Store {
         grant: &GrantRow,
         refresh: &NewRefresh,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let r = sqlx::query(
+        let claim = sqlx::query(
             "UPDATE pairings SET used_at = $1, grant_id = $2 \
              WHERE id = $3 AND used_at IS NULL AND cancelled_at IS NULL AND expires_at > $1",
         )
         .bind(now)
         .bind(&grant.id)
-        .bind(pairing_id)
-        .execute(&mut *tx)
-        .await?;
-        if r.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        insert_grant(&mut tx, grant).await?;
-        insert_refresh(&mut tx, &grant.id, &grant.jkt, now, refresh).await?;
-        tx.commit().await?;
-        Ok(true)
+        .bind(pairing_id);
+        self.claim_and_create_grant(claim, grant, refresh, now)
+            .await
     }
 
     pub async fn get_grant(&self, id: &str) -> Result<Option<GrantRow>, StoreError> {
@@ -260,6 +251,30 @@ impl Store {
         insert_refresh(&mut tx, &grant_id, &jkt, now, next).await?;
         tx.commit().await?;
         Ok(Some((grant_id, jkt)))
+    }
+}
+
+impl Store {
+    /// Runs `claim`, a conditional UPDATE marking a pairing or consent request as used, and if it
+    /// matched exactly one row creates the grant and its first refresh token in the same
+    /// transaction. Returns false, changing nothing, when the claim matched nothing: of two
+    /// concurrent redemptions exactly one gets true.
+    pub(crate) async fn claim_and_create_grant<'q>(
+        &self,
+        claim: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        grant: &GrantRow,
+        refresh: &NewRefresh,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        if claim.execute(&mut *tx).await?.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_grant(&mut tx, grant).await?;
+        insert_refresh(&mut tx, &grant.id, &grant.jkt, now, refresh).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }
 

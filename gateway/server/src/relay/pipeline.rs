@@ -228,24 +228,62 @@ pub async fn unified(
     client_ip: IpAddr,
 ) -> Response {
     let mut meter = Meter::new(&req, endpoint);
-    match admit_and_prepare(&state, &req, endpoint, client_ip, &mut meter).await {
+    let prepared = admit_and_prepare(&state, &req, endpoint, client_ip, &mut meter).await;
+    send_or_refuse(state, prepared, meter).await
+}
+
+/// Sends an admitted, prepared request; or, when admission or preparation refused it, records
+/// the refusal in the ledger and answers with the error.
+pub async fn send_or_refuse(
+    state: AppState,
+    prepared: Result<(Provider, Prepared, Admission), ApiError>,
+    meter: Meter,
+) -> Response {
+    match prepared {
         Ok((provider, prepared, admission)) => {
             send(state, provider, prepared, admission, meter).await
         }
         Err(e) => {
-            let status = e.status().as_u16();
-            state
-                .ledger
-                .record_committed(meter.row(
-                    status,
-                    Usage::default(),
-                    false,
-                    Some(e.code().to_string()),
-                ))
-                .await;
+            let row = meter.row(
+                e.status().as_u16(),
+                Usage::default(),
+                false,
+                Some(e.code().to_string()),
+            );
+            state.ledger.record_committed(row).await;
             e.into_response()
         }
     }
+}
+
+/// Runs the plugin's `prepare` for an admitted request. A refusal (the plugin's rejection or its
+/// failure) releases the reservation before it is returned.
+pub async fn prepare_upstream(
+    state: &AppState,
+    provider: &Provider,
+    prep: PrepareRequest,
+    admission: Admission,
+) -> Result<(UpstreamCall, Admission), ApiError> {
+    let id = provider.plugin.clone();
+    let refused =
+        match plugin_call(state, &provider.plugin, move |host| host.prepare(&id, prep)).await {
+            Ok(Ok(call)) => return Ok((call, admission)),
+            Ok(Err(rejection)) => ApiError::Upstream {
+                status: if (400..500).contains(&rejection.status) {
+                    rejection.status
+                } else {
+                    400
+                },
+                code: rejection.code,
+                message: rejection.message,
+                kind: "invalid_request_error",
+            },
+            Err(e) => e,
+        };
+    if let Err(e) = admission.release().await {
+        tracing::error!(error = %e, "releasing a reservation failed");
+    }
+    Err(refused)
 }
 
 async fn admit_and_prepare(
@@ -346,29 +384,7 @@ async fn admit_and_prepare(
         path: None,
         timestamp: (req.now_ms / 1000) as u64,
     };
-    let plugin = provider.plugin.clone();
-    let id = plugin.clone();
-    let outcome = plugin_call(state, &plugin, move |host| host.prepare(&id, prep)).await;
-    let call = match outcome {
-        Ok(Ok(call)) => call,
-        Ok(Err(rejection)) => {
-            let _ = admission.release().await;
-            return Err(ApiError::Upstream {
-                status: if (400..500).contains(&rejection.status) {
-                    rejection.status
-                } else {
-                    400
-                },
-                code: rejection.code,
-                message: rejection.message,
-                kind: "invalid_request_error",
-            });
-        }
-        Err(e) => {
-            let _ = admission.release().await;
-            return Err(e);
-        }
-    };
+    let (call, admission) = prepare_upstream(state, &provider, prep, admission).await?;
     Ok((
         provider,
         Prepared {

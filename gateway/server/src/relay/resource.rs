@@ -6,13 +6,13 @@
 
 use std::net::IpAddr;
 
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use pairgate_plugin_host::PrepareRequest;
 use pairgate_policy::GrantPolicy;
 use pairgate_policy::decide::{RequestFacts, check};
 use pairgate_policy::limits::{Usage, Window, window_ends_at, window_key};
 
-use super::pipeline::{Meter, Prepared, denial, plugin_call, send};
+use super::pipeline::{Meter, Prepared, denial, prepare_upstream, send_or_refuse};
 use crate::auth::extract::AppRequest;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -27,23 +27,8 @@ pub async fn handle(
 ) -> Response {
     let endpoint_guess = format!("resource:{resource}/{rest}");
     let mut meter = Meter::new(&req, &endpoint_guess);
-    match prepare(&state, &req, resource, rest, client_ip, &mut meter).await {
-        Ok((provider, prepared, admission)) => {
-            send(state, provider, prepared, admission, meter).await
-        }
-        Err(e) => {
-            state
-                .ledger
-                .record_committed(meter.row(
-                    e.status().as_u16(),
-                    Usage::default(),
-                    false,
-                    Some(e.code().to_string()),
-                ))
-                .await;
-            e.into_response()
-        }
-    }
+    let prepared = prepare(&state, &req, resource, rest, client_ip, &mut meter).await;
+    send_or_refuse(state, prepared, meter).await
 }
 
 async fn prepare(
@@ -136,33 +121,11 @@ async fn prepare(
         path,
         timestamp: (req.now_ms / 1000) as u64,
     };
-    let id = provider.plugin.clone();
-    match plugin_call(state, &provider.plugin, move |host| host.prepare(&id, prep)).await {
-        Ok(Ok(call)) => Ok((
-            provider,
-            Prepared {
-                call,
-                estimate: Usage::default(),
-                stream: false,
-            },
-            admission,
-        )),
-        Ok(Err(rejection)) => {
-            let _ = admission.release().await;
-            Err(ApiError::Upstream {
-                status: if (400..500).contains(&rejection.status) {
-                    rejection.status
-                } else {
-                    400
-                },
-                code: rejection.code,
-                message: rejection.message,
-                kind: "invalid_request_error",
-            })
-        }
-        Err(e) => {
-            let _ = admission.release().await;
-            Err(e)
-        }
-    }
+    let (call, admission) = prepare_upstream(state, &provider, prep, admission).await?;
+    let prepared = Prepared {
+        call,
+        estimate: Usage::default(),
+        stream: false,
+    };
+    Ok((provider, prepared, admission))
 }
