@@ -684,3 +684,130 @@ async fn json_outputs_are_documents_without_sealed_fields() {
     assert_eq!(check["resolved_fingerprint"], first["fingerprint"]);
     assert!(check["previous"].is_null());
 }
+
+/// A chat through the gateway; returns the status and the key the fake provider received.
+async fn chat_key(client: &Client, fake: &pairgate_tests::fake::FakeProvider) -> (u16, String) {
+    let res = client
+        .post("/v1/chat/completions")
+        .json(&serde_json::json!({
+            "model": "openai/gpt-4o-mini",
+            "messages": [{"role": "user", "content": "hi"}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let _ = res.bytes().await;
+    let seen = fake
+        .last()
+        .header("authorization")
+        .unwrap_or_default()
+        .to_string();
+    (status, seen)
+}
+
+#[tokio::test]
+async fn in_place_rotation_reaches_a_running_gateway_without_restart() {
+    use pairgate_tests::providers::{start, test_key};
+    for backend in BOTH {
+        let (mut gw, fake) = start(backend, "").await;
+        let client = app::pair(&gw, KeyKind::Ed25519, &[]).await;
+        let want = format!("Bearer {}", test_key("openai"));
+        assert_eq!(chat_key(&client, &fake).await, (200, want.clone()));
+        let key_file = gw.data_dir().join("master.key");
+        let old_b64 = std::fs::read_to_string(&key_file).unwrap();
+
+        let out = ok(&gw, &["master-key", "rotate", "--json"], None).await;
+        let rotation: Value = serde_json::from_str(&out).unwrap();
+        let (old_id, new_id) = (&rotation["old_key_id"], &rotation["new_key_id"]);
+        assert_eq!(rotation["credentials"], 4, "{out}");
+        let retired = gw
+            .data_dir()
+            .join(format!("master.key.retired-{}", old_id.as_str().unwrap()));
+        assert_eq!(rotation["old_key_file"], retired.display().to_string());
+        assert_eq!(std::fs::read_to_string(&retired).unwrap(), old_b64);
+        assert_ne!(std::fs::read_to_string(&key_file).unwrap(), old_b64);
+        assert!(!out.contains(old_b64.trim()), "no key material is printed");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+
+        // The running gateway decrypts with the new key on first use: no restart, no config.
+        assert_eq!(
+            chat_key(&client, &fake).await,
+            (200, want.clone()),
+            "{backend:?}"
+        );
+        let logs = gw.logs();
+        assert!(logs.contains("master key reloaded"), "{logs}");
+        assert!(logs.contains(new_id.as_str().unwrap()), "{logs}");
+        // Credential writes from the running gateway's side go under the new key too.
+        let listed = ok(&gw, &["credential", "list"], None).await;
+        assert!(listed.contains("openai"), "{listed}");
+
+        // A rotation that committed but never renamed KEY.next (a crash in between) is what
+        // `--to-file KEY.next` leaves: the running gateway uses KEY.next, a start finishes it.
+        let next = gw.data_dir().join("master.key.next");
+        let mid = ok(
+            &gw,
+            &[
+                "master-key",
+                "rotate",
+                "--json",
+                "--to-file",
+                &next.display().to_string(),
+            ],
+            None,
+        )
+        .await;
+        let mid: Value = serde_json::from_str(&mid).unwrap();
+        assert_eq!(chat_key(&client, &fake).await, (200, want.clone()));
+        assert!(next.exists(), "a running gateway never renames key files");
+        gw.restart().await;
+        assert!(!next.exists());
+        let now_in_file = std::fs::read_to_string(&key_file).unwrap();
+        let retired = gw.data_dir().join(format!(
+            "master.key.retired-{}",
+            mid["old_key_id"].as_str().unwrap()
+        ));
+        assert!(retired.exists());
+        assert_ne!(std::fs::read_to_string(&retired).unwrap(), now_in_file);
+        assert!(
+            gw.logs()
+                .contains("completed an interrupted master-key rotation")
+        );
+        assert_eq!(chat_key(&client, &fake).await, (200, want.clone()));
+
+        // SIGHUP re-reads the source; an unchanged key is reported, not swapped.
+        gw.signal("HUP");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !gw.logs().contains("still holds the key in use") {
+            assert!(Instant::now() < deadline, "{}", gw.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // In-place rotation is for key files; other sources say what to give instead.
+        let (code, _, err) = cli(
+            &gw,
+            &["master-key", "rotate", "--discard-old", "--to-env", "X"],
+            None,
+        )
+        .await;
+        assert_eq!(code, 2, "{err}");
+        let out = ok(&gw, &["master-key", "rotate", "--discard-old"], None).await;
+        assert!(out.contains("The old key was deleted."), "{out}");
+        let leftovers: Vec<_> = std::fs::read_dir(gw.data_dir())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("master.key"))
+            .collect();
+        assert_eq!(
+            leftovers.len(),
+            3,
+            "key, and the two kept retired keys: {leftovers:?}"
+        );
+        assert_eq!(chat_key(&client, &fake).await, (200, want));
+    }
+}

@@ -6,6 +6,7 @@ mod admin;
 mod custody;
 mod foundation;
 mod limits;
+mod ops;
 mod pairing;
 mod plugins;
 mod proof_negative;

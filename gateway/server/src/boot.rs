@@ -58,7 +58,7 @@ async fn prepare(
 ) -> Result<AppState, StartError> {
     ensure_data_dir(&config.data_dir, created)?;
     let store = open_store(config, created).await?;
-    let (master, key_file) = match crate::keys::load_master_key(config, &store).await {
+    let (master, key_file) = match crate::keys::load_master_key(config, &store, true).await {
         Ok(loaded) => loaded,
         Err(e) => {
             store.close().await;

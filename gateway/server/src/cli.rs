@@ -100,6 +100,30 @@ pub enum Command {
         #[command(subcommand)]
         command: commands::master_key::MasterKeyCommand,
     },
+    /// Check configuration, database, master key, credentials, plugins and clocks; print what
+    /// to fix. Exits 1 when a check fails.
+    Doctor {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        args: commands::doctor::DoctorArgs,
+    },
+    /// Write a consistent copy of the database while the gateway runs (SQLite: VACUUM INTO;
+    /// PostgreSQL: pg_dump).
+    Backup {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        args: commands::backup::BackupArgs,
+    },
+    /// Put a backup back, with the gateway stopped (SQLite: checks the master key opens it and
+    /// keeps the replaced file; PostgreSQL: pg_restore).
+    Restore {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        args: commands::backup::RestoreArgs,
+    },
 }
 
 impl CommonArgs {
@@ -147,6 +171,18 @@ pub fn main() -> ExitCode {
         Command::MasterKey { common, command } => run_command(&common, |state| {
             Box::pin(async move { commands::master_key::run(&state, command).await })
         }),
+        Command::Doctor { common, args } => run_plain(|| {
+            Box::pin(async move { commands::doctor::run(&common.sources(None), args).await })
+        }),
+        Command::Backup { common, args } => run_command(&common, |state| {
+            Box::pin(async move { commands::backup::backup(&state, args).await })
+        }),
+        Command::Restore { common, args } => run_plain(|| {
+            Box::pin(async move {
+                let config = config::load(&common.sources(None)).map_err(StartError::Config)?;
+                commands::backup::restore(&config, args).await
+            })
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -174,6 +210,15 @@ fn run_command(
         state.shutdown().await;
         result
     })
+}
+
+/// Runs a command that opens what it needs itself, on a small runtime.
+fn run_plain(f: impl FnOnce() -> CommandFuture) -> Result<(), CommandError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::Runtime(e.to_string()))?;
+    runtime.block_on(f())
 }
 
 fn run_serve(sources: Sources) -> Result<(), StartError> {

@@ -234,6 +234,7 @@ pub async fn add_stored(
             "the credential value is empty".into(),
         ));
     }
+    crate::master_key::ensure_current(state).await;
     let master = state.keys.master();
     let id = new_id();
     let label = format!("{provider}/{name}");
@@ -241,7 +242,7 @@ pub async fn add_stored(
         credential_id: &id,
         provider,
     };
-    let sealed = custody::seal(master, &aad, &value).map_err(unusable(label))?;
+    let sealed = custody::seal(&master, &aad, &value).map_err(unusable(label))?;
     let now = crate::auth::now_ms();
     let row = CredentialRow {
         id: id.clone(),
@@ -421,6 +422,7 @@ pub async fn rotate(
     if row.kind != kind::STORED {
         return Err(CredentialError::NotStored(label));
     }
+    crate::master_key::ensure_current(state).await;
     let master = state.keys.master();
     let fingerprint = custody::fingerprint(state.keys.fingerprint_key(), &new);
     if fingerprint == row.fingerprint {
@@ -432,7 +434,7 @@ pub async fn rotate(
         credential_id: &row.id,
         provider: &row.provider,
     };
-    let sealed = custody::seal(master, &aad, &new).map_err(unusable(label.clone()))?;
+    let sealed = custody::seal(&master, &aad, &new).map_err(unusable(label.clone()))?;
     let last4 = custody::last4(&new);
     drop(new);
     let now = crate::auth::now_ms();
@@ -502,15 +504,14 @@ async fn resolve_inner(
         .active_value(provider, name, now)
         .await?
         .ok_or_else(|| CredentialError::NotFound(label.clone()))?;
-    let master = state.keys.master();
     let aad = CredentialAad {
         credential_id: &active.id,
         provider: &active.provider,
     };
     let current = match (active.current, &active.reference) {
-        (Some(blobs), _) => {
-            custody::open(master, &aad, &sealed(blobs)).map_err(unusable(label.clone()))?
-        }
+        (Some(blobs), _) => open_stored(state, &aad, &sealed(blobs))
+            .await
+            .map_err(unusable(label.clone()))?,
         (None, Some(reference)) => {
             let r: CredentialRef = serde_json::from_str(reference).map_err(|_| {
                 CredentialError::Store(StoreError::Corrupt(format!(
@@ -527,13 +528,31 @@ async fn resolve_inner(
     };
     let previous = match active.previous {
         Some((blobs, until)) if with_previous => Some((
-            custody::open(master, &aad, &sealed(blobs))
+            open_stored(state, &aad, &sealed(blobs))
+                .await
                 .map_err(unusable(format!("{label} (previous value)")))?,
             until,
         )),
         _ => None,
     };
     Ok((active.id, ActiveSecrets { current, previous }))
+}
+
+/// Opens a stored value with the master key in use; when its data key was wrapped under
+/// another one (the master key was rotated while this gateway runs), reloads the master key
+/// from the configured source and tries once more.
+async fn open_stored(
+    state: &AppState,
+    aad: &CredentialAad<'_>,
+    sealed: &Sealed,
+) -> std::result::Result<SecretString, CustodyError> {
+    match custody::open(&state.keys.master(), aad, sealed) {
+        Err(e) if crate::master_key::reload_for_wrap(state, &sealed.wrapped_dek).await => {
+            drop(e);
+            custody::open(&state.keys.master(), aad, sealed)
+        }
+        other => other,
+    }
 }
 
 /// Decrypts or fetches a credential (and its previous value in grace) and reports their
@@ -593,7 +612,7 @@ pub async fn rotate_master_key(
         .meta_get(GATEWAY_SECRET)
         .await?
         .ok_or_else(|| StoreError::Corrupt("the gateway secret is missing".into()))?;
-    let secret = crate::keys::reseal_gateway_secret(old, new, &stored_secret).map_err(|e| {
+    let secret = crate::keys::reseal_gateway_secret(&old, new, &stored_secret).map_err(|e| {
         CredentialError::Unusable {
             label: "gateway secret".into(),
             source: e,
@@ -620,11 +639,11 @@ pub async fn rotate_master_key(
                 };
                 let label = || format!("{} ({})", k.id, k.provider);
                 let current =
-                    custody::rewrap(old, new, &aad, &k.wrapped_dek).map_err(unusable(label()))?;
+                    custody::rewrap(&old, new, &aad, &k.wrapped_dek).map_err(unusable(label()))?;
                 let previous = k
                     .previous_wrapped_dek
                     .as_deref()
-                    .map(|p| custody::rewrap(old, new, &aad, p))
+                    .map(|p| custody::rewrap(&old, new, &aad, p))
                     .transpose()
                     .map_err(unusable(format!("{} (previous value)", label())))?;
                 Ok::<_, CredentialError>((current, previous))

@@ -7,6 +7,7 @@
 //! credential). Rotating the master key re-seals the gateway secret and changes nothing derived
 //! from it, so pairings, grants, access and refresh tokens survive a master-key rotation.
 
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -38,7 +39,11 @@ pub enum Purpose {
 
 /// Derived keys. `Debug` prints nothing secret.
 pub struct GatewayKeys {
-    master: MasterKey,
+    /// Replaced, never mutated, when a running gateway picks up a rotated master key (see
+    /// `crate::master_key`); readers hold an `Arc` for the duration of one seal or open.
+    master: RwLock<Arc<MasterKey>>,
+    /// Serialises reloads of the master key (see `crate::master_key::reload`).
+    reload: crate::master_key::ReloadGate,
     /// One HMAC key per [`Purpose`], in declaration order.
     hmac: [SecretBox<[u8; 32]>; 6],
     nonce: SecretBox<[u8; 32]>,
@@ -51,7 +56,7 @@ pub struct GatewayKeys {
 impl std::fmt::Debug for GatewayKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatewayKeys")
-            .field("master", &self.master)
+            .field("master", &self.master())
             .finish_non_exhaustive()
     }
 }
@@ -83,7 +88,8 @@ impl GatewayKeys {
             fingerprint: MasterKey::from_bytes(
                 *d("pairgate/credential-fingerprint/v1").expose_secret(),
             ),
-            master,
+            master: RwLock::new(Arc::new(master)),
+            reload: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -94,8 +100,20 @@ impl GatewayKeys {
         &self.fingerprint
     }
 
-    pub fn master(&self) -> &MasterKey {
-        &self.master
+    /// The master key in use now.
+    pub fn master(&self) -> Arc<MasterKey> {
+        Arc::clone(&self.master.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The gate every reload of the master key passes (see `crate::master_key::reload`).
+    pub fn reload_gate(&self) -> &crate::master_key::ReloadGate {
+        &self.reload
+    }
+
+    /// Puts a newly loaded master key in use (the gateway secret, and so every derived key,
+    /// does not change with it).
+    pub fn replace_master(&self, key: MasterKey) {
+        *self.master.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(key);
     }
 
     /// HMAC-SHA256 of `data` under the purpose's key, base64url: what the database stores in
@@ -275,9 +293,14 @@ pub async fn load_gateway_secret(
 /// Loads the master key from the configured source and checks it against the verifier stored
 /// in the database (written on first start). Returns the key and the path of a key file this
 /// call created, if any.
+///
+/// For a key file, an in-place rotation that committed but had not yet renamed `KEY.next` over
+/// the file (see `crate::master_key`) is recognised: the pending key is used, and with
+/// `finish_pending` (at start, never from a running gateway) the rename is completed.
 pub async fn load_master_key(
     config: &Config,
     store: &Store,
+    finish_pending: bool,
 ) -> Result<(MasterKey, Option<std::path::PathBuf>), StartError> {
     let fail = |e: &dyn std::fmt::Display| StartError::MasterKey(e.to_string());
     let db = |e: pairgate_store::StoreError| StartError::Database(e.to_string());
@@ -341,9 +364,25 @@ pub async fn load_master_key(
             }
         }
     };
-    let loaded = pairgate_custody::load(&source, &pairgate_custody::process_env)
+    let mut loaded = pairgate_custody::load(&source, &pairgate_custody::process_env)
         .await
         .map_err(|e| fail(&e))?;
+    if mk.source == MasterKeySourceKind::File
+        && let Some(stored) = &verifier
+        && let Some(next) =
+            crate::master_key::pending_file_key(&key_file, &loaded.key, stored).await
+    {
+        if finish_pending {
+            crate::master_key::finish_file_rotation(&key_file, &loaded.key.key_id())
+                .map_err(|e| fail(&format!("completing a master-key rotation: {e}")))?;
+            tracing::warn!(
+                old_key_id = %loaded.key.key_id(),
+                new_key_id = %next.key_id(),
+                "completed an interrupted master-key rotation: the new key replaced the key file"
+            );
+        }
+        loaded.key = next;
+    }
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }

@@ -14,6 +14,7 @@ pub mod grant_policy;
 pub mod keys;
 pub mod ledger;
 pub mod limits;
+pub mod master_key;
 pub mod metrics;
 pub mod owner;
 pub mod pairing;

@@ -88,6 +88,12 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         }
     }
     crate::metrics::install();
+    if let Err(e) = crate::master_key::spawn_sighup_reloader(state.clone()) {
+        state.shutdown().await;
+        return Err(StartError::Serve(format!(
+            "cannot install the SIGHUP handler: {e}"
+        )));
+    }
     let _janitor = state.limiter.spawn_janitor();
     let ledger = state.ledger.clone();
     tokio::spawn(async move {

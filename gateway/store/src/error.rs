@@ -13,6 +13,8 @@ pub enum StoreError {
     Query(#[source] sqlx::Error),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    #[error("not supported here: {0}")]
+    Unsupported(String),
 }
 
 impl StoreError {

@@ -12,6 +12,7 @@ mod device;
 mod error;
 pub mod grants;
 pub mod ledger;
+mod maintenance;
 mod meta;
 mod owners;
 

@@ -8,15 +8,22 @@ use std::time::Duration;
 use pairgate_custody::{self as custody, KdfParams, MasterKeySource, PassphraseFrom};
 
 use super::{CLI_ACTOR, CommandError};
+use crate::config::MasterKeySourceKind;
+use crate::master_key;
 use crate::serve::StartError;
 use crate::state::AppState;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum MasterKeyCommand {
     /// Re-wrap every data key and the gateway secret under a new master key. Pairings, grants,
-    /// tokens and credential values do not change.
-    #[command(group(clap::ArgGroup::new("to").required(true).multiple(false).args(["to_file", "to_env", "to_command", "to_passphrase_env"])))]
+    /// tokens and credential values do not change. With no --to-* option the configured key
+    /// file is rotated in place: running gateways pick the new key up without a restart.
+    #[command(group(clap::ArgGroup::new("to").required(false).multiple(false).args(["to_file", "to_env", "to_command", "to_passphrase_env"])))]
     Rotate {
+        /// With in-place rotation: delete the old key instead of keeping it as
+        /// KEY.retired-ID (backups made before the rotation then cannot be opened).
+        #[arg(long, conflicts_with = "to")]
+        discard_old: bool,
         /// A key file (base64, 32 bytes); generated with mode 0600 if it does not exist.
         #[arg(long, value_name = "PATH")]
         to_file: Option<PathBuf>,
@@ -124,15 +131,105 @@ fn target(
         _ => {
             return Err(CommandError::Usage(
                 "give the new key's source: --to-file, --to-env, --to-command or \
-                 --to-passphrase-env"
+                 --to-passphrase-env (or none, to rotate a key file in place)"
                     .into(),
             ));
         }
     })
 }
 
+/// `master-key rotate` with no `--to-*`: a new key replaces the configured key file (see
+/// `crate::master_key` for the steps and what a crash in between leaves).
+async fn rotate_in_place(
+    state: &AppState,
+    discard_old: bool,
+    json: bool,
+) -> Result<(), CommandError> {
+    let mk = &state.config.master_key;
+    if mk.source != MasterKeySourceKind::File {
+        return Err(CommandError::Usage(
+            "in-place rotation needs the key-file master key source; give the new key's source \
+             with --to-file, --to-env, --to-command or --to-passphrase-env"
+                .into(),
+        ));
+    }
+    let key_file = mk
+        .path
+        .clone()
+        .unwrap_or_else(|| state.config.data_dir.join("master.key"));
+    let next = master_key::next_path(&key_file);
+    // Start-up (of this very command) completed any committed rotation, so a KEY.next still
+    // here is from one that never committed.
+    if next.exists() {
+        std::fs::remove_file(&next)
+            .map_err(|e| CommandError::Api(format!("removing stale {}: {e}", next.display())))?;
+    }
+    let source = MasterKeySource::File {
+        path: next.clone(),
+        create_if_missing: true,
+    };
+    let loaded = custody::load(&source, &custody::process_env)
+        .await
+        .map_err(|e| StartError::MasterKey(format!("new master key: {e}")))?;
+    let rotation =
+        match crate::credentials::rotate_master_key(state, &loaded.key, None, CLI_ACTOR).await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_file(&next);
+                return Err(e.into());
+            }
+        };
+    master_key::finish_file_rotation(&key_file, &rotation.old_key_id).map_err(|e| {
+        CommandError::Api(format!(
+            "the database is under the new key, but moving {} over {} failed: {e}; the next \
+             start completes it",
+            next.display(),
+            key_file.display()
+        ))
+    })?;
+    let retired = master_key::retired_path(&key_file, &rotation.old_key_id);
+    if discard_old {
+        std::fs::remove_file(&retired).map_err(|e| {
+            CommandError::Api(format!("removing the old key {}: {e}", retired.display()))
+        })?;
+    }
+    if json {
+        let v = serde_json::json!({
+            "old_key_id": rotation.old_key_id,
+            "new_key_id": rotation.new_key_id,
+            "credentials": rotation.credentials,
+            "key_file": key_file,
+            "old_key_file": (!discard_old).then_some(&retired),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        let kept = if discard_old {
+            "The old key was deleted.".to_string()
+        } else {
+            format!(
+                "The old key is kept in {} for database backups made before now: delete it \
+                 when you no longer keep them.",
+                retired.display()
+            )
+        };
+        println!(
+            "master key rotated in place: {} -> {} ({} stored credential{} re-wrapped, gateway \
+             secret re-sealed); {} now holds the new key.\n\
+             Running gateways reading this file pick the new key up on their next use of a \
+             stored credential (or on SIGHUP): no restart and no configuration change.\n{kept}",
+            rotation.old_key_id,
+            rotation.new_key_id,
+            rotation.credentials,
+            if rotation.credentials == 1 { "" } else { "s" },
+            key_file.display(),
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(state: &AppState, cmd: MasterKeyCommand) -> Result<(), CommandError> {
     let MasterKeyCommand::Rotate {
+        discard_old,
         to_file,
         to_env,
         to_command,
@@ -142,6 +239,10 @@ pub async fn run(state: &AppState, cmd: MasterKeyCommand) -> Result<(), CommandE
         args,
         json,
     } = cmd;
+    if to_file.is_none() && to_env.is_none() && to_command.is_none() && to_passphrase_env.is_none()
+    {
+        return rotate_in_place(state, discard_old, json).await;
+    }
     let args = arg.into_iter().chain(args).collect();
     let target = target(
         to_file,
@@ -200,8 +301,12 @@ pub async fn run(state: &AppState, cmd: MasterKeyCommand) -> Result<(), CommandE
              re-sealed)\n\n\
              Now point every gateway and CLI that uses this database at the new key, in the \
              config file:\n\n{}\nor in the environment:\n\n  {}\n\n\
-             and restart running gateways. Until they restart, they keep serving apps (pairings, \
-             grants and tokens are unchanged) but cannot decrypt stored credentials.\n\
+             and reload running gateways: a gateway whose configured source now returns the \
+             new key (a command or keychain entry updated in place) picks it up by itself on \
+             its next use of a stored credential, or on SIGHUP; one whose configuration must \
+             change (another file, an environment variable, a systemd credential) needs a \
+             restart. Until then it keeps serving apps (pairings, grants and tokens are \
+             unchanged) but cannot decrypt stored credentials.\n\
              Keep the old key only as long as you keep database backups made before now.",
             rotation.old_key_id,
             rotation.new_key_id,

@@ -2,8 +2,10 @@
 //! `serve` does; whoever can run them on the gateway's machine with its master key is the owner.
 #![allow(clippy::print_stdout)]
 
+pub mod backup;
 pub mod consent;
 pub mod credential;
+pub mod doctor;
 pub mod grant;
 pub mod master_key;
 pub mod owner;

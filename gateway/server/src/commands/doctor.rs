@@ -1,0 +1,481 @@
+//! `pairgate doctor`: checks the configuration, data dir, database, master key, gateway secret,
+//! credentials, plugins, Redis and clocks one by one, and prints what to fix.
+//!
+//! Each check runs even when an earlier one failed, unless it needs what failed (no database,
+//! no master key check). Nothing is created or migrated: doctor reads; the only writes are the
+//! ones any command makes when it opens state (none on a database that `serve` has started).
+//! Output names credentials and key ids, never a value.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use pairgate_store::{Backend, Store, StoreOptions};
+use serde::Serialize;
+
+use super::CommandError;
+use crate::config::{self, Config, MasterKeySourceKind, Sources};
+use crate::keys::VERIFIER;
+
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Print the checks as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Skip loading the plugins (compiling them takes seconds when the cache is cold).
+    #[arg(long)]
+    skip_plugins: bool,
+}
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+    Skip,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub status: Status,
+    pub check: String,
+    pub detail: String,
+    /// What to do about a warning or failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Report(Vec<Check>);
+
+impl Report {
+    fn push(&mut self, status: Status, check: &str, detail: impl Into<String>, fix: Option<&str>) {
+        self.0.push(Check {
+            status,
+            check: check.into(),
+            detail: detail.into(),
+            fix: fix.map(str::to_string),
+        });
+    }
+    fn ok(&mut self, check: &str, detail: impl Into<String>) {
+        self.push(Status::Ok, check, detail, None);
+    }
+    fn failed(&self) -> bool {
+        self.0.iter().any(|c| c.status == Status::Fail)
+    }
+}
+
+/// Runs every check and prints the report; fails (exit 1) when any check failed.
+pub async fn run(sources: &Sources, args: DoctorArgs) -> Result<(), CommandError> {
+    let mut report = Report::default();
+    match config::load(sources) {
+        Ok(mut config) => {
+            if config.log_level == "info" {
+                config.log_level = "error".into();
+            }
+            crate::telemetry::init(&config);
+            report.ok(
+                "config",
+                match sources
+                    .file
+                    .as_ref()
+                    .or(sources.default_file.as_ref().filter(|f| f.exists()))
+                {
+                    Some(f) => format!("valid ({})", f.display()),
+                    None => "valid (defaults, environment and flags; no config file)".into(),
+                },
+            );
+            check_all(&config, &args, &mut report).await;
+        }
+        Err(errors) => report.push(
+            Status::Fail,
+            "config",
+            errors.to_string(),
+            Some("correct the listed settings (file, PAIRGATE_* environment or flags)"),
+        ),
+    }
+    print(&report, args.json);
+    if report.failed() {
+        let n = report.0.iter().filter(|c| c.status == Status::Fail).count();
+        return Err(CommandError::Api(format!(
+            "doctor: {n} check{} failed",
+            if n == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(())
+}
+
+async fn check_all(config: &Config, args: &DoctorArgs, report: &mut Report) {
+    public_url(config, report);
+    data_dir(&config.data_dir, report);
+    let store = match database(config, report).await {
+        Some(store) => store,
+        None => {
+            report.push(Status::Skip, "master key", "needs the database", None);
+            return;
+        }
+    };
+    let keys_ok = master_key(config, &store, report).await;
+    let owners = store.owner_count().await.unwrap_or(0);
+    if owners == 0 {
+        report.push(
+            Status::Warn,
+            "owner",
+            "no owner account yet",
+            Some("run `pairgate owner create`, or open the setup link `pairgate serve` logs"),
+        );
+    } else {
+        report.ok("owner", "an owner account exists");
+    }
+    clock(config, &store, report).await;
+    store.close().await;
+    if keys_ok {
+        credentials(config, report).await;
+    } else {
+        report.push(Status::Skip, "credentials", "needs the master key", None);
+    }
+    if args.skip_plugins {
+        report.push(Status::Skip, "plugins", "--skip-plugins", None);
+    } else {
+        plugins(config, report);
+    }
+    redis(config, report).await;
+}
+
+fn public_url(config: &Config, report: &mut Report) {
+    let url = config.public_url.as_str();
+    let loopback = config.listen.ip().is_loopback();
+    if !config.public_url_explicit && !loopback {
+        report.push(
+            Status::Warn,
+            "public url",
+            format!(
+                "not set; the gateway listens on {} and guesses {url}",
+                config.listen
+            ),
+            Some(
+                "set public_url to the exact https URL apps use: DPoP `htu` checks and pairing \
+                 strings depend on it, never on request headers",
+            ),
+        );
+    } else if config.public_url.scheme() == "http" && !loopback {
+        report.push(
+            Status::Warn,
+            "public url",
+            format!("{url} is plain http on a non-loopback address"),
+            Some("serve https (tls.cert_file/tls.key_file) or put a TLS reverse proxy in front"),
+        );
+    } else {
+        report.ok("public url", url);
+    }
+}
+
+fn data_dir(dir: &Path, report: &mut Report) {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(dir) {
+        Err(_) => report.push(
+            Status::Warn,
+            "data dir",
+            format!("{} does not exist yet", dir.display()),
+            Some("`pairgate serve` creates it on first start"),
+        ),
+        Ok(m) if !m.is_dir() => report.push(
+            Status::Fail,
+            "data dir",
+            format!("{} is not a directory", dir.display()),
+            Some("point data_dir at a directory"),
+        ),
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => report.push(
+            Status::Warn,
+            "data dir",
+            format!(
+                "{} is open to other users (mode {:o})",
+                dir.display(),
+                m.permissions().mode() & 0o777
+            ),
+            Some("chmod 700 the data dir: it holds the database (and by default the key file)"),
+        ),
+        Ok(_) => report.ok("data dir", dir.display().to_string()),
+    }
+}
+
+async fn database(config: &Config, report: &mut Report) -> Option<Store> {
+    let url = config.effective_database_url();
+    if config.uses_embedded_sqlite() && !config.sqlite_path().exists() {
+        report.push(
+            Status::Warn,
+            "database",
+            format!("{} does not exist yet", config.sqlite_path().display()),
+            Some("`pairgate serve` creates it on first start"),
+        );
+        return None;
+    }
+    let store = match Store::connect(&url, &StoreOptions::default()).await {
+        Ok(s) => s,
+        Err(e) => {
+            report.push(
+                Status::Fail,
+                "database",
+                e.to_string(),
+                Some("check database_url, that the server runs and that this user may connect"),
+            );
+            return None;
+        }
+    };
+    let engine = match store.backend() {
+        Backend::Sqlite => "SQLite",
+        Backend::Postgres => "PostgreSQL",
+    };
+    match store.check_ready().await {
+        Ok(()) => report.ok("database", format!("{engine}, migrations up to date")),
+        Err(pairgate_store::StoreError::Migration(m)) => report.push(
+            Status::Warn,
+            "database",
+            format!("{engine}: {m}"),
+            Some("the next `pairgate serve` (or any command) applies them"),
+        ),
+        Err(e) => report.push(
+            Status::Fail,
+            "database",
+            format!("{engine}: {e}"),
+            Some("the database answers but is not pairgate's: check database_url"),
+        ),
+    }
+    Some(store)
+}
+
+async fn master_key(config: &Config, store: &Store, report: &mut Report) -> bool {
+    let source = format!("{:?}", config.master_key.source).to_lowercase();
+    match store.meta_get(VERIFIER).await {
+        Ok(None) => {
+            report.push(
+                Status::Warn,
+                "master key",
+                "nothing is sealed yet (the gateway has not started on this database)",
+                Some("start `pairgate serve` once"),
+            );
+            return false;
+        }
+        Err(e) => {
+            report.push(Status::Fail, "master key", e.to_string(), None);
+            return false;
+        }
+        Ok(Some(_)) => {}
+    }
+    let key = match crate::keys::load_master_key(config, store, false).await {
+        Ok((key, _)) => key,
+        Err(e) => {
+            report.push(
+                Status::Fail,
+                "master key",
+                format!("source {source}: {e}"),
+                Some(
+                    "configure the master key the database was sealed under (a key replaced by \
+                     `master-key rotate` is kept as KEY.retired-ID)",
+                ),
+            );
+            return false;
+        }
+    };
+    let kid = key.key_id();
+    if config.master_key.source == MasterKeySourceKind::File {
+        let file = config
+            .master_key
+            .path
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("master.key"));
+        if crate::master_key::next_path(&file).exists() {
+            report.push(
+                Status::Warn,
+                "master key",
+                format!("key {kid}; an unfinished in-place rotation left {}.next", file.display()),
+                Some("start the gateway (it completes a committed rotation) or run `master-key rotate` again"),
+            );
+        } else if file.parent() == Some(config.data_dir.as_path()) {
+            report.push(
+                Status::Warn,
+                "master key",
+                format!("key {kid} in {}, beside the database", file.display()),
+                Some(
+                    "a copy of the data dir holds both: prefer the OS keychain, a command \
+                     (secret manager), systemd credentials or a passphrase (master_key.source)",
+                ),
+            );
+        } else {
+            report.ok("master key", format!("key {kid} from {}", file.display()));
+        }
+    } else {
+        report.ok("master key", format!("key {kid} from source {source}"));
+    }
+    match crate::keys::load_gateway_secret(&key, store).await {
+        Ok(_) => {
+            report.ok("gateway secret", "unsealed");
+            true
+        }
+        Err(e) => {
+            report.push(Status::Fail, "gateway secret", e.to_string(), None);
+            false
+        }
+    }
+}
+
+async fn clock(config: &Config, store: &Store, report: &mut Report) {
+    let max_age = config.dpop_max_age.as_secs();
+    if store.backend() != Backend::Postgres {
+        report.push(
+            Status::Skip,
+            "clock",
+            format!(
+                "no database server clock to compare with; DPoP proofs older than {max_age}s \
+                 are refused, so keep this machine's clock synchronised (NTP)"
+            ),
+            None,
+        );
+        return;
+    }
+    let local = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs_f64();
+    match store.server_clock().await {
+        Ok(remote) => {
+            let skew = (remote - local).abs();
+            if skew > 2.0 {
+                report.push(
+                    Status::Warn,
+                    "clock",
+                    format!("this machine and PostgreSQL differ by {skew:.1}s"),
+                    Some("synchronise clocks (NTP): expiries and proof ages are checked on them"),
+                );
+            } else {
+                report.ok("clock", format!("within {skew:.2}s of PostgreSQL"));
+            }
+        }
+        Err(e) => report.push(Status::Warn, "clock", format!("cannot read: {e}"), None),
+    }
+}
+
+async fn credentials(config: &Config, report: &mut Report) {
+    let state = match crate::boot::open_for(config, crate::boot::Purpose::Command).await {
+        Ok(state) => state,
+        Err(e) => {
+            report.push(Status::Fail, "credentials", e.to_string(), None);
+            return;
+        }
+    };
+    match crate::credentials::list(&state).await {
+        Ok(list) if list.is_empty() => report.push(
+            Status::Warn,
+            "credentials",
+            "no provider credentials",
+            Some("add one: `pairgate credential add PROVIDER` (the key on standard input)"),
+        ),
+        Ok(list) => {
+            for c in list {
+                let check = format!("credential {}/{}", c.provider, c.name);
+                match crate::credentials::resolve(&state, &c.provider, &c.name).await {
+                    Ok(value) => {
+                        drop(value);
+                        report.ok(
+                            &check,
+                            format!("{} usable, fingerprint {}", c.kind, c.fingerprint),
+                        );
+                    }
+                    Err(e) => report.push(
+                        Status::Fail,
+                        &check,
+                        e.to_string(),
+                        Some("fix the reference's source, or `pairgate credential rotate` it"),
+                    ),
+                }
+            }
+        }
+        Err(e) => report.push(Status::Fail, "credentials", e.to_string(), None),
+    }
+    state.shutdown().await;
+}
+
+fn plugins(config: &Config, report: &mut Report) {
+    let started = Instant::now();
+    match crate::relay::Relay::start(config) {
+        Ok(relay) => {
+            let providers: Vec<&str> = relay.providers().map(|p| p.id.as_str()).collect();
+            report.ok(
+                "plugins",
+                format!(
+                    "{} provider{} ready in {} ms: {}",
+                    providers.len(),
+                    if providers.len() == 1 { "" } else { "s" },
+                    started.elapsed().as_millis(),
+                    providers.join(", ")
+                ),
+            );
+        }
+        Err(e) => report.push(
+            Status::Fail,
+            "plugins",
+            e.to_string(),
+            Some("check [providers.*] and plugins.install, and that the plugin cache dir is writable"),
+        ),
+    }
+}
+
+async fn redis(config: &Config, report: &mut Report) {
+    let Some(url) = config
+        .redis_url
+        .as_deref()
+        .filter(|_| config.limits_backend == "redis")
+    else {
+        report.push(
+            Status::Skip,
+            "redis",
+            "limits are kept in this process (limits_backend = local)",
+            None,
+        );
+        return;
+    };
+    let result = async {
+        let client = redis::Client::open(url)?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    match tokio::time::timeout(Duration::from_secs(3), result).await {
+        Ok(Ok(_)) => report.ok("redis", "answers PING"),
+        Ok(Err(e)) => report.push(
+            Status::Fail,
+            "redis",
+            e.to_string(),
+            Some("check redis_url and that Redis runs"),
+        ),
+        Err(_) => report.push(
+            Status::Fail,
+            "redis",
+            "no answer within 3 s",
+            Some("check redis_url and that Redis runs"),
+        ),
+    }
+}
+
+fn print(report: &Report, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.0).unwrap_or_default()
+        );
+        return;
+    }
+    for c in &report.0 {
+        let tag = match c.status {
+            Status::Ok => "ok  ",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+            Status::Skip => "skip",
+        };
+        println!("{tag}  {:<16} {}", c.check, c.detail);
+        if let Some(fix) = &c.fix {
+            println!("      {:<16} fix: {fix}", "");
+        }
+    }
+}
