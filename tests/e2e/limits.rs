@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pairgate_protocol::keys::KeyKind;
 use pairgate_sdk::{Client, MemoryStorage, PairOptions, Storage};
-use pairgate_tests::app::{now, pair, pairing_string};
+use pairgate_tests::app::{self, now, pair, pairing_string};
 use pairgate_tests::fake::{Behaviour, FakeProvider};
 use pairgate_tests::gateway::run_cli;
 use pairgate_tests::providers::{self, fake_config, sse_data, test_key};
@@ -614,4 +614,58 @@ async fn pair_on_both(a: &Gateway, b: &Gateway, flags: &[&str]) -> (Client, Clie
         .unwrap()
         .unwrap();
     (on_a, on_b)
+}
+
+#[tokio::test]
+async fn a_proof_replayed_to_another_replica_is_refused() {
+    pairgate_tests::require_tcp("127.0.0.1:6379", "Redis", "redis-server --daemonize yes");
+    let fake = FakeProvider::start().await;
+    // Replicas behind one load balancer share one public URL: the same proof is valid for both.
+    let public = "http://gateway.test";
+    let namespace = format!(
+        "e2e-replay-{}-{}",
+        std::process::id(),
+        pairgate_tests::app::jti()
+    );
+    let limits = format!(
+        "[limits]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379\"\nredis_namespace = \"{namespace}\"\n"
+    );
+    let config = format!("public_url = \"{public}\"\n{}", fake_config(&fake, &limits));
+    let a = Gateway::builder(Backend::Postgres)
+        .config(config.clone())
+        .start()
+        .await;
+    let b = Gateway::builder(Backend::Postgres)
+        .config(config)
+        .share_db(&a)
+        .start()
+        .await;
+    let code = pairing_string(&a, &[]).await;
+    let key = app::key(KeyKind::Ed25519);
+    let p = app::proof(&key, "POST", &format!("{public}/oauth/token"), None, None);
+    let (status, body, _) = app::oauth_post(
+        &a,
+        "/oauth/token",
+        &[
+            ("grant_type", pairgate_protocol::oauth::GRANT_TYPE_PAIRING),
+            ("pairing_code", &code),
+        ],
+        Some(&p),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap().to_string();
+    let auth = format!("DPoP {token}");
+    let url = format!("{public}/v1/grant");
+    let p = app::proof(&key, "GET", &url, Some(&token), None);
+    let headers = [("authorization", auth.as_str()), ("dpop", p.as_str())];
+    let (s, body, _) = app::call(&a, "GET", "/v1/grant", &headers, None).await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body, _) = app::call(&b, "GET", "/v1/grant", &headers, None).await;
+    assert_eq!(s, 401, "the same proof replayed to replica B: {body}");
+    assert!(body.to_string().contains("already used"), "{body}");
+    let fresh = app::proof(&key, "GET", &url, Some(&token), None);
+    let headers = [("authorization", auth.as_str()), ("dpop", fresh.as_str())];
+    let (s, body, _) = app::call(&b, "GET", "/v1/grant", &headers, None).await;
+    assert_eq!(s, 200, "a fresh proof is fine on B: {body}");
 }

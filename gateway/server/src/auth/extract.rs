@@ -159,7 +159,8 @@ impl FromRequest<AppState> for AppRequest {
                 site: ProofSite::Resource,
             },
             now,
-        )?;
+        )
+        .await?;
         let store = state.store.clone();
         let id = grant.id.clone();
         tokio::spawn(async move {

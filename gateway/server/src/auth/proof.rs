@@ -76,8 +76,9 @@ fn claimed_nonce(proof: &str) -> Option<String> {
     v.get("nonce")?.as_str().map(str::to_string)
 }
 
-/// Verifies the request's proof and records it in the replay cache.
-pub fn verify(
+/// Verifies the request's proof and records it in the replay cache (and, with the Redis limits
+/// backend, claims it for every replica sharing that Redis).
+pub async fn verify(
     state: &AppState,
     req: &ProofRequest<'_>,
     now_ms: i64,
@@ -119,21 +120,35 @@ pub fn verify(
         }
     })?;
     let expires = (verified.iat + opts.max_age_secs + 1) * 1000;
-    match state.replay.check_and_insert(
-        &verified.jkt,
-        &verified.jti,
-        now_ms,
-        expires.max(now_ms + 1000),
-    ) {
-        Ok(()) => Ok(verified),
-        Err(ReplayError::Replayed) => {
-            tracing::warn!(jkt = %verified.jkt, "replayed DPoP proof refused");
-            Err(dpop_error(
-                req.site,
-                codes::INVALID_DPOP_PROOF,
-                "this proof was already used (jti replay)",
-            ))
-        }
+    let expires = expires.max(now_ms + 1000);
+    let replayed = || {
+        tracing::warn!(jkt = %verified.jkt, "replayed DPoP proof refused");
+        dpop_error(
+            req.site,
+            codes::INVALID_DPOP_PROOF,
+            "this proof was already used (jti replay)",
+        )
+    };
+    match state
+        .replay
+        .check_and_insert(&verified.jkt, &verified.jti, now_ms, expires)
+    {
+        Ok(()) => match state
+            .limiter
+            .claim_proof(&verified.jkt, &verified.jti, expires - now_ms)
+            .await
+        {
+            Ok(true) => Ok(verified),
+            Ok(false) => Err(replayed()),
+            Err(e) => {
+                tracing::warn!(error = %e, "shared replay check failed; proof refused");
+                Err(ApiError::Degraded {
+                    code: "replay_check_unavailable",
+                    message: "the shared replay check is unavailable; retry shortly".into(),
+                })
+            }
+        },
+        Err(ReplayError::Replayed) => Err(replayed()),
         Err(ReplayError::Full) => Err(ApiError::TooManyRequests {
             code: "replay_cache_full",
             message: "too many proofs in flight; retry shortly".into(),

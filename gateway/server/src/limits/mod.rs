@@ -534,6 +534,31 @@ impl Limiter {
         })
     }
 
+    /// Claims a DPoP proof (key thumbprint, `jti`) for `ttl_ms` across replicas: with Redis,
+    /// true only for the first replica to see it; with the local backend always true (each
+    /// process's own replay cache is then the whole check).
+    pub async fn claim_proof(
+        &self,
+        jkt: &str,
+        jti: &str,
+        ttl_ms: i64,
+    ) -> Result<bool, LimitsError> {
+        match &self.inner.engine {
+            Engine::Local { .. } => Ok(true),
+            Engine::Redis(r) => {
+                use sha2::Digest;
+                // Bounded and opaque: the jti is chosen by the client.
+                let digest = sha2::Sha256::new()
+                    .chain_update(jkt.as_bytes())
+                    .chain_update([0u8])
+                    .chain_update(jti.as_bytes())
+                    .finalize();
+                let key: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+                r.claim_once(&format!("jti:{key}"), ttl_ms).await
+            }
+        }
+    }
+
     /// Rate-limit keys held in memory (Local backend; 0 for Redis), for `/metrics`.
     pub fn rate_keys(&self) -> usize {
         match &self.inner.engine {

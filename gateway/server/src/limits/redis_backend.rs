@@ -247,6 +247,21 @@ impl RedisLimits {
     }
 
     /// Runs `janitor.lua` until no expired reservation is left; returns how many were released.
+    /// Records `key` for `ttl_ms` unless it is already recorded: true the first time (across
+    /// every replica sharing this Redis and namespace), false after.
+    pub async fn claim_once(&self, key: &str, ttl_ms: i64) -> Result<bool, LimitsError> {
+        let mut conn = self.conn.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("{}once:{key}", self.prefix))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms.max(1))
+            .query_async(&mut conn)
+            .await?;
+        Ok(set.is_some())
+    }
+
     pub async fn janitor(&self, now_ms: i64) -> Result<u64, LimitsError> {
         const BATCH: u64 = 500;
         let mut total = 0;

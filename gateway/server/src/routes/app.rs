@@ -86,7 +86,8 @@ pub async fn rotate_key(
             site: ProofSite::Resource,
         },
         req.now_ms,
-    )?;
+    )
+    .await?;
     let tokens = crate::pairing::rotate_key(&state, &req.grant, &verified, req.now_ms).await?;
     Ok(crate::routes::oauth::no_store(&state, tokens, req.now_ms))
 }

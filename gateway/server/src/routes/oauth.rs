@@ -91,7 +91,8 @@ pub async fn token(
             site: ProofSite::TokenEndpoint,
         },
         now,
-    )?;
+    )
+    .await?;
     let response = match param(&form, "grant_type")? {
         GRANT_TYPE_PAIRING => {
             let app_name = form.get("client_name").cloned();
@@ -143,7 +144,8 @@ pub async fn device_authorization(
             site: ProofSite::TokenEndpoint,
         },
         now,
-    )?;
+    )
+    .await?;
     let app_name = param(&form, "client_name")?;
     let requested: Value = match form.get("policy") {
         Some(text) => serde_json::from_str(text)
