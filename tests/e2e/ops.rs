@@ -338,3 +338,64 @@ async fn the_container_image_and_the_systemd_unit_configure_a_working_gateway() 
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Redeems `code` at the token endpoint as if forwarded for `xff`; returns the status.
+async fn redeem_as(gw: &Gateway, code: &str, xff: &str) -> u16 {
+    let key = app::key(KeyKind::Ed25519);
+    let p = app::proof(&key, "POST", &gw.url("/oauth/token"), None, None);
+    let form = format!(
+        "grant_type={}&pairing_code={code}",
+        pairgate_protocol::oauth::GRANT_TYPE_PAIRING.replace(':', "%3A")
+    );
+    reqwest::Client::new()
+        .post(gw.url("/oauth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-forwarded-for", xff)
+        .header("dpop", p)
+        .body(form)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn lockouts_follow_the_client_behind_a_trusted_proxy_and_ignore_spoofed_headers() {
+    let guess = |gw: &Gateway| {
+        pairgate_protocol::pairing::PairingString::generate(&gw.base_url, &mut rand_core::OsRng)
+            .unwrap()
+            .encode()
+    };
+    // Behind a trusted proxy (the tests' loopback peer): one client's guesses lock out that
+    // client only.
+    let gw = Gateway::builder(Backend::Sqlite)
+        .config("trusted_proxies = [\"127.0.0.1\"]\n")
+        .start()
+        .await;
+    for _ in 0..20 {
+        assert_eq!(redeem_as(&gw, &guess(&gw), "198.51.100.7").await, 400);
+    }
+    let real = app::pairing_string(&gw, &[]).await;
+    assert_eq!(
+        redeem_as(&gw, &real, "198.51.100.7").await,
+        429,
+        "the guesser is locked out"
+    );
+    assert_eq!(
+        redeem_as(&gw, &real, "198.51.100.8").await,
+        200,
+        "another client is not"
+    );
+
+    // Without trusted proxies the header means nothing: changing it does not escape a lockout.
+    let gw = Gateway::start(Backend::Sqlite).await;
+    for i in 0..20 {
+        assert_eq!(
+            redeem_as(&gw, &guess(&gw), &format!("198.51.100.{i}")).await,
+            400
+        );
+    }
+    let real = app::pairing_string(&gw, &[]).await;
+    assert_eq!(redeem_as(&gw, &real, "198.51.100.99").await, 429);
+}

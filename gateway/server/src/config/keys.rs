@@ -244,6 +244,21 @@ pub static KEYS: &[Key] = &[
         b.redis_url = Some(url)
     }),
     key!(
+        "trusted_proxies",
+        "reverse proxies (IPs or CIDRs) whose X-Forwarded-For names the client",
+        |b, v| {
+            let mut out = Vec::new();
+            for entry in v.string_list()? {
+                let net = entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("`{entry}` is not an IP address or CIDR"))?;
+                out.push(net);
+            }
+            b.trusted_proxies = out
+        }
+    ),
+    key!(
         "limits.redis_namespace",
         "Redis keys are pairgate:<namespace>:... (replicas sharing limits use the same one)",
         |b, v| {
@@ -305,6 +320,7 @@ pub struct Builder {
     providers: std::collections::BTreeMap<String, super::providers::ProviderConfig>,
     plugin_cache_dir: Option<PathBuf>,
     plugin_install: Vec<(PathBuf, String)>,
+    trusted_proxies: Vec<ipnet::IpNet>,
     limits_backend: String,
     redis_url: Option<String>,
     redis_namespace: String,
@@ -346,6 +362,7 @@ impl Builder {
             providers: std::collections::BTreeMap::new(),
             plugin_cache_dir: None,
             plugin_install: Vec::new(),
+            trusted_proxies: Vec::new(),
             limits_backend: "local".into(),
             redis_url: None,
             redis_namespace: "gw".into(),
@@ -444,6 +461,7 @@ impl Builder {
             providers: self.providers,
             plugin_cache_dir: self.plugin_cache_dir,
             plugin_install: self.plugin_install,
+            trusted_proxies: self.trusted_proxies,
             limits_backend: self.limits_backend,
             redis_url: self.redis_url,
             redis_namespace: self.redis_namespace,

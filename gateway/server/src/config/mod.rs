@@ -90,6 +90,8 @@ pub struct Config {
     pub plugin_cache_dir: Option<PathBuf>,
     /// Third-party plugins: component file and its pinned SHA-256 (lowercase hex).
     pub plugin_install: Vec<(PathBuf, String)>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (see `routes::client_ip`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `local` (one node) or `redis` (limits shared by replicas).
     pub limits_backend: String,
     pub redis_url: Option<String>,

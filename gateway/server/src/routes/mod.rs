@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod client_ip;
 mod health;
 pub mod oauth;
 pub mod v1;
@@ -194,6 +195,10 @@ pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     table()
         .router()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            client_ip::resolve,
+        ))
         .with_state(state)
         .layer(axum::middleware::from_fn(record_metrics))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
