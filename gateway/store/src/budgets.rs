@@ -286,6 +286,26 @@ impl Store {
         Ok(released)
     }
 
+    /// Deletes the counters of day windows before `day_key` and month windows before
+    /// `month_key` (keys as `d:2026-11-20`, `m:2026-11`) that hold no reservation: ended
+    /// windows no limit reads again (the ledger keeps the history). Returns how many went.
+    pub async fn prune_budget_counters(
+        &self,
+        day_key: &str,
+        month_key: &str,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM budget_counters WHERE reserved = 0 AND \
+             ((window_key LIKE 'd:%' AND window_key < $1) OR \
+              (window_key LIKE 'm:%' AND window_key < $2))",
+        )
+        .bind(day_key)
+        .bind(month_key)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// The counter of one budget window (zeros when nothing was ever reserved there).
     pub async fn budget_counter(
         &self,

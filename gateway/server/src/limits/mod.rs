@@ -45,7 +45,7 @@ mod tests_concurrency;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pairgate_policy::{GrantPolicy, Usage, window_ends_at};
+use pairgate_policy::{GrantPolicy, Usage, Window, window_ends_at};
 use pairgate_store::{BudgetLine, Reserve, Store, StoreError};
 use serde_json::{Map, Value, json};
 
@@ -158,6 +158,8 @@ pub struct JanitorReport {
     pub released: u64,
     /// Rate-limit keys still held in memory (Local; 0 for Redis, where keys expire).
     pub rate_keys: usize,
+    /// Budget counters of ended day and month windows deleted (Local; Redis keys expire).
+    pub pruned_counters: u64,
 }
 
 #[derive(Debug)]
@@ -500,14 +502,26 @@ impl Limiter {
                     }
                 }
                 rates.observe(now_ms);
+                // A day of slack: replicas' clocks and requests admitted just before midnight.
+                const DAY_MS: i64 = 86_400_000;
+                let pruned_counters = self
+                    .inner
+                    .store
+                    .prune_budget_counters(
+                        &pairgate_policy::window_key(Window::Day, now_ms - DAY_MS),
+                        &pairgate_policy::window_key(Window::Month, now_ms - 32 * DAY_MS),
+                    )
+                    .await?;
                 Ok(JanitorReport {
                     released,
                     rate_keys: rates.prune(),
+                    pruned_counters,
                 })
             }
             Engine::Redis(r) => Ok(JanitorReport {
                 released: r.janitor(now_ms).await?,
                 rate_keys: 0,
+                pruned_counters: 0,
             }),
         }
     }

@@ -425,3 +425,29 @@ fn header_durations_read_like_openai() {
         assert_eq!(plan::duration(ms), want);
     }
 }
+
+on!(janitor_prunes_ended_windows: local_sqlite => Kind::Local(Sql::Sqlite), local_postgres => Kind::Local(Sql::Postgres));
+async fn janitor_prunes_ended_windows(kind: Kind) {
+    const DAY: i64 = 86_400_000;
+    let env = Env::new(kind).await;
+    let l = &env.limiter;
+    let t0 = pairgate_store::now_ms();
+    let p = policy(json!({"token_budget": {"daily": 1000, "monthly": 5000, "lifetime": 9000}}));
+    let a = l.admit("g", &p, tokens(100, 0), 0, t0).await.unwrap();
+    a.settle(tokens(40, 0), 0).await.unwrap();
+    // The day after: yesterday's counter is kept (a day of slack); nothing else goes.
+    let next = l.run_janitor(t0 + DAY).await.unwrap();
+    assert_eq!(next.pruned_counters, 0);
+    // Three days on, the day counter went; month and lifetime stay while they can be read.
+    let later = l.run_janitor(t0 + 3 * DAY).await.unwrap();
+    assert_eq!(later.pruned_counters, 1);
+    let v = l.remaining("g", &p, t0 + 3 * DAY).await.unwrap();
+    assert_eq!(v["token_budget"]["lifetime"]["spent"], 40);
+    assert_eq!(v["token_budget"]["daily"]["spent"], 0);
+    // Two months on, the month counter went too; the lifetime one never does.
+    let much_later = l.run_janitor(t0 + 70 * DAY).await.unwrap();
+    assert_eq!(much_later.pruned_counters, 1);
+    let v = l.remaining("g", &p, t0 + 70 * DAY).await.unwrap();
+    assert_eq!(v["token_budget"]["lifetime"]["spent"], 40);
+    env.cleanup().await;
+}
