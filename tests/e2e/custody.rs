@@ -267,9 +267,18 @@ async fn rotation_keeps_the_old_value_usable_only_during_the_grace_period() {
             assert!(!text.contains(&v1) && !text.contains(&v2), "{text}");
         }
 
-        // After it, only the new one; the old ciphertext is gone from the database.
+        // After it, only the new one; the running gateway deletes the old ciphertext by itself.
         tokio::time::sleep(grace.saturating_sub(started.elapsed()) + Duration::from_millis(300))
             .await;
+        let id = rotated["id"].as_str().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while credential_row(&gw, id).await.get("previous_ciphertext") != b"NULL" {
+            assert!(
+                Instant::now() < deadline,
+                "{backend:?}: old value still stored"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let check = ok(&gw, &["credential", "check", "openai"], None).await;
         assert_eq!(fingerprints(&check), [fp2], "{check}");
         let row = credential_row(&gw, rotated["id"].as_str().unwrap()).await;

@@ -95,10 +95,18 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         )));
     }
     let _janitor = state.limiter.spawn_janitor();
-    let ledger = state.ledger.clone();
+    let housekeeping = state.clone();
     tokio::spawn(async move {
         loop {
-            crate::metrics::ledger_lag(ledger.lag());
+            crate::metrics::ledger_lag(housekeeping.ledger.lag());
+            // A rotated credential's old value goes once its grace has ended.
+            if let Err(e) = housekeeping
+                .store
+                .clear_expired_previous(crate::auth::now_ms())
+                .await
+            {
+                tracing::warn!(error = %e, "clearing expired credential values failed");
+            }
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
     });
