@@ -66,6 +66,12 @@ impl GatewayBuilder {
         ));
         self
     }
+    /// Runs this gateway on a database the test prepared (e.g. a PostgreSQL schema reached
+    /// through a proxy that can cut it off).
+    pub fn with_db(mut self, db: TestDb) -> Self {
+        self.shared = Some(db);
+        self
+    }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(a.into());
         self
@@ -238,6 +244,11 @@ impl Gateway {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
+    }
+
+    /// The process id while the gateway runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
     }
 
     /// Sends a signal with the system `kill` (no unsafe code in tests).
