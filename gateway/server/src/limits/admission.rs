@@ -107,7 +107,7 @@ const SETTLE_RETRIES: u32 = 6;
 /// Settles budget lines, retrying passing database failures with backoff (about 15 s in all, so
 /// a short outage does not leave the reservation held until the janitor and the usage uncharged).
 /// Retries skip lines already settled, so usage is never charged twice.
-async fn settle_with_retries(
+pub(super) async fn settle_with_retries(
     store: &pairgate_store::Store,
     id: &str,
     grant: &str,
