@@ -165,18 +165,19 @@ async fn after_kill_9_under_load_the_ledger_and_budgets_are_consistent() {
         assert!(Instant::now() < deadline, "the load never got going");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // No new requests from here on; those in flight are cut by the kill.
+    stop.store(true, Ordering::Relaxed);
     gw.signal("KILL");
     assert_eq!(gw.wait().await, None, "killed by a signal");
-    stop.store(true, Ordering::Relaxed);
     let seen = load.await.unwrap();
     let killed = books(&gw, &grant).await;
-    // Only requests cut by the kill failed, at most one per worker.
-    assert!(
-        seen.other.len() <= WORKERS,
-        "{} failures: {:?}",
-        seen.other.len(),
-        &seen.other[..5]
-    );
+    // Only requests cut by the kill failed: connection errors, never an error answer.
+    let answered_errors: Vec<&String> = seen
+        .other
+        .iter()
+        .filter(|e| !e.starts_with("send:") && !e.contains(", body:"))
+        .collect();
+    assert!(answered_errors.is_empty(), "{answered_errors:?}");
     // Every answered request is in the ledger.
     let missing: Vec<&String> = seen.ok.iter().filter(|id| !killed.has(id)).collect();
     assert!(
