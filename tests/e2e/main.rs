@@ -4,8 +4,12 @@
 
 mod admin;
 mod custody;
+mod dbfaults;
+mod faults;
 mod foundation;
+mod hostile;
 mod limits;
+mod load;
 mod ops;
 mod pairing;
 mod plugins;

@@ -73,6 +73,17 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The URL that reaches the PostgreSQL server itself, even when the gateway's URL was
+    /// pointed at a proxy in between (see `pgproxy`).
+    pub fn direct_url(&self) -> Option<String> {
+        let url = self.url.as_deref()?;
+        let at = url.find('@')? + 1;
+        let slash = at + url[at..].find('/')?;
+        Some(format!("{}127.0.0.1:5432{}", &url[..at], &url[slash..]))
+    }
+}
+
 async fn admin_exec(sql: &str) {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(POSTGRES_BASE)

@@ -88,6 +88,28 @@ impl Recorded {
 struct Shared {
     behaviour: Mutex<Behaviour>,
     received: Mutex<Vec<Recorded>>,
+    /// Streamed answers still being written (their task ends when the reader goes away).
+    open_streams: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts one streamed answer as open until dropped.
+struct OpenStream(Arc<Shared>);
+
+impl OpenStream {
+    fn new(shared: Arc<Shared>) -> OpenStream {
+        shared
+            .open_streams
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        OpenStream(shared)
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0
+            .open_streams
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// A running fake provider.
@@ -126,6 +148,14 @@ impl FakeProvider {
 
     pub fn received(&self) -> Vec<Recorded> {
         self.shared.received.lock().unwrap().clone()
+    }
+
+    /// Streamed answers the fake is still writing: 0 once every reader (the gateway) hung up or
+    /// read to the end, so a test can tell that a cancelled call really stopped upstream.
+    pub fn open_streams(&self) -> usize {
+        self.shared
+            .open_streams
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn last(&self) -> Recorded {
@@ -311,7 +341,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             );
         }
     };
-    stream_response(api, events, b)
+    stream_response(api, events, b, OpenStream::new(shared))
 }
 
 fn answer(b: &Behaviour, v: Value) -> Response {
@@ -411,9 +441,11 @@ fn stream_response(
     kind: &'static str,
     events: Vec<(Option<String>, String)>,
     b: Behaviour,
+    open: OpenStream,
 ) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(4);
     tokio::spawn(async move {
+        let _open = open;
         for (i, (event, data)) in events.iter().enumerate() {
             if i > 0 && !b.chunk_interval.is_zero() {
                 tokio::time::sleep(b.chunk_interval).await;
@@ -433,7 +465,11 @@ fn stream_response(
                     return;
                 }
                 (Fault::Stall, 1) => {
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    // Stalled, but still notices a reader that went away.
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                        () = tx.closed() => {}
+                    }
                     return;
                 }
                 _ => {}

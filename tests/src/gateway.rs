@@ -66,6 +66,12 @@ impl GatewayBuilder {
         ));
         self
     }
+    /// Runs this gateway on a database the test prepared (e.g. a PostgreSQL schema reached
+    /// through a proxy that can cut it off).
+    pub fn with_db(mut self, db: TestDb) -> Self {
+        self.shared = Some(db);
+        self
+    }
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(a.into());
         self
@@ -99,6 +105,8 @@ pub struct Gateway {
     pub db: TestDb,
     child: Option<Child>,
     logs: Arc<Mutex<Vec<String>>>,
+    /// The tasks copying the process's output into `logs` (done at its exit).
+    readers: Vec<tokio::task::JoinHandle<()>>,
     args: Vec<String>,
     env: Vec<(String, String)>,
 }
@@ -141,6 +149,7 @@ impl Gateway {
             db,
             child: None,
             logs: Arc::new(Mutex::new(Vec::new())),
+            readers: Vec::new(),
             args,
             env,
         };
@@ -192,7 +201,7 @@ impl Gateway {
         let mut tx = Some(tx);
         let logs = self.logs.clone();
         let stderr = child.stderr.take().unwrap();
-        tokio::spawn(async move {
+        let stderr_reader = tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Some(pos) = line.find("listening on http://") {
@@ -210,12 +219,13 @@ impl Gateway {
         });
         let stdout = child.stdout.take().unwrap();
         let logs = self.logs.clone();
-        tokio::spawn(async move {
+        let stdout_reader = tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 logs.lock().unwrap().push(line);
             }
         });
+        self.readers = vec![stderr_reader, stdout_reader];
         let addr = match tokio::time::timeout(Duration::from_secs(30), rx).await {
             Ok(Ok(addr)) => addr,
             _ => {
@@ -240,6 +250,11 @@ impl Gateway {
         format!("{}{}", self.base_url, path)
     }
 
+    /// The process id while the gateway runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
     /// Sends a signal with the system `kill` (no unsafe code in tests).
     pub fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().and_then(|c| c.id()).expect("running");
@@ -259,6 +274,10 @@ impl Gateway {
             .ok()?
             .ok()?;
         self.child = None;
+        // Everything it wrote before exiting is in `logs` once this returns.
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+        }
         status.code()
     }
 

@@ -7,6 +7,8 @@ pub mod db;
 pub mod fake;
 pub mod gateway;
 pub mod owner;
+pub mod pgproxy;
+pub mod probe;
 pub mod providers;
 
 pub use db::{Backend, TestDb};

@@ -41,16 +41,21 @@ pub async fn start_with(
         b = b.env(*k, *v);
     }
     let gw = b.start().await;
+    add_credentials(&gw).await;
+    (gw, fake)
+}
+
+/// Stores the test credential of every built-in provider that needs one.
+pub async fn add_credentials(gw: &Gateway) {
     for p in ["openai", "anthropic", "gemini", "resend"] {
         let (code, _, err) = run_cli(
-            &gw,
+            gw,
             &["credential", "add", p],
             Some(&format!("{}\n", test_key(p))),
         )
         .await;
         assert_eq!(code, 0, "credential add {p}: {err}");
     }
-    (gw, fake)
 }
 
 /// Parses an SSE body into its data payloads.

@@ -345,6 +345,25 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Refuses a request whose declared `Content-Length` is over the body limit with the usual error
+/// body, before anything reads it (the body-limit layer behind it answers a bare 413 otherwise;
+/// bodies without a declared length are cut off there and refused by the extractors).
+pub async fn refuse_declared_oversize(
+    axum::extract::State(max): axum::extract::State<usize>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return ApiError::TooLarge.into_response();
+    }
+    next.run(req).await
+}
+
 /// An `ApiError` answered in the OAuth shape (token and device endpoints).
 #[derive(Debug)]
 pub struct OAuthError(pub ApiError);

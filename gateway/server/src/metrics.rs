@@ -48,6 +48,25 @@ pub fn upstream(provider: &str, d: Duration) {
         .record(d.as_secs_f64());
 }
 
+/// Counts one relayed request as in flight (`pairgate_relay_in_flight`) from the moment the
+/// relay takes it until its last handle drops (after its ledger row, streams included), so a
+/// request or stream task that never finishes shows as a gauge that does not return to 0.
+#[derive(Debug)]
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn start() -> InFlight {
+        metrics::gauge!("pairgate_relay_in_flight").increment(1.0);
+        InFlight(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("pairgate_relay_in_flight").decrement(1.0);
+    }
+}
+
 /// Rows waiting to be written to the usage ledger.
 pub fn ledger_lag(rows: usize) {
     metrics::gauge!("pairgate_ledger_lag_rows").set(rows as f64);

@@ -220,15 +220,39 @@ impl Store {
         grant_id: &str,
         lines: &[(&str, &str, u64)],
     ) -> Result<(), StoreError> {
+        self.settle_lines(id, grant_id, lines, false).await
+    }
+
+    /// Retries a settlement whose first attempt failed: a line whose reservation is gone is
+    /// skipped (that attempt committed after all, or the line was released), so a retry never
+    /// charges the same usage twice.
+    pub async fn resettle_budgets(
+        &self,
+        id: &str,
+        grant_id: &str,
+        lines: &[(&str, &str, u64)],
+    ) -> Result<(), StoreError> {
+        self.settle_lines(id, grant_id, lines, true).await
+    }
+
+    async fn settle_lines(
+        &self,
+        id: &str,
+        grant_id: &str,
+        lines: &[(&str, &str, u64)],
+        only_held: bool,
+    ) -> Result<(), StoreError> {
         if lines.is_empty() {
             return Ok(());
         }
         let mut tx = self.pool().begin().await?;
         for i in lock_order(lines.iter().map(|&(k, w, _)| (k, w))) {
             let (kind, window_key, actual) = lines[i];
-            let released = take_reservation(&mut tx, id, kind, window_key, None)
-                .await?
-                .unwrap_or(0);
+            let released = match take_reservation(&mut tx, id, kind, window_key, None).await? {
+                Some(amount) => amount,
+                None if only_held => continue,
+                None => 0,
+            };
             apply(
                 &mut tx,
                 grant_id,

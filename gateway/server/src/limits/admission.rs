@@ -73,11 +73,7 @@ impl Limiter {
                     .iter()
                     .map(|b| (b.kind.as_str(), b.key.as_str(), actual(b)))
                     .collect();
-                self.inner
-                    .store
-                    .settle_budgets(&p.id, &p.grant, &lines)
-                    .await
-                    .map_err(LimitsError::from)
+                settle_with_retries(&self.inner.store, &p.id, &p.grant, &lines).await
             }
             Engine::Redis(r) => {
                 let lines: Vec<_> = p
@@ -102,6 +98,38 @@ impl Limiter {
         };
         p.permit.take();
         result
+    }
+}
+
+/// Retries of a settlement that failed on a passing database error (lost connection, busy).
+const SETTLE_RETRIES: u32 = 6;
+
+/// Settles budget lines, retrying passing database failures with backoff (about 15 s in all, so
+/// a short outage does not leave the reservation held until the janitor and the usage uncharged).
+/// Retries skip lines already settled, so usage is never charged twice.
+pub(super) async fn settle_with_retries(
+    store: &pairgate_store::Store,
+    id: &str,
+    grant: &str,
+    lines: &[(&str, &str, u64)],
+) -> Result<(), LimitsError> {
+    let mut delay = std::time::Duration::from_millis(100);
+    let mut attempt = 0;
+    loop {
+        let result = if attempt == 0 {
+            store.settle_budgets(id, grant, lines).await
+        } else {
+            store.resettle_budgets(id, grant, lines).await
+        };
+        match result {
+            Err(e) if e.is_transient() && attempt < SETTLE_RETRIES => {
+                tracing::warn!(error = %e, grant, attempt, "limits: settling failed, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 3).min(std::time::Duration::from_secs(5));
+                attempt += 1;
+            }
+            other => return other.map_err(LimitsError::from),
+        }
     }
 }
 

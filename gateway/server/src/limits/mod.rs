@@ -364,6 +364,22 @@ impl Limiter {
                 .await
                 .map_err(|e| {
                     tracing::error!(error = %e, grant, "limits: budget reservation failed");
+                    // It may have committed even so (connection lost at commit): release it
+                    // once the database answers again (nothing happens if it never committed).
+                    let (store, id, grant) =
+                        (self.inner.store.clone(), pending.id.clone(), grant.to_string());
+                    let keys: Vec<(&'static str, String)> = lines
+                        .iter()
+                        .map(|l| (l.kind, l.window_key.clone()))
+                        .collect();
+                    tokio::spawn(async move {
+                        let zero: Vec<_> = keys.iter().map(|(k, w)| (*k, w.as_str(), 0)).collect();
+                        if let Err(e) =
+                            admission::settle_with_retries(&store, &id, &grant, &zero).await
+                        {
+                            tracing::warn!(error = %e, grant, "limits: releasing a failed reservation failed; the janitor will");
+                        }
+                    });
                     plan::unavailable()
                 })?;
             if let Reserve::Refused {

@@ -451,3 +451,58 @@ async fn janitor_prunes_ended_windows(kind: Kind) {
     assert_eq!(v["token_budget"]["lifetime"]["spent"], 40);
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_retried_settlement_never_charges_twice() {
+    let env = Env::new(Kind::Local(Sql::Sqlite)).await;
+    let l = &env.limiter;
+    let t0 = pairgate_store::now_ms();
+    let p = policy(json!({"token_budget": {"lifetime": 1000}}));
+    let a = l.admit("g", &p, tokens(100, 0), 0, t0).await.unwrap();
+    let (id, key) = {
+        let pending = a.pending.as_ref().unwrap();
+        (pending.id.clone(), pending.budgets[0].key.clone())
+    };
+    let lines = [("tokens", key.as_str(), 60)];
+    // The first attempt committed, but its caller saw an error (connection lost at commit) and
+    // retried: the retry finds the reservation gone and charges nothing more.
+    l.inner
+        .store
+        .settle_budgets(&id, "g", &lines)
+        .await
+        .unwrap();
+    l.inner
+        .store
+        .resettle_budgets(&id, "g", &lines)
+        .await
+        .unwrap();
+    let life = |v: Value| {
+        (
+            v["token_budget"]["lifetime"]["spent"].as_u64(),
+            v["token_budget"]["lifetime"]["reserved"].as_u64(),
+        )
+    };
+    assert_eq!(
+        life(l.remaining("g", &p, t0).await.unwrap()),
+        (Some(60), Some(0))
+    );
+    // A retry of an attempt that did not commit still settles.
+    let b = l.admit("g", &p, tokens(100, 0), 0, t0).await.unwrap();
+    let id = b.pending.as_ref().unwrap().id.clone();
+    l.inner
+        .store
+        .resettle_budgets(&id, "g", &lines)
+        .await
+        .unwrap();
+    assert_eq!(
+        life(l.remaining("g", &p, t0).await.unwrap()),
+        (Some(120), Some(0))
+    );
+    a.release().await.unwrap();
+    b.release().await.unwrap();
+    assert_eq!(
+        life(l.remaining("g", &p, t0).await.unwrap()),
+        (Some(120), Some(0))
+    );
+    env.cleanup().await;
+}

@@ -42,6 +42,8 @@ pub struct Meter {
     pub started: Instant,
     pub upstream_ms: Option<i64>,
     pub prices: Option<Prices>,
+    /// Keeps the request counted in `pairgate_relay_in_flight` while any copy lives.
+    pub in_flight: std::sync::Arc<crate::metrics::InFlight>,
 }
 
 impl Meter {
@@ -56,6 +58,7 @@ impl Meter {
             started: Instant::now(),
             upstream_ms: None,
             prices: None,
+            in_flight: std::sync::Arc::new(crate::metrics::InFlight::start()),
         }
     }
 
@@ -227,9 +230,24 @@ pub async fn unified(
     endpoint: &'static str,
     client_ip: IpAddr,
 ) -> Response {
-    let mut meter = Meter::new(&req, endpoint);
-    let prepared = admit_and_prepare(&state, &req, endpoint, client_ip, &mut meter).await;
-    send_or_refuse(state, prepared, meter).await
+    detached(async move {
+        let mut meter = Meter::new(&req, endpoint);
+        let prepared = admit_and_prepare(&state, &req, endpoint, client_ip, &mut meter).await;
+        send_or_refuse(state, prepared, meter).await
+    })
+    .await
+}
+
+/// Runs a relayed request in its own task. The server drops a handler's future when its client
+/// hangs up; the request must still settle its reservation and write its ledger row, so it
+/// finishes on its own (a stream's pump notices the client is gone and cancels upstream).
+pub async fn detached(
+    request: impl std::future::Future<Output = Response> + Send + 'static,
+) -> Response {
+    match tokio::spawn(request).await {
+        Ok(res) => res,
+        Err(e) => ApiError::Internal(anyhow::anyhow!("relay task failed: {e}")).into_response(),
+    }
 }
 
 /// Sends an admitted, prepared request; or, when admission or preparation refused it, records
@@ -415,9 +433,22 @@ pub async fn send(
         Err(e) => return fail(&state, admission, &meter, e).await,
     };
     let started = Instant::now();
-    let resp = match builder.send().await {
-        Ok(r) => r,
-        Err(e) => return fail(&state, admission, &meter, send_error(&provider, e.into())).await,
+    // Headers must come within the upstream timeout, streamed or not (a stream's own timeout
+    // only bounds the gaps between its chunks, once it has started).
+    let resp = match tokio::time::timeout(state.config.upstream_timeout, builder.send()).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            return fail(&state, admission, &meter, send_error(&provider, e.into())).await;
+        }
+        Err(_) => {
+            return fail(
+                &state,
+                admission,
+                &meter,
+                send_error(&provider, SendError::Timeout),
+            )
+            .await;
+        }
     };
     meter.upstream_ms = Some(started.elapsed().as_millis() as i64);
     crate::metrics::upstream(&provider.id, started.elapsed());

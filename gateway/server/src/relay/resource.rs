@@ -12,7 +12,7 @@ use pairgate_policy::GrantPolicy;
 use pairgate_policy::decide::{RequestFacts, check};
 use pairgate_policy::limits::{Usage, Window, window_ends_at, window_key};
 
-use super::pipeline::{Meter, Prepared, denial, prepare_upstream, send_or_refuse};
+use super::pipeline::{Meter, Prepared, denial, detached, prepare_upstream, send_or_refuse};
 use crate::auth::extract::AppRequest;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -26,9 +26,13 @@ pub async fn handle(
     client_ip: IpAddr,
 ) -> Response {
     let endpoint_guess = format!("resource:{resource}/{rest}");
-    let mut meter = Meter::new(&req, &endpoint_guess);
-    let prepared = prepare(&state, &req, resource, rest, client_ip, &mut meter).await;
-    send_or_refuse(state, prepared, meter).await
+    let (resource, rest) = (resource.to_string(), rest.to_string());
+    detached(async move {
+        let mut meter = Meter::new(&req, &endpoint_guess);
+        let prepared = prepare(&state, &req, &resource, &rest, client_ip, &mut meter).await;
+        send_or_refuse(state, prepared, meter).await
+    })
+    .await
 }
 
 async fn prepare(

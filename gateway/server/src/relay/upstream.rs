@@ -203,6 +203,10 @@ pub async fn build(
     };
     if let Some((name, prefix)) = header {
         let secret = crate::credentials::resolve(state, &provider.id, &provider.credential).await.map_err(|e| {
+            // The database failing is not the owner's credential failing: 503, retry later.
+            if let crate::credentials::CredentialError::Store(e) = e {
+                return ApiError::from(e);
+            }
             // The detail (reference names, paths, ids) is for the owner's log, not the app.
             tracing::error!(provider = %provider.id, error = %e, "the provider credential could not be used");
             ApiError::ProviderAuth {

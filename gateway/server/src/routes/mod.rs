@@ -22,8 +22,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 
-/// The request id header set on every request (or kept, if the client sent a sane one) and
-/// echoed on every response.
+/// The request id header set on every request and echoed on every response. Always the
+/// gateway's own: a client-sent one is dropped, since it could repeat another request's id (and
+/// so hide that request's usage-ledger row) or carry text into the logs.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Who may call a route.
@@ -202,6 +203,10 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
         .layer(axum::middleware::from_fn(record_metrics))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            max_body,
+            crate::error::refuse_declared_oversize,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {
@@ -218,6 +223,13 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
+        .layer(tower::util::MapRequestLayer::new(drop_client_request_id))
+}
+
+/// Removes a client-sent `x-request-id`, so [`NewRequestId`] names every request.
+fn drop_client_request_id<B>(mut req: Request<B>) -> Request<B> {
+    req.headers_mut().remove(REQUEST_ID);
+    req
 }
 
 /// Counts every request by route template (never the raw path) and status class, and every
@@ -237,8 +249,7 @@ async fn record_metrics(
     res
 }
 
-/// Generates request ids: 128 random bits, hex. A client-sent id is kept only if it is short
-/// and plain, so it cannot smuggle anything into logs.
+/// Generates request ids: 128 random bits, hex (unique, so each names one usage-ledger row).
 #[derive(Debug, Clone, Copy)]
 struct NewRequestId;
 
