@@ -2,6 +2,7 @@
 // `ath` and `bsh`), refreshing tokens before they expire and retrying once when the gateway asks
 // for a fresh nonce. `client.fetch` is a drop-in `fetch` for clients such as the `openai` package.
 
+import { PendingConsent } from "./consent.js";
 import { createProof, newJti } from "./dpop.js";
 import { GatewayError, PairgateError, SessionError } from "./errors.js";
 import { type KeyKind, SigningKey } from "./keys.js";
@@ -43,7 +44,7 @@ export function trimSlash(url: string): string {
   return url.replace(/\/+$/, "");
 }
 
-function defaultFetch(): FetchLike {
+export function defaultFetch(): FetchLike {
   if (typeof globalThis.fetch !== "function") throw new PairgateError("no global fetch; pass PairOptions.fetch");
   return globalThis.fetch.bind(globalThis);
 }
@@ -168,6 +169,14 @@ export class Client {
     const session = sessionFrom(gateway, key, t, cell.nonce);
     await storage.save(session);
     return new Client({ fetch: fetchFn, storage, key, session });
+  }
+
+  /**
+   * Asks the owner of the gateway at `gatewayUrl` for a grant with `policy` (no pairing string):
+   * show `userCode` and `keyFingerprint` to your user, then `await pending.wait()`.
+   */
+  static requestConsent(gatewayUrl: string, appName: string, policy: Record<string, unknown>, opts: PairOptions = {}, storage: Storage = new MemoryStorage()): Promise<PendingConsent> {
+    return PendingConsent.request(gatewayUrl, appName, policy, opts, storage);
   }
 
   /** Resumes a session saved by an earlier run; `null` when there is none. */

@@ -7,6 +7,7 @@ import {
   GRANT_TYPE_DEVICE_CODE,
   type NonceCell,
   oauthPost,
+  defaultFetch,
   type PairOptions,
   sessionFrom,
   tokenResponse,
@@ -60,7 +61,7 @@ export class PendingConsent {
   static async request(gatewayUrl: string, appName: string, policy: Record<string, unknown>, opts: PairOptions = {}, storage: Storage = new MemoryStorage()): Promise<PendingConsent> {
     const gateway = trimSlash(gatewayUrl);
     warnIfPlainHttp(gateway, opts);
-    const fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
+    const fetchFn = opts.fetch ?? defaultFetch();
     const key = await SigningKey.generate(opts.keyKind ?? "ed25519");
     const nonce: NonceCell = { nonce: null };
     const form: [string, string][] = [
@@ -121,9 +122,4 @@ export class PendingConsent {
   toJSON(): { userCode: string; keyFingerprint: string } {
     return { userCode: this.userCode, keyFingerprint: this.keyFingerprint };
   }
-}
-
-/** `Client.requestConsent`, as in the Rust SDK. */
-export function requestConsent(gatewayUrl: string, appName: string, policy: Record<string, unknown>, opts?: PairOptions, storage?: Storage): Promise<PendingConsent> {
-  return PendingConsent.request(gatewayUrl, appName, policy, opts, storage);
 }

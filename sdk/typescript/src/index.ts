@@ -3,7 +3,7 @@
 
 export { b64urlDecode, b64urlEncode } from "./b64.js";
 export { Client, type FetchLike, type PairOptions, REFRESH_MARGIN_SECS } from "./client.js";
-export { PendingConsent, requestConsent } from "./consent.js";
+export { PendingConsent } from "./consent.js";
 export { accessTokenHash, bodyHash, createProof, newJti, proofClaimsJson, proofHeaderJson, type ProofInput } from "./dpop.js";
 export {
   ConsentDeniedError,
