@@ -18,6 +18,7 @@ import {
   type KeyKind,
   normalizeUserCode,
   PairingString,
+  PairingStringError,
   proofClaimsJson,
   proofHeaderJson,
   type PublicJwk,
@@ -57,6 +58,7 @@ interface Vectors {
   p256: KeyVector;
   pairing: { id_hex: string; secret_hex: string; gateway_url: string; pairing_id: string; encoded: string };
   user_codes: { input: string; normalized: string | null }[];
+  pairing_errors: { input: string; error: string }[];
 }
 
 const vectors = JSON.parse(readFileSync(new URL("../../../test-vectors/vectors.json", import.meta.url), "utf8")) as Vectors;
@@ -141,6 +143,21 @@ test("the pairing vector encodes and parses to its id, secret and URL", async ()
   assert.equal(parsed.pairingId, v.pairing_id);
   assert.equal(await parsed.encode(), v.encoded);
   assert.ok(!JSON.stringify(parsed).includes(v.encoded.split(".")[1]!), "JSON of a pairing string never shows the secret");
+});
+
+test("every pairing_errors input is refused with the named error, never echoing the input", async () => {
+  assert.ok(vectors.pairing_errors.length >= 5);
+  const seen = new Set<string>();
+  for (const { input, error } of vectors.pairing_errors) {
+    await assert.rejects(PairingString.parse(input), (e: unknown) => {
+      assert.ok(e instanceof PairingStringError, String(e));
+      assert.equal(e.problem, error, input.slice(0, 80));
+      assert.ok(!e.message.includes(input.slice(8, 40)), "the message never quotes the input");
+      return true;
+    });
+    seen.add(error);
+  }
+  assert.deepEqual([...seen].sort(), ["bad_checksum", "bad_url", "malformed", "too_long", "wrong_prefix"]);
 });
 
 test("every user-code vector normalises as stored (null = rejected)", () => {
