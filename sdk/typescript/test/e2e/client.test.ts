@@ -36,7 +36,7 @@ test("pairs with either key type into a 0600 session file and resumes from it", 
     const storage = new FileStorage(path);
     assert.equal(await Client.fromStorage(storage), null, "no session yet");
     const rec = new RecordingFetch();
-    const client = await Client.pair(await pairingString(gw), { keyKind, appName: `ts ${keyKind}`, fetch: rec.fetch }, storage);
+    const client = await Client.pair(await pairingString(gw, {}, `ts ${keyKind}`), { keyKind, appName: "ignored: the owner named it", fetch: rec.fetch }, storage);
     // The gateway requires nonces: the first proof had none, so pairing took a retry.
     assert.deepEqual(rec.paths(), ["POST /oauth/token 400", "POST /oauth/token 200"]);
     assert.equal(((await stat(path)).mode & 0o777).toString(8), "600");
@@ -44,7 +44,7 @@ test("pairs with either key type into a 0600 session file and resumes from it", 
     assert.equal(grant.id, client.grantId);
     assert.equal(grant.key_thumbprint, client.keyThumbprint);
     assert.equal(grant.key_alg, keyKind === "ed25519" ? "EdDSA" : "ES256");
-    assert.equal(grant.app_name, `ts ${keyKind}`);
+    assert.equal(grant.app_name, `ts ${keyKind}`, "the owner's name for the pairing wins");
     assert.equal(rec.calls.at(-1)?.status, 200, "the nonce from the token answer was used: no retry");
 
     const resumed = await Client.fromStorage(storage);

@@ -101,7 +101,7 @@ test("a grant revoked by the owner mid-session surfaces as AuthenticationError",
       assert.ok(e instanceof AuthenticationError, `got ${String(e)}`);
       assert.equal(e.status, 401);
       assert.equal(e.code, "grant_revoked");
-      assert.equal(e.type, "permission_error");
+      assert.equal(e.type, "authentication_error");
       assert.ok(!e.message.includes("DPoP "), "no token in the error");
       return true;
     });
