@@ -110,7 +110,7 @@ fn pairing_errors(id: &[u8; 16], secret: &[u8; 32], encoded: &str) -> Vec<Pairin
     let raw = |url: &str| [id.as_slice(), secret.as_slice(), url.as_bytes()].concat();
     let (body, check) = encoded.rsplit_once('.').unwrap();
     let flipped = if check.starts_with('A') { "B" } else { "A" };
-    let inputs = vec![
+    let inputs = [
         format!("pgpair1.{}.AAAAAA", "A".repeat(2048)),
         encoded.replacen("pgpair1.", "pgpair2.", 1),
         format!("PGPAIR1.{}", &encoded["pgpair1.".len()..]),
