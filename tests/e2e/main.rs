@@ -14,5 +14,6 @@ mod ops;
 mod pairing;
 mod plugins;
 mod proof_negative;
+mod sdk_typescript;
 mod tidy;
 mod v1;

@@ -95,8 +95,46 @@ fn run(cmd: &mut Command) -> Result<()> {
 
 fn test(extra: &[String]) -> Result<()> {
     services()?;
+    typescript_sdk()?;
     run(cargo()
         .args(["test", "--workspace", "--all-targets"])
         .args(extra))?;
     Ok(())
+}
+
+/// The TypeScript SDK's tests (run by the e2e suite) need its pinned npm packages and a build:
+/// `npm ci` when package-lock.json changed since the last install (a copy of it in node_modules is
+/// the stamp), then `npm run build` (tsc) every time. Node.js 20+ missing is a failure, never a skip.
+fn typescript_sdk() -> Result<()> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/typescript");
+    let node = Command::new("node").arg("--version").output();
+    let version = match &node {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        _ => bail!(
+            "Node.js 20 or later (with npm) is required by the TypeScript SDK tests and was not found; \
+             install it (Debian: the `nodejs` package from NodeSource) and rerun"
+        ),
+    };
+    let major: u32 = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if major < 20 {
+        bail!("Node.js {version} is too old for the TypeScript SDK (it needs 20 or later)");
+    }
+    let lock =
+        std::fs::read(dir.join("package-lock.json")).context("sdk/typescript/package-lock.json")?;
+    let stamp = dir.join("node_modules/.pairgate-package-lock.json");
+    if std::fs::read(&stamp).ok().as_deref() != Some(lock.as_slice()) {
+        println!("xtask: installing the TypeScript SDK's pinned packages (npm ci)");
+        run(Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir))?;
+        std::fs::write(&stamp, &lock).context("writing the npm ci stamp")?;
+    }
+    run(Command::new("npm")
+        .args(["run", "--silent", "build"])
+        .current_dir(&dir))
 }

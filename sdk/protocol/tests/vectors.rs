@@ -11,7 +11,7 @@ use pairgate_protocol::dpop::{
     verify_proof,
 };
 use pairgate_protocol::keys::SigningKey;
-use pairgate_protocol::pairing::{PairingId, PairingSecret, PairingString};
+use pairgate_protocol::pairing::{PairingError, PairingId, PairingSecret, PairingString};
 use pairgate_protocol::user_code;
 use serde::Serialize;
 use serde_json::Value;
@@ -34,6 +34,7 @@ struct Vectors {
     p256: KeyVector,
     pairing: PairingVector,
     user_codes: Vec<UserCodeVector>,
+    pairing_errors: Vec<PairingErrorVector>,
 }
 
 #[derive(Serialize)]
@@ -76,6 +77,61 @@ struct PairingVector {
 struct UserCodeVector {
     input: &'static str,
     normalized: Option<String>,
+}
+
+/// A string every SDK must refuse, and why (protocol §3, parsing steps).
+#[derive(Serialize)]
+struct PairingErrorVector {
+    input: String,
+    error: &'static str,
+}
+
+fn error_name(e: &PairingError) -> &'static str {
+    match e {
+        PairingError::TooLong => "too_long",
+        PairingError::WrongPrefix => "wrong_prefix",
+        PairingError::Malformed => "malformed",
+        PairingError::BadChecksum => "bad_checksum",
+        PairingError::BadUrl => "bad_url",
+        PairingError::BadId => "bad_id",
+    }
+}
+
+/// `pgpair1.<payload>.<check>` over arbitrary raw bytes, with a correct checksum.
+fn with_checksum(raw: &[u8]) -> String {
+    use sha2::Digest;
+    let body = format!("pgpair1.{}", pairgate_protocol::b64::encode(raw));
+    let check = pairgate_protocol::b64::encode(&sha2::Sha256::digest(body.as_bytes())[..4]);
+    format!("{body}.{check}")
+}
+
+/// One rejected string per parsing step, built from the valid vector.
+fn pairing_errors(id: &[u8; 16], secret: &[u8; 32], encoded: &str) -> Vec<PairingErrorVector> {
+    let raw = |url: &str| [id.as_slice(), secret.as_slice(), url.as_bytes()].concat();
+    let (body, check) = encoded.rsplit_once('.').unwrap();
+    let flipped = if check.starts_with('A') { "B" } else { "A" };
+    let inputs = [
+        format!("pgpair1.{}.AAAAAA", "A".repeat(2048)),
+        encoded.replacen("pgpair1.", "pgpair2.", 1),
+        format!("PGPAIR1.{}", &encoded["pgpair1.".len()..]),
+        "pgpair1.AAAAAAAA".to_owned(),
+        format!("{body}.{}", &check[..5]),
+        format!("{body}=.{check}"),
+        format!("{body}.{flipped}{}", &check[1..]),
+        with_checksum(&raw("")),
+        with_checksum(&raw("ftp://gateway.example")),
+        with_checksum(&raw("https://gateway.example/?x=1")),
+        with_checksum(&raw("https://user@gateway.example")),
+        with_checksum(&raw("https://gateway.example/a b")),
+        with_checksum(&[id.as_slice(), secret.as_slice(), &[0xff, 0xfe]].concat()),
+    ];
+    inputs
+        .into_iter()
+        .map(|input| {
+            let error = error_name(&PairingString::parse(&input).unwrap_err());
+            PairingErrorVector { input, error }
+        })
+        .collect()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -168,6 +224,7 @@ fn generate() -> Vectors {
     };
     let encoded = pairing.encode();
     assert_eq!(PairingString::parse(&encoded).unwrap(), pairing);
+    let rejected = pairing_errors(&id, &secret, &encoded);
 
     let user_codes = [
         "WDJB-MJHT",
@@ -197,6 +254,7 @@ fn generate() -> Vectors {
             encoded,
         },
         user_codes,
+        pairing_errors: rejected,
     }
 }
 
