@@ -88,6 +88,8 @@ impl Recorded {
 struct Shared {
     behaviour: Mutex<Behaviour>,
     received: Mutex<Vec<Recorded>>,
+    /// Set by [`FakeProvider::stop_recording`]: load runs would otherwise grow without bound.
+    unrecorded: std::sync::atomic::AtomicBool,
 }
 
 /// A running fake provider.
@@ -122,6 +124,14 @@ impl FakeProvider {
 
     pub fn fault(&self, f: Fault) {
         self.shared.behaviour.lock().unwrap().fault = f;
+    }
+
+    /// Stops keeping received requests (the benchmark sends hundreds of thousands).
+    pub fn stop_recording(&self) {
+        self.shared
+            .unrecorded
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.shared.received.lock().unwrap().clear();
     }
 
     pub fn received(&self) -> Vec<Recorded> {
@@ -185,7 +195,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             .collect(),
         body,
     };
-    shared.received.lock().unwrap().push(recorded.clone());
+    if !shared.unrecorded.load(std::sync::atomic::Ordering::Relaxed) {
+        shared.received.lock().unwrap().push(recorded.clone());
+    }
     let b = shared.behaviour.lock().unwrap().clone();
     match &b.fault {
         Fault::Status(s) => return error_body(*s, &recorded),

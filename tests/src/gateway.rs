@@ -12,10 +12,16 @@ use crate::db::{Backend, TestDb};
 
 /// Path of the binary under test: cargo puts it beside the `deps/` folder of the test binary
 /// (the e2e target lives in the `pairgate` package, so cargo builds the binary first).
+/// A program built beside it (the benchmark's `pairgate-bench`) finds it in its own folder.
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
+    let name = format!("pairgate{}", std::env::consts::EXE_SUFFIX);
+    let sibling = exe.parent().unwrap().join(&name);
+    if sibling.is_file() {
+        return sibling;
+    }
     let dir = exe.parent().and_then(Path::parent).unwrap();
-    let bin = dir.join(format!("pairgate{}", std::env::consts::EXE_SUFFIX));
+    let bin = dir.join(name);
     assert!(
         bin.exists(),
         "{} not found; run the tests with cargo",
@@ -238,6 +244,11 @@ impl Gateway {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
+    }
+
+    /// The process id of the running gateway (for RSS readings in `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
     }
 
     /// Sends a signal with the system `kill` (no unsafe code in tests).
