@@ -28,11 +28,27 @@ async fn main() -> Result<()> {
             "--out" => out = args.next().context("--out needs a directory")?.into(),
             "--log-level" => cfg.log_level = args.next().context("--log-level needs a filter")?,
             "--perf" => cfg.perf = Some(args.next().context("--perf needs a file")?.into()),
+            "--rates" => {
+                cfg.rates = args
+                    .next()
+                    .context("--rates needs a list such as 500,1000,2000")?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?;
+            }
+            "--phase-secs" => {
+                let secs: f64 = args
+                    .next()
+                    .context("--phase-secs needs a number")?
+                    .parse()?;
+                cfg.phase = std::time::Duration::from_secs_f64(secs);
+                cfg.max_duration = cfg.phase;
+            }
             "--grants" => {
                 cfg.grants = args.next().context("--grants needs a number")?.parse()?;
             }
             other => bail!(
-                "unknown argument {other}; usage: pairgate-bench [--smoke] [--out DIR] [--log-level FILTER] [--grants N] [--perf FILE]"
+                "unknown argument {other}; usage: pairgate-bench [--smoke] [--out DIR] [--log-level FILTER] [--grants N] [--rates R1,R2,..] [--phase-secs S] [--perf FILE]"
             ),
         }
     }
