@@ -111,19 +111,23 @@ fn bench(extra: &[String]) -> Result<()> {
         .parent()
         .context("xtask lives in the repository")?;
     let mut build = cargo();
-    build.current_dir(root).args([
-        "build",
-        "-p",
-        "pairgate",
-        "--bin",
-        "pairgate",
-        "-p",
-        "pairgate-tests",
-        "--bin",
-        "pairgate-bench",
-    ]);
-    if !smoke {
-        build.arg("--release");
+    build.current_dir(root);
+    if smoke {
+        // The same selection as `cargo xtask test`, so its artifacts are reused as they are.
+        build.args(["build", "--workspace", "--all-targets"]);
+    } else {
+        build.args([
+            "build",
+            "--release",
+            "-p",
+            "pairgate",
+            "--bin",
+            "pairgate",
+            "-p",
+            "pairgate-tests",
+            "--bin",
+            "pairgate-bench",
+        ]);
     }
     run(&mut build)?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
