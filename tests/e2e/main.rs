@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod admin;
+mod bench;
 mod custody;
 mod dbfaults;
 mod faults;

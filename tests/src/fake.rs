@@ -90,6 +90,8 @@ struct Shared {
     received: Mutex<Vec<Recorded>>,
     /// Streamed answers still being written (their task ends when the reader goes away).
     open_streams: std::sync::atomic::AtomicUsize,
+    /// Set by [`FakeProvider::stop_recording`]: load runs would otherwise grow without bound.
+    unrecorded: std::sync::atomic::AtomicBool,
 }
 
 /// Counts one streamed answer as open until dropped.
@@ -144,6 +146,14 @@ impl FakeProvider {
 
     pub fn fault(&self, f: Fault) {
         self.shared.behaviour.lock().unwrap().fault = f;
+    }
+
+    /// Stops keeping received requests (the benchmark sends hundreds of thousands).
+    pub fn stop_recording(&self) {
+        self.shared
+            .unrecorded
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.shared.received.lock().unwrap().clear();
     }
 
     pub fn received(&self) -> Vec<Recorded> {
@@ -215,7 +225,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             .collect(),
         body,
     };
-    shared.received.lock().unwrap().push(recorded.clone());
+    if !shared.unrecorded.load(std::sync::atomic::Ordering::Relaxed) {
+        shared.received.lock().unwrap().push(recorded.clone());
+    }
     let b = shared.behaviour.lock().unwrap().clone();
     match &b.fault {
         Fault::Status(s) => return error_body(*s, &recorded),

@@ -12,10 +12,16 @@ use crate::db::{Backend, TestDb};
 
 /// Path of the binary under test: cargo puts it beside the `deps/` folder of the test binary
 /// (the e2e target lives in the `pairgate` package, so cargo builds the binary first).
+/// A program built beside it (the benchmark's `pairgate-bench`) finds it in its own folder.
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
+    let name = format!("pairgate{}", std::env::consts::EXE_SUFFIX);
+    let sibling = exe.parent().unwrap().join(&name);
+    if sibling.is_file() {
+        return sibling;
+    }
     let dir = exe.parent().and_then(Path::parent).unwrap();
-    let bin = dir.join(format!("pairgate{}", std::env::consts::EXE_SUFFIX));
+    let bin = dir.join(name);
     assert!(
         bin.exists(),
         "{} not found; run the tests with cargo",

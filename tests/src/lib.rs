@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 pub mod app;
+pub mod bench;
 pub mod db;
 pub mod fake;
 pub mod gateway;

@@ -16,8 +16,9 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("services") => services(),
+        Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args]|services>");
+            eprintln!("usage: cargo xtask <test [cargo test args]|services|bench [--smoke]>");
             std::process::exit(2);
         }
     }
@@ -137,4 +138,42 @@ fn typescript_sdk() -> Result<()> {
     run(Command::new("npm")
         .args(["run", "--silent", "build"])
         .current_dir(&dir))
+}
+
+/// `cargo xtask bench [--smoke] [pairgate-bench args]`: builds the gateway and the benchmark
+/// (release; debug with `--smoke`) and runs the end-to-end benchmark; the report goes to
+/// `target/bench/report.md` (`smoke.md`) and `.json`. See docs/benchmarks.md.
+fn bench(extra: &[String]) -> Result<()> {
+    let smoke = extra.iter().any(|a| a == "--smoke");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask lives in the repository")?;
+    let mut build = cargo();
+    build.current_dir(root);
+    if smoke {
+        // The same selection as `cargo xtask test`, so its artifacts are reused as they are.
+        build.args(["build", "--workspace", "--all-targets"]);
+    } else {
+        build.args([
+            "build",
+            "--release",
+            "-p",
+            "pairgate",
+            "--bin",
+            "pairgate",
+            "-p",
+            "pairgate-tests",
+            "--bin",
+            "pairgate-bench",
+        ]);
+    }
+    run(&mut build)?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), std::path::PathBuf::from);
+    let profile = if smoke { "debug" } else { "release" };
+    let exe = target
+        .join(profile)
+        .join(format!("pairgate-bench{}", std::env::consts::EXE_SUFFIX));
+    run(Command::new(exe).current_dir(root).args(extra))?;
+    Ok(())
 }

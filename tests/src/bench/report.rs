@@ -1,0 +1,461 @@
+//! The benchmark's report: the machine it ran on, every phase's figures, the added latency and
+//! throughput against the direct path, the issue's targets met or missed, as Markdown and JSON.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::BenchConfig;
+use super::load::{Phase, StreamPhase};
+use crate::Gateway;
+
+/// Where the benchmark ran.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub memory: String,
+    pub kernel: String,
+    pub load_before: String,
+    pub load_after: String,
+    pub date: String,
+}
+
+fn proc_text(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn loadavg() -> String {
+    proc_text("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Machine {
+    pub fn read() -> Machine {
+        let cpuinfo = proc_text("/proc/cpuinfo");
+        let field = |text: &str, name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+                .unwrap_or_else(|| "unknown".into())
+        };
+        let date = std::process::Command::new("date")
+            .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu_model: field(&cpuinfo, "model name"),
+            memory: field(&proc_text("/proc/meminfo"), "MemTotal"),
+            kernel: proc_text("/proc/sys/kernel/osrelease").trim().to_string(),
+            load_before: loadavg(),
+            load_after: String::new(),
+            date,
+        }
+    }
+
+    /// Notes the load average at the end of the run.
+    pub fn finish(mut self) -> Machine {
+        self.load_after = loadavg();
+        self
+    }
+}
+
+/// Process spawn to `/readyz` answering 200.
+#[derive(Debug, Clone, Copy)]
+pub struct Startup {
+    /// New data dir, empty plugin cache (every built-in plugin compiled); not measured in smoke mode.
+    pub cold: Option<Duration>,
+    /// Restart on the same data dir with the plugin cache filled.
+    pub warm: Duration,
+}
+
+/// Everything one run measured.
+#[derive(Debug)]
+pub struct Report {
+    pub smoke: bool,
+    pub config: BenchConfig,
+    pub machine: Machine,
+    pub binary: String,
+    pub startup: Startup,
+    /// (VmRSS, VmHWM) in KiB at each point.
+    pub rss_idle: (u64, u64),
+    pub rss_load: (u64, u64),
+    pub rss_grants_idle: (u64, u64),
+    pub rss_grants_load: (u64, u64),
+    pub grants: usize,
+    pub pairing_time: Duration,
+    pub grants_phase: Phase,
+    /// (direct, gateway) per fixed rate.
+    pub fixed: Vec<(Phase, Phase)>,
+    pub max: (Phase, Phase),
+    pub stream: (StreamPhase, StreamPhase),
+    /// Rows in the gateway's usage ledger at the end (`None` if it could not be read).
+    pub ledger_rows: Option<u64>,
+    /// Mean server-side timings from `/metrics` over the whole run.
+    pub server_timings: Vec<super::setup::ServerTiming>,
+}
+
+/// Rows in the usage ledger of a SQLite-backed gateway.
+pub async fn ledger_rows(gw: &Gateway) -> Option<u64> {
+    use sqlx::Connection;
+    let path = gw.data_dir().join("pairgate.db");
+    let url = format!("sqlite://{}?mode=ro", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.ok()?;
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_ledger")
+        .fetch_one(&mut conn)
+        .await
+        .ok()?;
+    u64::try_from(n).ok()
+}
+
+const QUANTILES: [(f64, &str); 4] = [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p99.9")];
+
+fn q(h: &hdrhistogram::Histogram<u64>, quantile: f64) -> i64 {
+    i64::try_from(h.value_at_quantile(quantile)).unwrap_or(i64::MAX)
+}
+
+/// Microseconds, shown as µs or ms.
+fn us(v: i64) -> String {
+    if v.abs() >= 10_000 {
+        format!("{:.1} ms", v as f64 / 1000.0)
+    } else {
+        format!("{v} µs")
+    }
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "**missed**" }
+}
+
+impl Report {
+    /// Gateway minus direct at each quantile, in µs, for one fixed-rate pair.
+    pub fn added(direct: &Phase, gateway: &Phase) -> Vec<i64> {
+        QUANTILES
+            .iter()
+            .map(|(quantile, _)| q(&gateway.latency, *quantile) - q(&direct.latency, *quantile))
+            .collect()
+    }
+
+    /// Gateway throughput over direct throughput at maximum load.
+    pub fn throughput_fraction(&self) -> f64 {
+        self.max.1.throughput() / self.max.0.throughput().max(1e-9)
+    }
+
+    /// Added time to first chunk at p50 and p99 (µs).
+    pub fn added_first_chunk(&self) -> (i64, i64) {
+        let (d, g) = &self.stream;
+        (
+            q(&g.first_chunk, 0.5) - q(&d.first_chunk, 0.5),
+            q(&g.first_chunk, 0.99) - q(&d.first_chunk, 0.99),
+        )
+    }
+
+    /// Chunk timing is preserved when the gateway's median gap between events is within 1 ms of
+    /// the direct path's and it merges no more events into one read than the direct path does.
+    pub fn timing_preserved(&self) -> bool {
+        let (d, g) = &self.stream;
+        (q(&g.gaps, 0.5) - q(&d.gaps, 0.5)).abs() <= 1000 && g.coalesced <= d.coalesced + 0.05
+    }
+
+    /// Every error of every phase.
+    pub fn errors(&self) -> u64 {
+        let fixed: u64 = self.fixed.iter().map(|(d, g)| d.errors + g.errors).sum();
+        fixed
+            + self.max.0.errors
+            + self.max.1.errors
+            + self.stream.0.errors
+            + self.stream.1.errors
+            + self.grants_phase.errors
+    }
+
+    fn target_rate(&self) -> Option<&(Phase, Phase)> {
+        self.fixed
+            .iter()
+            .find(|(_, g)| g.rate == Some(1000))
+            .or(self.fixed.first())
+    }
+
+    fn latency_row(out: &mut String, p: &Phase) {
+        let _ = write!(
+            out,
+            "| {} | {} | {} | {} | {} | {:.0} |",
+            p.rate.map_or("max".into(), |r| r.to_string()),
+            p.route,
+            p.sent,
+            p.ok,
+            p.errors,
+            p.throughput()
+        );
+        for (quantile, _) in QUANTILES {
+            let _ = write!(out, " {} |", us(q(&p.latency, quantile)));
+        }
+        let _ = writeln!(out, " {} |", us(q(&p.latency, 1.0)));
+    }
+
+    /// The report as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut o = String::new();
+        let m = &self.machine;
+        let _ = writeln!(
+            o,
+            "# pairgate end-to-end benchmark{}\n",
+            if self.smoke {
+                " (smoke mode: figures not meaningful)"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(
+            o,
+            "- When: {}\n- Machine: {} CPUs ({}), {} RAM, Linux {}; load average {} before, {} after \
+             (load generator, fake provider and gateway share these CPUs)\n- Gateway binary: `{}`, \
+             SQLite, log level `{}`\n- Policy: every check on (providers, models, endpoints, output cap, \
+             validity window, source addresses, body digest in each proof, request and token rates, \
+             concurrency, token and cost budgets per day/month/lifetime), the openai plugin, the ledger\n",
+            m.date,
+            m.cpus,
+            m.cpu_model,
+            m.memory,
+            m.kernel,
+            m.load_before,
+            m.load_after,
+            self.binary,
+            self.config.log_level
+        );
+        let _ = writeln!(
+            o,
+            "## Non-streamed chat, open loop ({} s per route and rate)\n",
+            self.config.phase.as_secs_f64()
+        );
+        let _ = writeln!(
+            o,
+            "Latency from each request's scheduled send time to its last body byte.\n\n\
+             | rate (req/s) | route | sent | ok | errors | achieved req/s | p50 | p90 | p99 | p99.9 | max |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for (d, g) in &self.fixed {
+            Self::latency_row(&mut o, d);
+            Self::latency_row(&mut o, g);
+        }
+        let _ = writeln!(
+            o,
+            "\nAdded latency (gateway minus direct, same quantile):\n\n\
+             | rate (req/s) | p50 | p90 | p99 | p99.9 |\n|---|---|---|---|---|"
+        );
+        for (d, g) in &self.fixed {
+            let added = Self::added(d, g);
+            let _ = writeln!(
+                o,
+                "| {} | {} |",
+                d.rate.unwrap_or(0),
+                added.iter().map(|v| us(*v)).collect::<Vec<_>>().join(" | ")
+            );
+        }
+        let (md, mg) = &self.max;
+        let _ = writeln!(
+            o,
+            "\n## Maximum throughput (closed loop, {} workers, {} s per route)\n\n\
+             | rate | route | sent | ok | errors | req/s | p50 | p90 | p99 | p99.9 | max |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|",
+            self.config.max_concurrency,
+            self.config.max_duration.as_secs_f64()
+        );
+        Self::latency_row(&mut o, md);
+        Self::latency_row(&mut o, mg);
+        let _ = writeln!(
+            o,
+            "\nGateway throughput: {:.1} % of direct. The load generator signs each gateway request \
+             inline here (mean {:.1} µs per proof, Ed25519).\n",
+            self.throughput_fraction() * 100.0,
+            mg.sign_mean.as_secs_f64() * 1e6
+        );
+        let (sd, sg) = &self.stream;
+        let _ = writeln!(
+            o,
+            "## Streaming ({} requests per route at {} req/s; the fake sends {} content chunks {} ms apart)\n\n\
+             | route | ok / sent | first chunk p50 | p99 | events per answer | gap p50 | gap p99 | events merged into one read |\n\
+             |---|---|---|---|---|---|---|---|",
+            self.config.stream_requests,
+            self.config.stream_rate,
+            self.config.stream_chunks,
+            self.config.stream_interval.as_millis()
+        );
+        for s in [sd, sg] {
+            let _ = writeln!(
+                o,
+                "| {} | {} / {} | {} | {} | {:.1} | {} | {} | {:.1} % |",
+                s.route,
+                s.ok,
+                s.sent,
+                us(q(&s.first_chunk, 0.5)),
+                us(q(&s.first_chunk, 0.99)),
+                s.events_mean,
+                us(q(&s.gaps, 0.5)),
+                us(q(&s.gaps, 0.99)),
+                s.coalesced * 100.0
+            );
+        }
+        let (ttfc50, ttfc99) = self.added_first_chunk();
+        let _ = writeln!(
+            o,
+            "\nAdded time to first chunk: p50 {}, p99 {}. Chunk timing preserved: {}.\n",
+            us(ttfc50),
+            us(ttfc99),
+            if self.timing_preserved() { "yes" } else { "no" }
+        );
+        let _ = writeln!(
+            o,
+            "## Gateway memory (RSS)\n\n| when | VmRSS | VmHWM (peak so far) |\n|---|---|---|\n\
+             | idle after start, all built-in plugins loaded | {} | {} |\n\
+             | after every load phase above | {} | {} |\n\
+             | after pairing {} more grants ({:.1} s, admin API + /oauth/token) | {} | {} |\n\
+             | after each of those grants sent one request ({} ok, {} errors) | {} | {} |\n",
+            mib(self.rss_idle.0),
+            mib(self.rss_idle.1),
+            mib(self.rss_load.0),
+            mib(self.rss_load.1),
+            self.grants,
+            self.pairing_time.as_secs_f64(),
+            mib(self.rss_grants_idle.0),
+            mib(self.rss_grants_idle.1),
+            self.grants_phase.ok,
+            self.grants_phase.errors,
+            mib(self.rss_grants_load.0),
+            mib(self.rss_grants_load.1),
+        );
+        let _ = writeln!(
+            o,
+            "## Start-up to /readyz\n\n| case | time |\n|---|---|\n\
+             | cold: new data dir, empty plugin cache (compiles every plugin) | {} |\n\
+             | warm: restart, plugin cache filled | {:.0} ms |\n",
+            self.startup.cold.map_or("not measured".into(), |d| format!(
+                "{:.0} ms",
+                d.as_secs_f64() * 1000.0
+            )),
+            self.startup.warm.as_secs_f64() * 1000.0
+        );
+        let _ = writeln!(
+            o,
+            "## Targets (issue 10)\n\n| target | measured | |\n|---|---|---|"
+        );
+        if let Some((d, g)) = self.target_rate() {
+            let added = Self::added(d, g);
+            let rate = d.rate.unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "| added p50 ≤ 150 µs at 1000 req/s | {} at {rate} req/s | {} |",
+                us(added[0]),
+                verdict(added[0] <= 150)
+            );
+            let _ = writeln!(
+                o,
+                "| added p99 ≤ 500 µs at 1000 req/s | {} at {rate} req/s | {} |",
+                us(added[2]),
+                verdict(added[2] <= 500)
+            );
+        }
+        let frac = self.throughput_fraction();
+        let _ = writeln!(
+            o,
+            "| gateway throughput ≥ 50 % of direct | {:.1} % | {} |",
+            frac * 100.0,
+            verdict(frac >= 0.5)
+        );
+        let _ = writeln!(
+            o,
+            "| added time to first chunk < 1 ms, no buffering | p50 {} | {} |",
+            us(ttfc50),
+            verdict(ttfc50 < 1000 && self.timing_preserved())
+        );
+        let _ = writeln!(
+            o,
+            "| RSS < 60 MB idle with all built-in plugins | {} | {} |",
+            mib(self.rss_idle.0),
+            verdict(self.rss_idle.0 * 1024 < 60_000_000)
+        );
+        let _ = writeln!(
+            o,
+            "\n## Server-side timings (means over the whole run, from the gateway's /metrics)\n\n\
+             | series | observations | mean |\n|---|---|---|"
+        );
+        for t in &self.server_timings {
+            let _ = writeln!(
+                o,
+                "| `{}` | {} | {} |",
+                t.series,
+                t.count,
+                us(i64::try_from(t.mean.as_micros()).unwrap_or(i64::MAX))
+            );
+        }
+        let answered: u64 = self.fixed.iter().map(|(_, g)| g.ok + g.errors).sum::<u64>()
+            + mg.ok
+            + mg.errors
+            + sg.ok
+            + self.grants_phase.ok;
+        let _ = writeln!(
+            o,
+            "\nErrors in all phases: {}. Ledger rows at the end: {} (measured gateway requests alone: {}, plus warm-up).",
+            self.errors(),
+            self.ledger_rows
+                .map_or("unreadable".into(), |n| n.to_string()),
+            answered
+        );
+        for p in self
+            .fixed
+            .iter()
+            .flat_map(|(d, g)| [d, g])
+            .chain([md, mg, &self.grants_phase])
+        {
+            for e in &p.sample_errors {
+                let _ = writeln!(o, "- {} error: {e}", p.route);
+            }
+        }
+        for s in [sd, sg] {
+            for e in &s.sample_errors {
+                let _ = writeln!(o, "- {} stream error: {e}", s.route);
+            }
+        }
+        o
+    }
+
+    fn phase_json(p: &Phase) -> Value {
+        json!({
+            "route": p.route, "rate": p.rate, "sent": p.sent, "ok": p.ok, "errors": p.errors,
+            "throughput": p.throughput(),
+            "latency_us": QUANTILES.iter().map(|(quantile, name)| (name.to_string(), json!(q(&p.latency, *quantile)))).collect::<serde_json::Map<_, _>>(),
+        })
+    }
+
+    /// The figures as JSON (for comparisons between runs).
+    pub fn json(&self) -> Value {
+        let (sd, sg) = &self.stream;
+        json!({
+            "smoke": self.smoke,
+            "machine": { "cpus": self.machine.cpus, "cpu": self.machine.cpu_model, "load_before": self.machine.load_before, "load_after": self.machine.load_after, "date": self.machine.date },
+            "fixed": self.fixed.iter().map(|(d, g)| json!({ "direct": Self::phase_json(d), "gateway": Self::phase_json(g), "added_us": Self::added(d, g) })).collect::<Vec<_>>(),
+            "max": { "direct": Self::phase_json(&self.max.0), "gateway": Self::phase_json(&self.max.1), "fraction": self.throughput_fraction() },
+            "stream": {
+                "first_chunk_p50_us": [q(&sd.first_chunk, 0.5), q(&sg.first_chunk, 0.5)],
+                "first_chunk_p99_us": [q(&sd.first_chunk, 0.99), q(&sg.first_chunk, 0.99)],
+                "gap_p50_us": [q(&sd.gaps, 0.5), q(&sg.gaps, 0.5)],
+                "errors": [sd.errors, sg.errors],
+                "timing_preserved": self.timing_preserved(),
+            },
+            "rss_kib": { "idle": self.rss_idle, "load": self.rss_load, "grants_idle": self.rss_grants_idle, "grants_load": self.rss_grants_load, "grants": self.grants },
+            "startup_ms": { "cold": self.startup.cold.map(|d| d.as_millis() as u64), "warm": self.startup.warm.as_millis() as u64 },
+            "errors": self.errors(),
+            "ledger_rows": self.ledger_rows,
+        })
+    }
+}
