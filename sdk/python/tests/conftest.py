@@ -69,3 +69,9 @@ def owner(gateway: str) -> Owner:
 def cli_pairing_string() -> str:
     """Made by `pairgate pair create --require-body-hash` (proofs without `bsh` are refused)."""
     return env("PAIRGATE_TEST_PAIRING")
+
+
+@pytest.fixture(scope="session")
+def short_ttl_pairing_string() -> str:
+    """For a second gateway whose access tokens live 3 seconds."""
+    return env("PAIRGATE_TEST_SHORT_TTL_PAIRING")

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import os
 import stat
+import time
 from pathlib import Path
 
 import httpx
@@ -143,6 +144,28 @@ def test_refresh_rotates_tokens_and_the_old_refresh_token_dies(
     assert openai_client(resumed).models.retrieve(CHAT_MODEL).id == CHAT_MODEL
     after = storage.load()
     assert after is not None and after.expires_at > 0 and after.access_token != new.access_token
+
+
+def test_a_token_the_gateway_calls_expired_is_refreshed_and_the_request_retried(
+    short_ttl_pairing_string: str,
+) -> None:
+    storage = pairgate.MemoryStorage()
+    pairgate.pair(short_ttl_pairing_string, storage)
+    stored = storage.load()
+    assert stored is not None
+    # The app believes its token is good for an hour; the gateway says it expired after 3 s.
+    storage.save(dataclasses.replace(stored, expires_at=stored.expires_at + 3600))
+    session = pairgate.Session.from_storage(storage)
+    assert session is not None
+    time.sleep(4)
+    statuses: list[int] = []
+    http = httpx.Client(
+        auth=session.auth(), event_hooks={"response": [lambda r: statuses.append(r.status_code)]}
+    )
+    assert openai_client(session, http).models.retrieve(CHAT_MODEL).id == CHAT_MODEL
+    assert statuses == [401, 200]
+    after = storage.load()
+    assert after is not None and after.access_token != stored.access_token
 
 
 def test_a_stale_nonce_is_retried_once_with_the_gateways_nonce(owner: Owner) -> None:
