@@ -9,5 +9,6 @@ mod limits;
 mod pairing;
 mod plugins;
 mod proof_negative;
+mod sdk_python;
 mod tidy;
 mod v1;
