@@ -15,6 +15,7 @@ mod ops;
 mod pairing;
 mod plugins;
 mod proof_negative;
+mod sdk_python;
 mod sdk_typescript;
 mod tidy;
 mod v1;

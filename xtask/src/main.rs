@@ -97,8 +97,10 @@ fn run(cmd: &mut Command) -> Result<()> {
 fn test(extra: &[String]) -> Result<()> {
     services()?;
     typescript_sdk()?;
+    let python = python_sdk_venv()?;
     run(cargo()
         .args(["test", "--workspace", "--all-targets"])
+        .env("PAIRGATE_TEST_PYTHON", &python)
         .args(extra))?;
     Ok(())
 }
@@ -176,4 +178,59 @@ fn bench(extra: &[String]) -> Result<()> {
         .join(format!("pairgate-bench{}", std::env::consts::EXE_SUFFIX));
     run(Command::new(exe).current_dir(root).args(extra))?;
     Ok(())
+}
+
+/// Creates or updates the Python SDK's test environment, `target/sdk-venv`: the pinned, hashed
+/// `sdk/python/requirements-test.txt`, then the SDK itself (editable). Does nothing when the
+/// stamp says the lock file and `pyproject.toml` are unchanged. Returns its interpreter.
+fn python_sdk_venv() -> Result<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask lives in the workspace")?;
+    let sdk = root.join("sdk/python");
+    let venv = root.join("target/sdk-venv");
+    let python = venv.join("bin/python");
+    let stamp = venv.join("pairgate-stamp.txt");
+    let lock = sdk.join("requirements-test.txt");
+    let want = format!(
+        "{}\n{}",
+        std::fs::read_to_string(&lock).with_context(|| format!("reading {}", lock.display()))?,
+        std::fs::read_to_string(sdk.join("pyproject.toml")).context("reading pyproject.toml")?
+    );
+    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == want) {
+        return Ok(python);
+    }
+    println!(
+        "xtask: preparing the Python SDK's test environment in {}",
+        venv.display()
+    );
+    let system = std::env::var("PAIRGATE_PYTHON").unwrap_or_else(|_| "python3".into());
+    if !python.exists() {
+        run(Command::new(&system).arg("-m").arg("venv").arg(&venv)).with_context(|| {
+            format!("the Python SDK's tests need `{system}` (3.10+) with venv; on Debian: apt-get install python3-venv")
+        })?;
+    }
+    let pip = |args: &[&str]| {
+        let mut cmd = Command::new(&python);
+        cmd.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ]);
+        cmd.args(args);
+        cmd
+    };
+    let lock_arg = lock.to_string_lossy().into_owned();
+    run(&mut pip(&["--require-hashes", "-r", &lock_arg]))?;
+    let sdk_arg = sdk.to_string_lossy().into_owned();
+    run(&mut pip(&[
+        "--no-deps",
+        "--no-build-isolation",
+        "-e",
+        &sdk_arg,
+    ]))?;
+    std::fs::write(&stamp, want).context("writing the venv stamp")?;
+    Ok(python)
 }
