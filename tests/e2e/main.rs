@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod admin;
+mod admin_ui;
+mod console_api;
 mod custody;
 mod foundation;
 mod limits;
