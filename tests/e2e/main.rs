@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod admin;
+mod admin_ui;
 mod bench;
+mod console_api;
 mod custody;
 mod dbfaults;
 mod faults;

@@ -98,6 +98,7 @@ fn test(extra: &[String]) -> Result<()> {
     services()?;
     typescript_sdk()?;
     let python = python_sdk_venv()?;
+    admin_ui_prerequisites()?;
     run(cargo()
         .args(["test", "--workspace", "--all-targets"])
         .env("PAIRGATE_TEST_PYTHON", &python)
@@ -233,4 +234,35 @@ fn python_sdk_venv() -> Result<std::path::PathBuf> {
     ]))?;
     std::fs::write(&stamp, want).context("writing the venv stamp")?;
     Ok(python)
+}
+
+/// The admin UI tests need Debian's chromium and `admin-ui/node_modules` (playwright-core and
+/// typescript, pinned by `admin-ui/package-lock.json`). Installs what is missing; idempotent.
+/// Any failure stops the run (the tests would fail anyway; this says why).
+fn admin_ui_prerequisites() -> Result<()> {
+    let chromium =
+        std::env::var("PAIRGATE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !std::path::Path::new(&chromium).exists() {
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0"));
+        let sudo = if root { "" } else { "sudo -n " };
+        let install = format!(
+            "{sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+             || ({sudo}apt-get update && {sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)"
+        );
+        println!(
+            "xtask: {chromium} is missing (the admin UI test drives it); installing: {install}"
+        );
+        run(Command::new("sh").arg("-c").arg(&install)).with_context(|| {
+            format!("could not install chromium; install it yourself (`{install}`) or set PAIRGATE_CHROMIUM")
+        })?;
+    }
+    let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../admin-ui");
+    run(Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(&ui))
+    .context("`npm ci` in admin-ui/ failed (node and npm are needed for the admin UI tests)")?;
+    Ok(())
 }

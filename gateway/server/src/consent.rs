@@ -175,7 +175,7 @@ pub enum Decision {
 }
 
 /// What the owner sees about a request before deciding.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, ts_rs::TS)]
 pub struct PendingView {
     pub user_code: String,
     pub app_name: String,

@@ -119,7 +119,7 @@ impl Selector<'_> {
 }
 
 /// What the owner sees of a credential: never its value.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
 pub struct CredentialInfo {
     pub id: String,
     pub provider: String,
@@ -175,7 +175,7 @@ pub struct ActiveSecrets {
 
 /// The outcome of [`check`]: the credential, and the fingerprints of the values that were just
 /// decrypted or fetched.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
 pub struct CheckReport {
     #[serde(flatten)]
     pub info: CredentialInfo,
@@ -188,7 +188,7 @@ pub struct CheckReport {
 }
 
 /// The previous value of a rotated credential, as checked.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS)]
 pub struct PreviousCheck {
     pub fingerprint: String,
     pub last4: String,

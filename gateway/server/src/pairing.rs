@@ -16,7 +16,7 @@ use crate::keys::{Purpose, digests_equal, ms, random_token};
 use crate::state::AppState;
 
 /// A pairing as shown to the owner once: the string carries the secret.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, ts_rs::TS)]
 pub struct CreatedPairing {
     pub id: String,
     pub pairing_string: String,

@@ -3,7 +3,7 @@
 use crate::{Store, StoreError, now_ms};
 
 /// One audit log row.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow, ts_rs::TS)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: i64,

@@ -37,7 +37,7 @@ pub struct NewRefresh {
 }
 
 /// A pairing created by the owner.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow, ts_rs::TS)]
 pub struct PairingRow {
     pub id: String,
     #[serde(skip)]

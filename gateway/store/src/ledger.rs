@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 use crate::{Store, StoreError};
 
 /// One relayed request as metered.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, ts_rs::TS)]
 pub struct LedgerRow {
     /// The request's `x-request-id` (unique).
     pub request_id: String,
@@ -40,7 +40,7 @@ pub struct LedgerRow {
 }
 
 /// Usage of one (day, grant, provider, model) group.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, ts_rs::TS)]
 pub struct RollupRow {
     /// Start of the UTC day (unix ms).
     pub day_ms: i64,

@@ -44,6 +44,13 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
     })
 }
 
+/// The logged-in owner and the CSRF token the console sends on every state-changing request.
+#[derive(Debug, serde::Serialize, ts_rs::TS)]
+pub struct SessionView {
+    pub username: String,
+    pub csrf_token: String,
+}
+
 fn session_response(state: &AppState, username: &str, s: NewSession) -> Response {
     let secure = if state.config.public_url.scheme() == "https" {
         "; Secure"
@@ -55,7 +62,11 @@ fn session_response(state: &AppState, username: &str, s: NewSession) -> Response
         "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
         s.token
     );
-    let mut res = Json(json!({ "username": username, "csrf_token": s.csrf })).into_response();
+    let mut res = Json(SessionView {
+        username: username.to_owned(),
+        csrf_token: s.csrf,
+    })
+    .into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -104,15 +115,19 @@ pub async fn login(
 }
 
 /// `GET /admin/api/session`: who is logged in, and the CSRF token for this session.
-pub async fn session(State(state): State<AppState>, owner: Owner) -> Result<Json<Value>, ApiError> {
+pub async fn session(
+    State(state): State<AppState>,
+    owner: Owner,
+) -> Result<Json<SessionView>, ApiError> {
     let o = state
         .store
         .owner_by_id(&owner.owner_id)
         .await?
         .ok_or(ApiError::OwnerRequired)?;
-    Ok(Json(
-        json!({ "username": o.username, "csrf_token": owner.csrf }),
-    ))
+    Ok(Json(SessionView {
+        username: o.username,
+        csrf_token: owner.csrf,
+    }))
 }
 
 /// `POST /admin/api/logout`: ends this session and clears the cookie.
@@ -161,13 +176,35 @@ pub async fn revoke_sessions(
     Ok(Json(json!({ "revoked": n })))
 }
 
-fn grant_view(g: &pairgate_store::GrantRow) -> Value {
-    json!({
-        "id": g.id, "app_name": g.app_name, "status": g.status, "origin": g.origin,
-        "key_fingerprint": fingerprint_of(&g.jkt), "key_alg": g.alg,
-        "policy": serde_json::from_str::<Value>(&g.policy).unwrap_or_default(),
-        "created_at": g.created_at, "last_used_at": g.last_used_at, "revoked_at": g.revoked_at,
-    })
+/// A grant as the owner sees it (the app's key only as its fingerprint).
+#[derive(Debug, serde::Serialize, ts_rs::TS)]
+pub struct GrantView {
+    pub id: String,
+    pub app_name: String,
+    /// `active`, `suspended` or `revoked`.
+    pub status: String,
+    pub origin: String,
+    pub key_fingerprint: String,
+    pub key_alg: String,
+    pub policy: Value,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+fn grant_view(g: &pairgate_store::GrantRow) -> GrantView {
+    GrantView {
+        id: g.id.clone(),
+        app_name: g.app_name.clone(),
+        status: g.status.clone(),
+        origin: g.origin.clone(),
+        key_fingerprint: fingerprint_of(&g.jkt),
+        key_alg: g.alg.clone(),
+        policy: serde_json::from_str::<Value>(&g.policy).unwrap_or_default(),
+        created_at: g.created_at,
+        last_used_at: g.last_used_at,
+        revoked_at: g.revoked_at,
+    }
 }
 
 /// `GET /admin/api/grants`.
@@ -183,7 +220,7 @@ pub async fn grant(
     State(state): State<AppState>,
     _owner: Owner,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GrantView>, ApiError> {
     let g = state
         .store
         .get_grant(&id)
@@ -197,7 +234,7 @@ pub async fn grant_action(
     State(state): State<AppState>,
     owner: Owner,
     Path((id, action)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GrantView>, ApiError> {
     let action = match action.as_str() {
         "revoke" => GrantAction::Revoke,
         "suspend" => GrantAction::Suspend,

@@ -4,10 +4,13 @@
 //! possession or an owner session; a test walks the router and fails on any other open path.
 
 pub mod admin;
+pub mod api_types;
 pub mod app;
 pub mod client_ip;
+pub mod console;
 mod health;
 pub mod oauth;
+pub mod ui;
 pub mod v1;
 
 use std::time::Duration;
@@ -57,6 +60,10 @@ pub const OPEN_ROUTES: &[&str] = &[
     "/admin/api/setup",
     "/admin/api/login",
     "/metrics",
+    "/admin",
+    "/admin/",
+    "/admin/setup",
+    "/admin/assets/{*path}",
 ];
 
 /// Builds the router and the table describing it, from one list.
@@ -184,6 +191,76 @@ fn table() -> Table {
         post(admin::deny),
     )
     .add(Owner, "GET", "/admin/api/audit", get(admin::audit))
+    .merge_console()
+}
+
+impl Table {
+    /// The admin console: its static files (open) and its own owner-only routes (`console.rs`).
+    fn merge_console(self) -> Table {
+        use Access::*;
+        self.add(Open, "GET", "/admin", get(ui::root))
+            .add(Open, "GET", "/admin/", get(ui::page))
+            .add(Open, "GET", "/admin/setup", get(ui::page))
+            .add(Open, "GET", "/admin/assets/{*path}", get(ui::asset))
+            .add(Owner, "GET", "/admin/api/overview", get(console::overview))
+            .add(
+                Owner,
+                "GET",
+                "/admin/api/credentials",
+                get(console::credentials),
+            )
+            .add(
+                Owner,
+                "POST",
+                "/admin/api/credentials",
+                post(console::add_credential),
+            )
+            .add(
+                Owner,
+                "POST",
+                "/admin/api/credentials/{id}/rotate",
+                post(console::rotate_credential),
+            )
+            .add(
+                Owner,
+                "POST",
+                "/admin/api/credentials/{id}/check",
+                post(console::check_credential),
+            )
+            .add(
+                Owner,
+                "POST",
+                "/admin/api/credentials/{id}/delete",
+                post(console::delete_credential),
+            )
+            .add(Owner, "GET", "/admin/api/plugins", get(console::plugins))
+            .add(Owner, "GET", "/admin/api/models", get(console::models))
+            .add(
+                Owner,
+                "GET",
+                "/admin/api/usage/rollup",
+                get(console::usage_rollup),
+            )
+            .add(
+                Owner,
+                "GET",
+                "/admin/api/usage/requests",
+                get(console::usage_requests),
+            )
+            .add(
+                Owner,
+                "GET",
+                "/admin/api/usage/export.csv",
+                get(console::usage_csv),
+            )
+            .add(
+                Owner,
+                "GET",
+                "/admin/api/grants/{id}/remaining",
+                get(console::grant_remaining),
+            )
+            .add(Owner, "POST", "/admin/api/qr", post(console::qr))
+    }
 }
 
 /// Every route with its access class.

@@ -1,0 +1,141 @@
+// The console's entry: owner setup (from the one-time link), login, and the hash router that
+// renders one page at a time into <main>.
+
+import { ApiError, get, post, setCsrf, whenLoggedOut } from './api.js';
+import { cleanups, fill, h, field, toast } from './dom.js';
+import * as overview from './overview.js';
+import * as pairings from './pairings.js';
+import * as consents from './consents.js';
+import * as apps from './apps.js';
+import * as credentials from './credentials.js';
+import * as plugins from './plugins.js';
+import * as usage from './usage.js';
+import * as audit from './audit.js';
+import * as account from './account.js';
+
+/** @typedef {import('../api-types').SessionView} SessionView */
+
+/** @type {Record<string, { title: string, render: (main: HTMLElement) => Promise<void> }>} */
+const PAGES = {
+  overview: { title: 'Overview', render: overview.render },
+  pairings: { title: 'Pairings', render: pairings.render },
+  consents: { title: 'Consent requests', render: consents.render },
+  apps: { title: 'Apps', render: apps.render },
+  credentials: { title: 'Credentials', render: credentials.render },
+  plugins: { title: 'Plugins', render: plugins.render },
+  usage: { title: 'Usage', render: usage.render },
+  audit: { title: 'Audit log', render: audit.render },
+  account: { title: 'Account', render: account.render },
+};
+
+const main = /** @type {HTMLElement} */ (document.getElementById('main'));
+const nav = /** @type {HTMLElement} */ (document.getElementById('nav'));
+
+function currentPage() {
+  const name = location.hash.replace(/^#\/?/, '').split('?')[0] || 'overview';
+  return name in PAGES ? name : 'overview';
+}
+
+async function route() {
+  while (cleanups.length) cleanups.pop()?.();
+  const name = currentPage();
+  const page = PAGES[name];
+  for (const a of nav.querySelectorAll('a')) {
+    if (a.getAttribute('href') === `#/${name}`) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  document.title = `${page.title} · pairgate`;
+  fill(main, h('h1', {}, page.title), h('p', {}, 'Loading…'));
+  try {
+    const container = h('div', {});
+    await page.render(container);
+    fill(main, h('h1', {}, page.title), container);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return;
+    fill(main, h('h1', {}, page.title), h('p', { class: 'error', role: 'alert' }, e instanceof Error ? e.message : String(e)));
+  }
+  main.focus();
+}
+
+/** @param {SessionView} s */
+function loggedIn(s) {
+  setCsrf(s.csrf_token);
+  nav.hidden = false;
+  if (location.pathname !== '/admin/') history.replaceState(null, '', '/admin/#/overview');
+  route();
+}
+
+function showLogin() {
+  nav.hidden = true;
+  document.title = 'Sign in · pairgate';
+  const user = h('input', { name: 'username', autocomplete: 'username', required: true });
+  const pass = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const err = h('p', { class: 'error', role: 'alert' });
+  const form = h('form', { class: 'card login', 'aria-labelledby': 'login-title' },
+    h('h1', { id: 'login-title' }, 'Sign in'),
+    field('Username', user), field('Password', pass), err,
+    h('button', { type: 'submit', class: 'primary' }, 'Sign in'));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    err.textContent = '';
+    try {
+      loggedIn(await post('/admin/api/login', { username: user.value, password: pass.value }));
+    } catch (e) {
+      err.textContent = e instanceof Error ? e.message : String(e);
+    }
+  });
+  fill(main, form);
+  user.focus();
+}
+
+/** @param {string} token */
+function showSetup(token) {
+  nav.hidden = true;
+  document.title = 'Create the owner · pairgate';
+  const user = h('input', { name: 'username', autocomplete: 'username', required: true, value: 'owner' });
+  const pass = h('input', { name: 'password', type: 'password', autocomplete: 'new-password', required: true, minlength: 12 });
+  const again = h('input', { name: 'again', type: 'password', autocomplete: 'new-password', required: true, minlength: 12 });
+  const err = h('p', { class: 'error', role: 'alert' });
+  const form = h('form', { class: 'card login', 'aria-labelledby': 'setup-title' },
+    h('h1', { id: 'setup-title' }, 'Create the owner account'),
+    h('p', { class: 'hint' }, 'This one-time link creates the only account of this gateway.'),
+    field('Username', user), field('Password', pass, '(12 characters or more)'), field('Password again', again), err,
+    h('button', { type: 'submit', class: 'primary' }, 'Create account'));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    err.textContent = '';
+    if (pass.value !== again.value) {
+      err.textContent = 'The passwords differ.';
+      return;
+    }
+    try {
+      loggedIn(await post('/admin/api/setup', { token, username: user.value, password: pass.value }));
+      toast('Owner account created.');
+    } catch (e) {
+      err.textContent = e instanceof Error ? e.message : String(e);
+    }
+  });
+  fill(main, form);
+  pass.focus();
+}
+
+export async function start() {
+  whenLoggedOut(showLogin);
+  window.addEventListener('hashchange', () => {
+    if (!nav.hidden) route();
+  });
+  if (location.pathname.endsWith('/setup')) {
+    const token = location.hash.slice(1);
+    // The token is single-use; keep it out of the history and of any later Referer.
+    history.replaceState(null, '', '/admin/setup');
+    showSetup(token);
+    return;
+  }
+  try {
+    loggedIn(await get('/admin/api/session'));
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 401)) showLogin();
+  }
+}
+
+start();
