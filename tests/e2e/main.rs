@@ -9,5 +9,8 @@ mod limits;
 mod pairing;
 mod plugins;
 mod proof_negative;
+mod public_url;
+mod redaction;
 mod tidy;
+mod tls;
 mod v1;

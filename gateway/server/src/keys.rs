@@ -344,6 +344,7 @@ pub async fn load_master_key(
     let loaded = pairgate_custody::load(&source, &pairgate_custody::process_env)
         .await
         .map_err(|e| fail(&e))?;
+    crate::redact::remember(loaded.key.export_base64().expose_secret());
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
