@@ -28,7 +28,7 @@ fn self_signed() -> (String, String, Vec<u8>) {
 fn replace(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
+    std::fs::rename(tmp, path).unwrap();
 }
 
 /// A client trusting exactly `cert_pem`, reporting the peer certificate of each response.
@@ -69,7 +69,7 @@ async fn pairs_and_relays_over_https_and_reloads_a_replaced_certificate() {
     let (cert_file, key_file) = files(certs.path());
     let (cert_pem, key_pem, der) = self_signed();
     std::fs::write(&cert_file, &cert_pem).unwrap();
-    std::fs::write(&key_file, &key_pem).unwrap();
+    std::fs::write(&key_file, key_pem).unwrap();
     let env = tls_env(&cert_file, &key_file);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (gw, fake) = providers::start_with(Backend::Sqlite, "", &env).await;
@@ -77,7 +77,7 @@ async fn pairs_and_relays_over_https_and_reloads_a_replaced_certificate() {
 
     // Plain HTTP on the TLS port gets no answer.
     let plain = format!("http://{}/healthz", gw.addr);
-    assert!(reqwest::get(&plain).await.is_err());
+    assert!(reqwest::get(plain).await.is_err());
 
     // Pairing (the CLI embeds the https URL) and a relayed call, over TLS only.
     let http = client_trusting(&cert_pem);
@@ -147,7 +147,7 @@ async fn owner_cookies_are_secure_over_https() {
     let (cert_file, key_file) = files(certs.path());
     let (cert_pem, key_pem, _) = self_signed();
     std::fs::write(&cert_file, &cert_pem).unwrap();
-    std::fs::write(&key_file, &key_pem).unwrap();
+    std::fs::write(&key_file, key_pem).unwrap();
     let mut b = pairgate_tests::Gateway::builder(Backend::Sqlite);
     for (k, v) in tls_env(&cert_file, &key_file) {
         b = b.env(k, v);
@@ -182,7 +182,7 @@ async fn missing_or_bad_certificate_files_stop_start_up_naming_the_file() {
     let key_secret_line = key_pem.lines().nth(1).unwrap().to_string();
 
     // Missing certificate file.
-    std::fs::write(&key_file, &key_pem).unwrap();
+    std::fs::write(&key_file, key_pem).unwrap();
     let (code, _, err) = run(serve(&cert_file, &key_file), None).await;
     assert_eq!(code, 78, "{err}");
     assert!(
@@ -197,13 +197,13 @@ async fn missing_or_bad_certificate_files_stop_start_up_naming_the_file() {
     assert!(err.contains("contains no PEM certificate"), "{err}");
 
     // A key file holding a certificate, not a key: no key material in the message.
-    std::fs::write(&cert_file, &cert_pem).unwrap();
+    std::fs::write(&cert_file, cert_pem).unwrap();
     let (code, _, err) = run(serve(&cert_file, &cert_file), None).await;
     assert_eq!(code, 78, "{err}");
     assert!(err.contains("contains no PEM private key"), "{err}");
 
     // A key of another certificate.
-    std::fs::write(&key_file, &other_key).unwrap();
+    std::fs::write(&key_file, other_key).unwrap();
     let (code, _, err) = run(serve(&cert_file, &key_file), None).await;
     assert_eq!(code, 78, "{err}");
     assert!(err.contains("does not belong to the certificate"), "{err}");
@@ -216,7 +216,7 @@ async fn missing_or_bad_certificate_files_stop_start_up_naming_the_file() {
     let mut cmd = command(dir.path());
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
-        .env("PAIRGATE_TLS__CERT_FILE", &cert_file);
+        .env("PAIRGATE_TLS__CERT_FILE", cert_file);
     let (code, _, err) = run(cmd, None).await;
     assert_eq!(code, 64, "{err}");
     assert!(err.contains("must be set together"), "{err}");
