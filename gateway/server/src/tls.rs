@@ -227,9 +227,8 @@ type Stamp = [Option<(SystemTime, u64)>; 2];
 
 fn stamp(config: &TlsConfig) -> Stamp {
     let of = |p: &Path| {
-        std::fs::metadata(p)
-            .ok()
-            .and_then(|m| Some((m.modified().ok()?, m.len())))
+        let meta = std::fs::metadata(p).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
     };
     [of(&config.cert_file), of(&config.key_file)]
 }
