@@ -136,6 +136,7 @@ impl Framer {
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "a test fails loudly on any error")]
 mod tests {
     use super::*;
 
