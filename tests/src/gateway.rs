@@ -203,21 +203,24 @@ impl Gateway {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+        let (tx, rx) = tokio::sync::oneshot::channel::<(String, bool)>();
         let mut tx = Some(tx);
         let logs = self.logs.clone();
         let stderr = child.stderr.take().unwrap();
         let stderr_reader = tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(pos) = line.find("listening on http://") {
-                    let rest = &line[pos + "listening on http://".len()..];
+                // "listening on http://ADDR" or, when serving TLS, "https://ADDR".
+                if let Some(pos) = line.find("listening on http") {
+                    let rest = &line[pos + "listening on http".len()..];
+                    let tls = rest.starts_with("s://");
+                    let rest = rest.trim_start_matches("s://").trim_start_matches("://");
                     let addr: String = rest
                         .chars()
                         .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ':' | '[' | ']'))
                         .collect();
                     if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr);
+                        let _ = tx.send((addr, tls));
                     }
                 }
                 logs.lock().unwrap().push(line);
@@ -233,7 +236,7 @@ impl Gateway {
         });
         self.readers = vec![stderr_reader, stdout_reader];
         let addr = match tokio::time::timeout(Duration::from_secs(30), rx).await {
-            Ok(Ok(addr)) => addr,
+            Ok(Ok(found)) => found,
             _ => {
                 let status = child.try_wait().ok().flatten();
                 panic!(
@@ -242,8 +245,10 @@ impl Gateway {
                 )
             }
         };
+        let (addr, tls) = addr;
         self.addr = addr.parse().unwrap();
-        self.base_url = format!("http://{addr}");
+        let scheme = if tls { "https" } else { "http" };
+        self.base_url = format!("{scheme}://{addr}");
         self.child = Some(child);
     }
 

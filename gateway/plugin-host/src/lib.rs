@@ -19,6 +19,7 @@ mod check;
 mod config;
 mod contract;
 mod error;
+pub mod framing;
 mod host;
 mod sandbox;
 pub mod types;

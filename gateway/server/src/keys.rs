@@ -383,6 +383,7 @@ pub async fn load_master_key(
         }
         loaded.key = next;
     }
+    crate::redact::remember(loaded.key.export_base64().expose_secret());
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }

@@ -18,11 +18,13 @@ pub mod master_key;
 pub mod metrics;
 pub mod owner;
 pub mod pairing;
+pub mod redact;
 pub mod relay;
 pub mod routes;
 pub mod serve;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 
 pub use error::ApiError;
 pub use state::AppState;

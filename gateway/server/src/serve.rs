@@ -32,6 +32,8 @@ pub enum StartError {
     Plugins(String),
     #[error("limits: {0}")]
     Limits(String),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(String),
     #[error("server failed: {0}")]
@@ -45,7 +47,7 @@ impl StartError {
             StartError::Config(_) => 64,
             StartError::Listen { .. } | StartError::Database(_) | StartError::Limits(_) => 69,
             StartError::DataDir { .. } => 73,
-            StartError::MasterKey(_) | StartError::Plugins(_) => 78,
+            StartError::MasterKey(_) | StartError::Plugins(_) | StartError::Tls(_) => 78,
             StartError::Runtime(_) | StartError::Serve(_) => 70,
         }
     }
@@ -54,6 +56,8 @@ impl StartError {
 /// Runs the gateway until a shutdown signal, then drains.
 pub async fn run(mut config: Config) -> Result<(), StartError> {
     crate::telemetry::init(&config);
+    // Certificate problems are found before anything else is touched.
+    let tls = config.tls.as_ref().map(crate::tls::Tls::new).transpose()?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| StartError::Listen {
@@ -64,6 +68,9 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         && let Ok(addr) = listener.local_addr()
     {
         config.public_url = crate::config::default_public_url(addr);
+        if tls.is_some() {
+            let _ = config.public_url.set_scheme("https");
+        }
     }
     let state = crate::boot::open(&config).await?;
     // CLI commands on this machine embed the URL the gateway really serves on in pairing strings
@@ -110,10 +117,15 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
     });
-    serve(listener, state, config.shutdown_grace).await
+    serve(listener, tls, state, config.shutdown_grace).await
 }
 
-async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> Result<(), StartError> {
+async fn serve(
+    listener: TcpListener,
+    tls: Option<crate::tls::Tls>,
+    state: AppState,
+    grace: Duration,
+) -> Result<(), StartError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Serve(e.to_string()))?;
@@ -121,19 +133,45 @@ async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> Resul
     // gateway says it is up is always handled gracefully.
     let shutdown = shutdown_signal()?;
     let app = crate::routes::app(state.clone());
-    tracing::info!(%addr, public_url = %state.config.public_url, backend = ?state.store.backend(), "pairgate listening on http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, public_url = %state.config.public_url, backend = ?state.store.backend(), "pairgate listening on {scheme}://{addr}");
 
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let shutdown = async move {
         shutdown.await;
         tracing::info!("shutdown requested; draining in-flight requests");
         let _ = signalled_tx.send(());
-    });
-    let server = tokio::spawn(async move { server.await });
+    };
+    let server = match tls {
+        None => {
+            let make_service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            tokio::spawn(async move {
+                axum::serve(listener, make_service)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            })
+        }
+        Some(tls) => {
+            let listener = tls
+                .listener(listener)
+                .map_err(|e| StartError::Serve(e.to_string()))?;
+            let _reloader = tls.spawn_reloader();
+            // What `into_make_service_with_connect_info` does for TCP: the peer address of the
+            // connection as `ConnectInfo<SocketAddr>` on each of its requests.
+            let make_service = tower::service_fn(
+                move |incoming: axum::serve::IncomingStream<'_, crate::tls::TlsListener>| {
+                    let peer = axum::extract::ConnectInfo(*incoming.remote_addr());
+                    let service = tower::Layer::layer(&axum::Extension(peer), app.clone());
+                    async move { Ok::<_, std::convert::Infallible>(service) }
+                },
+            );
+            tokio::spawn(async move {
+                axum::serve(listener, make_service)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            })
+        }
+    };
     let outcome = tokio::select! {
         r = server => r.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())),
         () = async {

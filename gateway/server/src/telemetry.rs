@@ -1,4 +1,6 @@
-//! Logging: human lines on a terminal, JSON lines with `--log-format json`, always on stderr.
+//! Logging: human lines on a terminal, JSON lines with `--log-format json`, always on stderr,
+//! every line scrubbed of secrets by [`crate::redact`] on its way out. Each request's lines carry
+//! its `request_id` (the `request` span set up in [`crate::routes::app`]).
 
 use std::io::IsTerminal;
 
@@ -11,7 +13,7 @@ pub fn init(config: &Config) {
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(crate::redact::Redacting(std::io::stderr));
     let _ = match config.log_format {
         LogFormat::Json => builder
             .json()

@@ -283,6 +283,21 @@ pub static KEYS: &[Key] = &[
         "a whole non-streamed call, or the gap between streamed chunks",
         |b, v| b.upstream_timeout = v.duration()?
     ),
+    key!(
+        "tls.cert_file",
+        "serve HTTPS with this PEM certificate chain (leaf first); reloaded when it changes",
+        |b, v| b.tls_cert_file = Some(v.path()?)
+    ),
+    key!(
+        "tls.key_file",
+        "the PEM private key (PKCS#8, PKCS#1 or SEC1) of tls.cert_file",
+        |b, v| b.tls_key_file = Some(v.path()?)
+    ),
+    key!(
+        "tls.reload_interval",
+        "how often the TLS files are checked for changes (SIGHUP also reloads them)",
+        |b, v| b.tls_reload_interval = v.duration()?
+    ),
 ];
 
 /// The key at a dotted path.
@@ -326,6 +341,9 @@ pub struct Builder {
     redis_namespace: String,
     upstream_connect_timeout: Duration,
     upstream_timeout: Duration,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_reload_interval: Duration,
 }
 
 impl Builder {
@@ -368,6 +386,9 @@ impl Builder {
             redis_namespace: "gw".into(),
             upstream_connect_timeout: Duration::from_secs(10),
             upstream_timeout: Duration::from_secs(300),
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_reload_interval: Duration::from_secs(5),
         }
     }
 
@@ -435,6 +456,18 @@ impl Builder {
         if self.limits_backend == "redis" && self.redis_url.is_none() {
             errors.push("`limits.redis_url` is required by limits.backend = redis".into());
         }
+        let tls = match (self.tls_cert_file, self.tls_key_file) {
+            (Some(cert_file), Some(key_file)) => Some(super::TlsConfig {
+                cert_file,
+                key_file,
+                reload_interval: self.tls_reload_interval.max(Duration::from_millis(100)),
+            }),
+            (None, None) => None,
+            _ => {
+                errors.push("`tls.cert_file` and `tls.key_file` must be set together".into());
+                None
+            }
+        };
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
             errors.push(format!("`log_level` is not a valid filter: {e}"));
         }
@@ -467,6 +500,7 @@ impl Builder {
             redis_namespace: self.redis_namespace,
             upstream_connect_timeout: self.upstream_connect_timeout,
             upstream_timeout: self.upstream_timeout,
+            tls,
         })
     }
 }

@@ -100,6 +100,17 @@ pub struct Config {
     /// Upstream timeouts: connecting, and the whole non-streamed call / the gap between chunks.
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,
+    /// Serve HTTPS directly (see docs/deployment.md, "TLS"); `None` serves plain HTTP.
+    pub tls: Option<TlsConfig>,
+}
+
+/// Certificate and key files for serving HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// How often the files' modification times are checked.
+    pub reload_interval: Duration,
 }
 
 impl Config {

@@ -4,7 +4,7 @@
 //! injects the credential (which the plugin never sees), sends it, and maps the answer or stream
 //! back through the plugin.
 
-pub mod framing;
+pub use pairgate_plugin_host::framing;
 pub mod pipeline;
 pub mod resource;
 pub mod stream;

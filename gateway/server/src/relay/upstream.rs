@@ -61,6 +61,8 @@ pub struct Redactor {
 impl Redactor {
     /// Redacts `secret` (an empty value redacts nothing).
     pub fn new(secret: SecretString) -> Redactor {
+        // The log scrubber learns the value too (a second line of defence for log lines).
+        crate::redact::remember(secret.expose_secret());
         Redactor {
             secret: (!secret.expose_secret().is_empty()).then_some(secret),
         }
