@@ -31,8 +31,9 @@ static SHAPES: LazyLock<Regex> = LazyLock::new(|| {
     let shapes = [
         // Authorization schemes followed by a credential.
         r"(?P<keep>(?i:\b(?:bearer|dpop|basic))\s+)[A-Za-z0-9_.~+/=-]{8,}",
-        // Field-style secrets: api_key=…, "x-api-key": "…", password: …, token=… .
-        r#"(?P<keep2>(?i:(?:x-goog-api-key|x-api-key|api[_-]?key|authorization|passphrase|password|secret|master[_-]?key|access[_-]?token|refresh[_-]?token|token))"?\s*[:=]\s*"?)(?i:(?:bearer|dpop|basic)\s+)?[^\s"',;&}\]]{6,}"#,
+        // Field-style secrets: api_key=…, "x-api-key": "…", password: …, token=… . Not a
+        // module path (`pairgate::master_key: …` is a log target, not a field).
+        r#"(?P<keep2>(?:^|[^:\w])(?i:(?:x-goog-api-key|x-api-key|api[_-]?key|authorization|passphrase|password|secret|master[_-]?key|access[_-]?token|refresh[_-]?token|token))"?\s*[:=]\s*"?)(?i:(?:bearer|dpop|basic)\s+)?[^\s"',;&}\]]{6,}"#,
         // Passwords in URLs: scheme://user:password@host.
         r"(?P<keep3>[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@",
         // Provider keys: OpenAI/Anthropic (sk-…), Google (AIza…), Resend (re_…_…).

@@ -170,3 +170,14 @@ fn scrubbing_a_typical_line_is_cheap() {
         "{per_line:?} per line"
     );
 }
+
+#[test]
+fn a_log_target_named_like_a_field_is_not_a_secret() {
+    let line = "INFO pairgate::master_key: master key reloaded old_key_id=95b1d435d2d3f97b";
+    assert_eq!(crate::redact::scrub(line), line);
+    let field = "loaded master_key=c2VjcmV0LXZhbHVl from the environment";
+    assert_eq!(
+        crate::redact::scrub(field),
+        "loaded master_key=[redacted] from the environment"
+    );
+}
