@@ -696,17 +696,7 @@ async fn json_outputs_are_documents_without_sealed_fields() {
 
 /// A chat through the gateway; returns the status and the key the fake provider received.
 async fn chat_key(client: &Client, fake: &pairgate_tests::fake::FakeProvider) -> (u16, String) {
-    let res = client
-        .post("/v1/chat/completions")
-        .json(&serde_json::json!({
-            "model": "openai/gpt-4o-mini",
-            "messages": [{"role": "user", "content": "hi"}],
-        }))
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let _ = res.bytes().await;
+    let status = pairgate_tests::providers::chat_status(client, "openai/gpt-4o-mini").await;
     let seen = fake
         .last()
         .header("authorization")

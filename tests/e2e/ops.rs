@@ -10,18 +10,7 @@ use pairgate_tests::{Backend, Gateway, app};
 use serde_json::Value;
 
 async fn chat(client: &Client) -> u16 {
-    let res = client
-        .post("/v1/chat/completions")
-        .json(&serde_json::json!({
-            "model": "openai/gpt-4o-mini",
-            "messages": [{"role": "user", "content": "hi"}],
-        }))
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let _ = res.bytes().await;
-    status
+    pairgate_tests::providers::chat_status(client, "openai/gpt-4o-mini").await
 }
 
 async fn doctor(gw: &Gateway, extra: &[&str]) -> (i32, Vec<Value>, String) {

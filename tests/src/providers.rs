@@ -83,3 +83,20 @@ pub fn streamed_text(data: &[String]) -> String {
         })
         .collect()
 }
+
+/// A small non-streamed chat with `model` through the gateway; returns the status (the answer
+/// is read and dropped).
+pub async fn chat_status(client: &pairgate_sdk::Client, model: &str) -> u16 {
+    let res = client
+        .post("/v1/chat/completions")
+        .json(&serde_json::json!({
+            "model": model,
+            "messages": [{"role": "user", "content": "hi"}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let _ = res.bytes().await;
+    status
+}
