@@ -388,3 +388,42 @@ async fn lockouts_follow_the_client_behind_a_trusted_proxy_and_ignore_spoofed_he
     let real = app::pairing_string(&gw, &[]).await;
     assert_eq!(redeem_as(&gw, &real, "198.51.100.99").await, 429);
 }
+
+#[tokio::test]
+async fn beyond_max_in_flight_requests_the_gateway_sheds_load_at_once() {
+    let (gw, fake) = pairgate_tests::providers::start_with(
+        Backend::Sqlite,
+        "",
+        &[("PAIRGATE_MAX_IN_FLIGHT_REQUESTS", "2")],
+    )
+    .await;
+    let client = app::pair(&gw, KeyKind::Ed25519, &[]).await;
+    fake.set(pairgate_tests::fake::Behaviour {
+        delay: std::time::Duration::from_millis(1500),
+        ..Default::default()
+    });
+    let slow =
+        [client.clone(), client.clone()].map(|c| tokio::spawn(async move { chat(&c).await }));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let res = client
+        .post("/v1/chat/completions")
+        .json(&serde_json::json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(500),
+        "refused at once"
+    );
+    let health = reqwest::get(gw.url("/healthz")).await.unwrap().status();
+    assert_eq!(health, 200, "health is never shed");
+    for h in slow {
+        assert_eq!(h.await.unwrap(), 200);
+    }
+    fake.set(pairgate_tests::fake::Behaviour::default());
+    assert_eq!(chat(&client).await, 200, "capacity is back");
+}

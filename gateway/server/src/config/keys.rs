@@ -93,6 +93,11 @@ pub static KEYS: &[Key] = &[
         b.max_body_bytes = v.bytes()?
     }),
     key!(
+        "max_in_flight_requests",
+        "requests handled at once; beyond, 503 overloaded at once (bounds memory under overload)",
+        |b, v| b.max_in_flight_requests = v.count()?
+    ),
+    key!(
         "master_key.source",
         "file, env, systemd, command, keyring, passphrase-env, passphrase-file or passphrase-command",
         |b, v| {
@@ -322,6 +327,7 @@ pub struct Builder {
     log_level: String,
     shutdown_grace: Duration,
     max_body_bytes: usize,
+    max_in_flight_requests: usize,
     master_key: MasterKeyConfig,
     pairing_ttl: Duration,
     pairing_max_ttl: Duration,
@@ -358,6 +364,7 @@ impl Builder {
             log_level: "info".into(),
             shutdown_grace: Duration::from_secs(30),
             max_body_bytes: 4 << 20,
+            max_in_flight_requests: 1024,
             master_key: MasterKeyConfig {
                 source: MasterKeySourceKind::File,
                 path: None,
@@ -481,6 +488,7 @@ impl Builder {
             log_level: self.log_level,
             shutdown_grace: self.shutdown_grace,
             max_body_bytes: self.max_body_bytes,
+            max_in_flight_requests: self.max_in_flight_requests,
             master_key: self.master_key,
             pairing_ttl: self.pairing_ttl,
             pairing_max_ttl: self.pairing_max_ttl,

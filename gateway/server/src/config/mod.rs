@@ -73,6 +73,8 @@ pub struct Config {
     pub log_level: String,
     pub shutdown_grace: Duration,
     pub max_body_bytes: usize,
+    /// Requests handled at once; beyond, `503 overloaded` at once (see `routes::shed_load`).
+    pub max_in_flight_requests: usize,
     pub master_key: MasterKeyConfig,
     pub pairing_ttl: Duration,
     pub pairing_max_ttl: Duration,

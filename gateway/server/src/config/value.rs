@@ -86,6 +86,23 @@ impl RawValue {
         usize::try_from(n).map_err(|_| "is too large".to_string())
     }
 
+    /// A positive whole number.
+    pub fn count(&self) -> Result<usize, String> {
+        let n = match self {
+            RawValue::Toml(toml::Value::Integer(n)) => *n,
+            _ => {
+                let s = self.text()?;
+                s.trim()
+                    .parse::<i64>()
+                    .map_err(|_| format!("`{s}` is not a whole number"))?
+            }
+        };
+        if n <= 0 {
+            return Err("must be positive".into());
+        }
+        usize::try_from(n).map_err(|_| "is too large".to_string())
+    }
+
     pub fn boolean(&self) -> Result<bool, String> {
         match self {
             RawValue::Toml(toml::Value::Boolean(b)) => Ok(*b),

@@ -13,6 +13,7 @@ pub mod oauth;
 pub mod ui;
 pub mod v1;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -271,6 +272,7 @@ pub fn route_table() -> Vec<RouteInfo> {
 /// Builds the whole application.
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
+    let max_in_flight = state.config.max_in_flight_requests;
     table()
         .router()
         .layer(axum::middleware::from_fn_with_state(
@@ -278,6 +280,10 @@ pub fn app(state: AppState) -> Router {
             client_ip::resolve,
         ))
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(tokio::sync::Semaphore::new(max_in_flight)),
+            shed_load,
+        ))
         .layer(axum::middleware::from_fn(record_metrics))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(axum::middleware::from_fn_with_state(
@@ -301,6 +307,36 @@ pub fn app(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
         .layer(tower::util::MapRequestLayer::new(drop_client_request_id))
+}
+
+/// Sheds load: at most `max_in_flight_requests` requests are handled at once; one more is
+/// refused at once with `503 overloaded` instead of queueing (which under overload grows memory
+/// without bound). Health and metrics routes are never shed.
+async fn shed_load(
+    axum::extract::State(gate): axum::extract::State<Arc<tokio::sync::Semaphore>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics") {
+        return next.run(req).await;
+    }
+    match gate.try_acquire_owned() {
+        Ok(permit) => {
+            let res = next.run(req).await;
+            drop(permit);
+            res
+        }
+        Err(_) => {
+            use axum::response::IntoResponse;
+            crate::error::ApiError::Degraded {
+                code: "overloaded",
+                message: "the gateway is handling as many requests as it is configured to; retry \
+                          shortly"
+                    .into(),
+            }
+            .into_response()
+        }
+    }
 }
 
 /// Removes a client-sent `x-request-id`, so [`NewRequestId`] names every request.
