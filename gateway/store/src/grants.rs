@@ -55,6 +55,9 @@ const GRANT_COLUMNS: &str = "id, app_name, policy, jkt, alg, status, origin, cre
 const PAIRING_COLUMNS: &str =
     "id, secret_hmac, app_name, policy, created_at, expires_at, used_at, cancelled_at, grant_id";
 
+/// How stale a grant's `last_used_at` may be (milliseconds).
+pub const TOUCH_INTERVAL_MS: i64 = 60_000;
+
 impl Store {
     pub async fn insert_pairing(&self, p: &PairingRow) -> Result<(), StoreError> {
         sqlx::query(
@@ -209,15 +212,16 @@ impl Store {
         Ok(true)
     }
 
-    /// Records that a grant was used (best effort, coarse: at most once a minute per grant).
+    /// Records that a grant was used (best effort, coarse: at most once every
+    /// [`TOUCH_INTERVAL_MS`] per grant).
     pub async fn touch_grant(&self, id: &str, now: i64) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE grants SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
         )
         .bind(now)
         .bind(id)
-        .bind(now - 60_000)
-        .execute(self.pool())
+        .bind(now - TOUCH_INTERVAL_MS)
+        .execute(self.writer())
         .await?;
         Ok(())
     }

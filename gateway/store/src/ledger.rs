@@ -8,6 +8,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::budgets::Settlement;
 use crate::{Store, StoreError};
 
 /// One relayed request as metered.
@@ -159,22 +160,27 @@ impl Store {
     /// Inserts rows in one transaction (multi-row statements of up to 100 rows). Rows whose
     /// request id is already present are skipped.
     pub async fn insert_usage(&self, rows: &[LedgerRow]) -> Result<(), StoreError> {
-        if rows.is_empty() {
+        self.record_usage(rows, &[], false).await
+    }
+
+    /// Inserts ledger rows and settles budget reservations in one transaction: the ledger
+    /// writer's group commit, so an answered request's usage row and its settlement commit
+    /// together, or neither does. `only_held` as in [`Store::resettle_budgets`] (a retry).
+    pub async fn record_usage(
+        &self,
+        rows: &[LedgerRow],
+        settlements: &[Settlement],
+        only_held: bool,
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() && settlements.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
+        self.settle_in(&mut tx, settlements, only_held).await?;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|r| {
-                    let ps: Vec<String> = (1..=N_COLUMNS)
-                        .map(|c| format!("${}", r * N_COLUMNS + c))
-                        .collect();
-                    format!("({})", ps.join(", "))
-                })
-                .collect();
             let sql = format!(
                 "INSERT INTO usage_ledger ({COLUMNS}) VALUES {} ON CONFLICT (request_id) DO NOTHING",
-                values.join(", ")
+                crate::budgets::tuples(1, chunk.len(), N_COLUMNS)
             );
             let mut q = sqlx::query(&sql);
             for row in chunk {

@@ -25,7 +25,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use audit::AuditEntry;
-pub use budgets::{BudgetLine, CounterRow, Reserve};
+pub use budgets::{BudgetLine, CounterRow, Reserve, SettleLine, Settlement};
 pub use credentials::CredentialRow;
 pub use device::DeviceRow;
 pub use error::StoreError;
@@ -85,7 +85,38 @@ impl Default for StoreOptions {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where the request path writes (budgets, ledger). On PostgreSQL the same pool; on SQLite a
+    /// pool of one connection (see [`Store::writer`]).
+    writer: AnyPool,
     backend: Backend,
+}
+
+/// Pool settings shared by the read and the write pool.
+fn pool_options(backend: Backend, max: u32, options: &StoreOptions) -> AnyPoolOptions {
+    let pool = AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(options.acquire_timeout);
+    if backend == Backend::Sqlite {
+        pool.after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+    } else {
+        // NOTICEs ("relation ... already exists, skipping" at every migration check) would
+        // otherwise become log lines, e.g. around a failed start's one-line error.
+        pool.after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("SET client_min_messages TO warning").await?;
+                Ok(())
+            })
+        })
+    }
 }
 
 /// The SQLite URL for a database file, created on first open.
@@ -101,38 +132,29 @@ impl Store {
         let connect = AnyConnectOptions::from_str(url)
             .map_err(|e| StoreError::Unreachable(redact_url_error(&e.to_string())))?
             .disable_statement_logging();
-        let mut pool = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => options.max_connections.min(8),
-                Backend::Postgres => options.max_connections,
-            })
-            .acquire_timeout(options.acquire_timeout);
-        if backend == Backend::Sqlite {
-            pool = pool.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
-                    )
-                    .await?;
-                    Ok(())
-                })
-            });
-        } else {
-            // NOTICEs ("relation ... already exists, skipping" at every migration check) would
-            // otherwise become log lines, e.g. around a failed start's one-line error.
-            pool = pool.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    conn.execute("SET client_min_messages TO warning").await?;
-                    Ok(())
-                })
-            });
-        }
-        let pool = pool
-            .connect_with(connect)
+        let max = match backend {
+            Backend::Sqlite => options.max_connections.min(8),
+            Backend::Postgres => options.max_connections,
+        };
+        let pool = pool_options(backend, max, options)
+            .connect_with(connect.clone())
             .await
             .map_err(|e| StoreError::Unreachable(redact_url_error(&e.to_string())))?;
-        Ok(Store { pool, backend })
+        // An in-memory SQLite database is private to its connection: one pool only.
+        let private = url.contains(":memory:") || url.contains("mode=memory");
+        let writer = if backend == Backend::Sqlite && max > 1 && !private {
+            pool_options(backend, 1, options)
+                .connect_with(connect)
+                .await
+                .map_err(|e| StoreError::Unreachable(redact_url_error(&e.to_string())))?
+        } else {
+            pool.clone()
+        };
+        Ok(Store {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     /// Applies every pending forward-only migration for this backend.
@@ -152,6 +174,16 @@ impl Store {
     /// The underlying pool, for repositories in this crate and for tests.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool the request path writes through (budget reservations and settlements, the
+    /// usage ledger). SQLite has one writer at a time and a connection that finds the database
+    /// locked sleeps in its busy handler (1 ms, then longer), so concurrent write transactions
+    /// from several connections of one process queue by sleeping. On SQLite this is a pool of
+    /// one connection: writers queue in the pool instead, in order and without sleeping, while
+    /// reads keep the other connections (WAL). On PostgreSQL it is the ordinary pool.
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     /// Readiness: the database answers and every migration this binary knows is applied.
@@ -175,8 +207,9 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the pool, waiting for checked-out connections to return.
+    /// Closes the pools, waiting for checked-out connections to return.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }

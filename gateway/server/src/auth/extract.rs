@@ -161,11 +161,17 @@ impl FromRequest<AppState> for AppRequest {
             now,
         )
         .await?;
-        let store = state.store.clone();
-        let id = grant.id.clone();
-        tokio::spawn(async move {
-            let _ = store.touch_grant(&id, now).await;
-        });
+        // `last_used_at` is coarse (a minute): no write at all while it is fresh.
+        if grant
+            .last_used_at
+            .is_none_or(|t| t < now - pairgate_store::grants::TOUCH_INTERVAL_MS)
+        {
+            let store = state.store.clone();
+            let id = grant.id.clone();
+            tokio::spawn(async move {
+                let _ = store.touch_grant(&id, now).await;
+            });
+        }
         Ok(AppRequest {
             request_id,
             method,

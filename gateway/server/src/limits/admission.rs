@@ -38,13 +38,42 @@ pub struct Admission {
     pub(super) pending: Option<Pending>,
 }
 
+/// What finishing an admission leaves to commit together with the request's ledger row (see
+/// [`Admission::settle_deferred`]): the SQL budget settlement, and the concurrency permit, held
+/// until that settlement has committed.
+#[derive(Debug, Default)]
+pub struct Closing {
+    pub settlement: Option<pairgate_store::Settlement>,
+    pub permit: Option<Permit>,
+}
+
 impl Limiter {
     /// Settles (`Some`) or releases (`None`) an admission's hold.
     pub(super) async fn finish(
         &self,
-        mut p: Pending,
+        p: Pending,
         outcome: Option<Outcome>,
     ) -> Result<(), LimitsError> {
+        let closing = self.close(p, outcome).await?;
+        if let Some(s) = &closing.settlement {
+            let lines: Vec<_> = s
+                .lines
+                .iter()
+                .map(|l| (l.kind, l.window_key.as_str(), l.actual))
+                .collect();
+            settle_with_retries(&self.inner.store, &s.id, &s.grant_id, &lines).await?;
+        }
+        Ok(())
+    }
+
+    /// Does everything a settlement (`Some`) or release (`None`) needs except the SQL budget
+    /// settlement, which it returns: tokens above the estimate are charged to the per-minute
+    /// limit; the Redis backend settles at once.
+    pub(super) async fn close(
+        &self,
+        mut p: Pending,
+        outcome: Option<Outcome>,
+    ) -> Result<Closing, LimitsError> {
         let now_ms = pairgate_store::now_ms().max(p.admitted_ms);
         let tokens = outcome.map_or(0, |o| o.tokens);
         let cost = outcome.map_or(0, |o| o.cost_micros);
@@ -62,18 +91,29 @@ impl Limiter {
                     .filter(|&e| e > 0)
                     .map(|e| (g, e))
             });
-        let result = match &self.inner.engine {
+        match &self.inner.engine {
             Engine::Local { rates, .. } => {
                 if let Some((g, e)) = extra {
                     rates.observe(now_ms);
                     rates.charge(&p.grant, &g, e);
                 }
-                let lines: Vec<_> = p
-                    .budgets
-                    .iter()
-                    .map(|b| (b.kind.as_str(), b.key.as_str(), actual(b)))
-                    .collect();
-                settle_with_retries(&self.inner.store, &p.id, &p.grant, &lines).await
+                let settlement = (!p.budgets.is_empty()).then(|| pairgate_store::Settlement {
+                    id: std::mem::take(&mut p.id),
+                    grant_id: std::mem::take(&mut p.grant),
+                    lines: p
+                        .budgets
+                        .iter()
+                        .map(|b| pairgate_store::SettleLine {
+                            kind: b.kind.as_str(),
+                            window_key: b.key.clone(),
+                            actual: actual(b),
+                        })
+                        .collect(),
+                });
+                Ok(Closing {
+                    settlement,
+                    permit: p.permit.take(),
+                })
             }
             Engine::Redis(r) => {
                 let lines: Vec<_> = p
@@ -84,20 +124,21 @@ impl Limiter {
                         actual: actual(b),
                     })
                     .collect();
-                r.settle(
-                    &p.grant,
-                    &p.id,
-                    p.redis_permit,
-                    extra,
-                    &lines,
-                    p.admitted_ms,
-                    now_ms,
-                )
-                .await
+                let result = r
+                    .settle(
+                        &p.grant,
+                        &p.id,
+                        p.redis_permit,
+                        extra,
+                        &lines,
+                        p.admitted_ms,
+                        now_ms,
+                    )
+                    .await;
+                p.permit.take();
+                result.map(|()| Closing::default())
             }
-        };
-        p.permit.take();
-        result
+        }
     }
 }
 
@@ -111,7 +152,7 @@ pub(super) async fn settle_with_retries(
     store: &pairgate_store::Store,
     id: &str,
     grant: &str,
-    lines: &[(&str, &str, u64)],
+    lines: &[(&'static str, &str, u64)],
 ) -> Result<(), LimitsError> {
     let mut delay = std::time::Duration::from_millis(100);
     let mut attempt = 0;
@@ -157,6 +198,37 @@ impl Admission {
                 limiter.finish(p, Some(outcome)).await
             }
             None => Ok(()),
+        }
+    }
+
+    /// Like [`Admission::settle`], except that the SQL budget settlement (local backend) is
+    /// returned instead of committed, for the usage ledger to commit together with the
+    /// request's row in its group commit ([`crate::ledger::Ledger::record_closing`]): one
+    /// transaction fewer per request.
+    pub async fn settle_deferred(
+        mut self,
+        actual: Usage,
+        actual_cost_micros: u64,
+    ) -> Result<Closing, LimitsError> {
+        match self.pending.take() {
+            Some(p) => {
+                let limiter = p.limiter.clone();
+                let outcome = Outcome {
+                    tokens: actual.total_tokens(),
+                    cost_micros: actual_cost_micros,
+                };
+                limiter.close(p, Some(outcome)).await
+            }
+            None => Ok(Closing::default()),
+        }
+    }
+
+    /// [`Admission::release`], returning the SQL release to commit with the ledger row (as
+    /// [`Admission::settle_deferred`]).
+    pub async fn release_deferred(mut self) -> Result<Closing, LimitsError> {
+        match self.pending.take() {
+            Some(p) => p.limiter.clone().close(p, None).await,
+            None => Ok(Closing::default()),
         }
     }
 

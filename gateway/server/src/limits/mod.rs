@@ -49,8 +49,8 @@ use pairgate_policy::{GrantPolicy, Usage, Window, window_ends_at};
 use pairgate_store::{BudgetLine, Reserve, Store, StoreError};
 use serde_json::{Map, Value, json};
 
-pub use admission::Admission;
 use admission::Pending;
+pub use admission::{Admission, Closing};
 use local::{Inflight, Rates};
 use plan::{BudgetCheck, BudgetKind, Plan, RateKind, RateState};
 use redis_backend::RedisLimits;

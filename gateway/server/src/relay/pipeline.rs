@@ -504,13 +504,8 @@ pub async fn send(
                 .map(|p| cost_micros(p, &usage))
                 .unwrap_or(0);
             let rate_headers = admission.headers();
-            if let Err(e) = admission.settle(usage, cost).await {
-                tracing::error!(error = %e, "settling a reservation failed");
-            }
-            state
-                .ledger
-                .record_committed(meter.row(f.status, usage, estimated, None))
-                .await;
+            let row = meter.row(f.status, usage, estimated, None);
+            settle_and_record(&state, admission, usage, cost, row).await;
             let mut res = Response::new(Body::from(f.body));
             *res.status_mut() = StatusCode::from_u16(f.status).unwrap_or(StatusCode::OK);
             res.headers_mut().insert(
@@ -558,13 +553,8 @@ async fn raw(
         );
         return fail(state, admission, meter, e).await;
     }
-    if let Err(e) = admission.settle(Usage::default(), 0).await {
-        tracing::error!(error = %e, "settling a pass-through reservation failed");
-    }
-    state
-        .ledger
-        .record_committed(meter.row(status, Usage::default(), false, None))
-        .await;
+    let row = meter.row(status, Usage::default(), false, None);
+    settle_and_record(state, admission, Usage::default(), 0, row).await;
     let mut res = Response::new(Body::from(body));
     *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     let content_type = headers
@@ -579,19 +569,39 @@ async fn raw(
 
 /// Ends a request that used nothing upstream: release the reservation, write the row, answer.
 pub async fn fail(state: &AppState, admission: Admission, meter: &Meter, e: ApiError) -> Response {
-    if let Err(err) = admission.release().await {
-        tracing::error!(error = %err, "releasing a reservation failed");
+    let row = meter.row(
+        e.status().as_u16(),
+        Usage::default(),
+        false,
+        Some(e.code().to_string()),
+    );
+    match admission.release_deferred().await {
+        Ok(closing) => state.ledger.record_closing(row, closing).await,
+        Err(err) => {
+            tracing::error!(error = %err, "releasing a reservation failed");
+            state.ledger.record_committed(row).await;
+        }
     }
-    state
-        .ledger
-        .record_committed(meter.row(
-            e.status().as_u16(),
-            Usage::default(),
-            false,
-            Some(e.code().to_string()),
-        ))
-        .await;
     e.into_response()
+}
+
+/// Settles an answered request's admission with what it really used and records its ledger
+/// row; the budget settlement commits in the same transaction as the row (the ledger's group
+/// commit), and the answer completes only after both have.
+pub async fn settle_and_record(
+    state: &AppState,
+    admission: Admission,
+    usage: Usage,
+    cost_micros: u64,
+    row: LedgerRow,
+) {
+    match admission.settle_deferred(usage, cost_micros).await {
+        Ok(closing) => state.ledger.record_closing(row, closing).await,
+        Err(e) => {
+            tracing::error!(error = %e, "settling a reservation failed");
+            state.ledger.record_committed(row).await;
+        }
+    }
 }
 
 async fn read_limited(resp: reqwest::Response) -> Result<Vec<u8>, SendError> {

@@ -236,9 +236,6 @@ async fn pump(
         .as_ref()
         .map(|p| cost_micros(p, &final_usage))
         .unwrap_or(0);
-    if let Err(e) = admission.settle(final_usage, cost).await {
-        tracing::error!(error = %e, "settling a streamed reservation failed");
-    }
     let (status, code) = match (&error, client_gone) {
         (Some(e), _) => (e.status().as_u16(), Some(e.code().to_string())),
         (None, true) => (499, Some("client_disconnected".to_string())),
@@ -253,10 +250,8 @@ async fn pump(
     );
     // The row is committed before the stream completes, so an answered stream is never missing
     // from the ledger, even after a hard kill.
-    state
-        .ledger
-        .record_committed(meter.row(status, final_usage, estimated, code))
-        .await;
+    let row = meter.row(status, final_usage, estimated, code);
+    super::pipeline::settle_and_record(&state, admission, final_usage, cost, row).await;
     if !client_gone {
         let _ = send_event(&tx, "[DONE]").await;
     }
