@@ -108,6 +108,7 @@ export type GrantView = { id: string, app_name: string,
  * `active`, `suspended` or `revoked`.
  */
 status: string, origin: string, key_fingerprint: string, key_alg: string, policy: JsonValue, created_at: number, last_used_at: number | null, revoked_at: number | null, };
+export type PolicyBody = { policy: Partial<GrantPolicy>, };
 export type RemainingView = { grant_id: string, remaining: Record<string, unknown>, };
 export type CreatedPairing = { id: string, pairing_string: string, expires_at: number, };
 export type PairingRow = { id: string, app_name: string | null, policy: string, created_at: number, expires_at: number, used_at: number | null, cancelled_at: number | null, grant_id: string | null, };
@@ -165,6 +166,46 @@ rotated_at: number | null,
  */
 grace_until: number | null, };
 export type PreviousCheck = { fingerprint: string, last4: string, until: number, };
+export type CredentialTest = { provider_check: ProviderCheck, 
+/**
+ * Fingerprint of the value resolved now (for a reference it can differ from the one
+ * recorded when it was added, if the value changed at its source).
+ */
+resolved_fingerprint: string, resolved_last4: string, 
+/**
+ * The previous value, when still in its grace period.
+ */
+previous: PreviousCheck | null, id: string, provider: string, name: string, 
+/**
+ * `stored` or `reference`.
+ */
+kind: string, 
+/**
+ * Where a reference points (variable, file, keychain entry, program), for references.
+ */
+source: string | null, 
+/**
+ * Keyed fingerprint of the value (12 hex characters); see `custody::fingerprint`.
+ */
+fingerprint: string, last4: string, created_at: number, 
+/**
+ * When the value was last rotated.
+ */
+rotated_at: number | null, 
+/**
+ * Until when the value before the last rotation is still usable.
+ */
+grace_until: number | null, };
+export type ProviderCheck = { provider: string, outcome: CheckOutcome, 
+/**
+ * The provider's HTTP status, when it answered.
+ */
+status: number | null, 
+/**
+ * Time from sending to the provider's answer (headers), when it answered.
+ */
+latency_ms: number | null, message: string, };
+export type CheckOutcome = "ok" | "rejected" | "unreachable" | "timeout" | "provider_error" | "not_testable";
 export type PluginView = { id: string, builtin: boolean, display_name: string, version: string, sha256: string, contract: string, 
 /**
  * Hosts the plugin declares it calls.
@@ -172,17 +213,25 @@ export type PluginView = { id: string, builtin: boolean, display_name: string, v
 hosts: Array<string>, actions: Array<string>, models: number, };
 export type ProviderView = { id: string, plugin: string, credential: string, 
 /**
- * Hosts the plugin declares for this instance.
+ * Every host the plugin declares for this instance, with who approved it. A call may go
+ * to a host approved by the configuration or the console.
  */
-declared_hosts: Array<string>, 
-/**
- * Hosts the owner approved (for built-ins, the declared ones unless configured).
- */
-approved_hosts: Array<string>, 
+hosts: Array<HostState>, 
 /**
  * Set when calls go to another origin (an egress proxy).
  */
 origin_override: string | null, };
+export type HostState = { host: string, 
+/**
+ * Approved by the configuration (`approved_hosts`, or a built-in plugin's default).
+ */
+by_config: boolean, 
+/**
+ * The console approval, if any.
+ */
+by_console: ConsoleApproval | null, };
+export type ConsoleApproval = { approved_by: string, approved_at: number, };
+export type HostBody = { host: string, };
 export type PluginsView = { plugins: Array<PluginView>, providers: Array<ProviderView>, };
 export type CatalogueModel = { 
 /**

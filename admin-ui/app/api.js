@@ -85,3 +85,13 @@ export function get(path) {
 export function post(path, body) {
   return api('POST', path, body ?? {});
 }
+
+/**
+ * @template T
+ * @param {string} path
+ * @param {unknown} body
+ * @returns {Promise<T>}
+ */
+export function put(path, body) {
+  return api('PUT', path, body);
+}

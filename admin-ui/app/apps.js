@@ -1,14 +1,54 @@
-// Apps (grants): policy, remaining limits and budgets, last use, key fingerprint;
-// suspend, resume, revoke; issue or revoke the optional bearer key.
+// Apps (grants): policy, remaining limits and budgets, last use, key fingerprint; edit the
+// limits; suspend, resume, revoke; issue or revoke the optional bearer key.
 
-import { get, post } from './api.js';
+import { get, post, put } from './api.js';
 import { button, fill, h, table, time, toast } from './dom.js';
+import { policyFields, policyOver } from './policy_form.js';
 
 /**
  * @typedef {import('../api-types').GrantView} GrantView
  * @typedef {import('../api-types').RemainingView} RemainingView
  * @typedef {import('../api-types').ListOf<GrantView>} Grants
+ * @typedef {import('../api-types').GrantPolicy} GrantPolicy
+ * @typedef {import('../api-types').ListOf<import('../api-types').CatalogueModel>} Models
  */
+
+/**
+ * The "Edit limits" form: the pairing form's policy controls, filled in with the grant's
+ * policy; saving replaces the policy (fields the form does not show are kept).
+ * @param {HTMLElement} panel
+ * @param {GrantView} g
+ * @param {() => Promise<void>} reload
+ */
+async function editForm(panel, g, reload) {
+  /** @type {Models} */
+  const models = await get('/admin/api/models');
+  const current = /** @type {Partial<GrantPolicy>} */ (g.policy);
+  const err = h('p', { class: 'error', role: 'alert' });
+  const titleId = `edit-${g.id}`;
+  const form = h('form', { class: 'card', 'aria-labelledby': titleId },
+    h('h3', { id: titleId }, `Edit limits of ${g.app_name}`),
+    h('p', { class: 'hint' }, 'Applies from the app\'s next request. Spending so far counts against a lowered budget.'),
+    policyFields(models.data, current),
+    err,
+    h('div', { class: 'actions' },
+      h('button', { type: 'submit', class: 'primary' }, 'Save limits'),
+      button('Cancel', async () => fill(panel))));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    err.textContent = '';
+    try {
+      await put(`/admin/api/grants/${encodeURIComponent(g.id)}/policy`, { policy: policyOver(form, current) });
+      toast(`${g.app_name}: limits saved.`);
+      await reload();
+    } catch (e) {
+      err.textContent = e instanceof Error ? e.message : String(e);
+    }
+  });
+  fill(panel, form);
+  const first = form.querySelector('input');
+  if (first) first.focus();
+}
 
 /**
  * @param {HTMLElement} box
@@ -19,6 +59,7 @@ async function details(box, g, reload) {
   /** @type {RemainingView} */
   const r = await get(`/admin/api/grants/${encodeURIComponent(g.id)}/remaining`);
   const secret = h('div', {});
+  const panel = h('div', {});
   /** @param {string} action */
   const act = (action) => async () => {
     if (action === 'revoke' && !window.confirm(`Revoke ${g.app_name}? The app loses access at once.`)) return;
@@ -30,6 +71,7 @@ async function details(box, g, reload) {
     h('h3', {}, 'Policy'), h('pre', {}, JSON.stringify(g.policy, null, 2)),
     h('h3', {}, 'Remaining'), h('pre', {}, Object.keys(r.remaining).length ? JSON.stringify(r.remaining, null, 2) : 'No limits set.'),
     h('div', { class: 'actions' },
+      g.status !== 'revoked' ? button('Edit limits', async () => editForm(panel, g, reload)) : null,
       g.status === 'active' ? button('Suspend', act('suspend')) : null,
       g.status === 'suspended' ? button('Resume', act('resume')) : null,
       g.status !== 'revoked' ? button('Revoke', act('revoke'), 'danger') : null,
@@ -44,7 +86,7 @@ async function details(box, g, reload) {
         await post(`/admin/api/grants/${encodeURIComponent(g.id)}/bearer/revoke`);
         toast('Bearer key revoked.');
       }) : null),
-    secret);
+    panel, secret);
 }
 
 /** @param {HTMLElement} root */

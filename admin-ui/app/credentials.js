@@ -1,12 +1,13 @@
-// Credentials: add, rotate (with a grace period), check (decrypt or fetch now), delete. A value
-// is sent once and never shown again: the list shows a fingerprint and the last characters.
+// Credentials: add, rotate (with a grace period), test (decrypt or fetch now, then one cheap
+// authenticated call to the provider), delete. A value is sent once and never shown again: the
+// list shows a fingerprint and the last characters.
 
 import { get, post } from './api.js';
 import { button, field, fill, h, intVal, table, time, toast, val } from './dom.js';
 
 /**
  * @typedef {import('../api-types').CredentialInfo} CredentialInfo
- * @typedef {import('../api-types').CheckReport} CheckReport
+ * @typedef {import('../api-types').CredentialTest} CredentialTest
  * @typedef {import('../api-types').ListOf<CredentialInfo>} Credentials
  */
 
@@ -22,10 +23,12 @@ export async function render(root) {
       creds.data.map((c) => [c.provider, c.name, c.kind + (c.source ? ` (${c.source})` : ''), h('code', {}, c.fingerprint), h('code', {}, '…' + c.last4),
         time(c.created_at), time(c.rotated_at), time(c.grace_until),
         h('div', { class: 'actions' },
-          button('Check', async () => {
-            /** @type {CheckReport} */
+          button('Test against provider', async () => {
+            /** @type {CredentialTest} */
             const r = await post(`/admin/api/credentials/${encodeURIComponent(c.id)}/check`);
-            toast(`${c.provider}/${c.name}: usable, fingerprint ${r.resolved_fingerprint}`);
+            const pc = r.provider_check;
+            const latency = pc.latency_ms === null ? '' : ` in ${pc.latency_ms} ms`;
+            toast(`${c.provider}/${c.name}: decrypts here (fingerprint ${r.resolved_fingerprint}); provider: ${pc.outcome.replace('_', ' ')}${latency}. ${pc.message}`);
           }),
           c.kind === 'stored' ? button('Rotate', async () => rotateForm(panel, c, load)) : null,
           button('Delete', async () => {

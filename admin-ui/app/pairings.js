@@ -4,55 +4,16 @@
 
 import { get, post } from './api.js';
 import { button, cleanups, field, fill, h, intVal, table, time, toast, val } from './dom.js';
+import { policyFields, policyOf } from './policy_form.js';
 
 /**
  * @typedef {import('../api-types').CatalogueModel} CatalogueModel
  * @typedef {import('../api-types').CreatedPairing} CreatedPairing
  * @typedef {import('../api-types').PairingRow} PairingRow
- * @typedef {import('../api-types').GrantPolicy} GrantPolicy
  * @typedef {import('../api-types').QrView} QrView
  * @typedef {import('../api-types').ListOf<CatalogueModel>} Models
  * @typedef {import('../api-types').ListOf<PairingRow>} Pairings
  */
-
-/**
- * The policy the form describes; only what the owner filled in (the server fills defaults).
- * @param {HTMLFormElement} form
- * @returns {Partial<GrantPolicy>}
- */
-export function policyOf(form) {
-  /** @type {Partial<GrantPolicy>} */
-  const p = {};
-  const providers = [...form.querySelectorAll('input[name="provider"]:checked')].map((e) => /** @type {HTMLInputElement} */ (e).value);
-  if (providers.length > 0) p.providers = providers;
-  const select = /** @type {HTMLSelectElement} */ (form.elements.namedItem('models'));
-  const models = [...select.selectedOptions].map((o) => o.value);
-  if (models.length > 0) {
-    p.models = models;
-  } else if (providers.length > 0) {
-    p.models = providers.map((x) => `${x}/*`);
-  }
-  const rpm = intVal(form, 'rpm');
-  if (rpm !== undefined) p.requests_per_minute = rpm;
-  const tpm = intVal(form, 'tpm');
-  if (tpm !== undefined) p.tokens_per_minute = tpm;
-  const maxOut = intVal(form, 'max_output');
-  if (maxOut !== undefined) p.max_output_tokens = maxOut;
-  const tokens = intVal(form, 'tokens_daily');
-  const tokensMonth = intVal(form, 'tokens_monthly');
-  if (tokens !== undefined || tokensMonth !== undefined) {
-    p.token_budget = { daily: tokens ?? null, monthly: tokensMonth ?? null, lifetime: null };
-  }
-  const cost = val(form, 'cost_daily');
-  const costMonth = val(form, 'cost_monthly');
-  if (cost !== '' || costMonth !== '') {
-    const micros = (/** @type {string} */ v) => (v === '' ? null : Math.round(Number(v) * 1e6));
-    p.cost_budget_micros = { daily: micros(cost), monthly: micros(costMonth), lifetime: null };
-  }
-  const days = intVal(form, 'expires_days');
-  if (days !== undefined && days > 0) p.expires_at = Date.now() + days * 86400000;
-  return p;
-}
 
 /**
  * Shows a pairing once: string, copy button, QR code, countdown.
@@ -93,31 +54,15 @@ async function showCreated(box, created) {
 export async function render(root) {
   /** @type {[Models, Pairings]} */
   const [models, pairings] = await Promise.all([get('/admin/api/models'), get('/admin/api/pairings')]);
-  const catalogue = models.data;
-  const providers = [...new Set(catalogue.map((m) => m.provider))];
   const created = h('div', {});
   const list = h('div', {});
   const err = h('p', { class: 'error', role: 'alert' });
-  const modelSelect = h('select', { name: 'models', multiple: true, size: 8 },
-    catalogue.map((m) => h('option', { value: m.id }, m.id)));
   const form = h('form', { class: 'card', 'aria-labelledby': 'new-title' },
     h('h2', { id: 'new-title' }, 'Create a pairing'),
     h('div', { class: 'grid' },
       field('App name', h('input', { name: 'app_name', placeholder: 'my app' })),
-      field('Pairing valid for (minutes)', h('input', { name: 'ttl_min', type: 'number', min: 1, value: 10 })),
-      field('Access expires after (days)', h('input', { name: 'expires_days', type: 'number', min: 1 }), '(empty: never)')),
-    h('fieldset', {},
-      h('legend', {}, 'Providers ', h('span', { class: 'hint' }, '(none checked: all)')),
-      h('div', { class: 'checks' }, providers.map((p) => h('label', {}, h('input', { type: 'checkbox', name: 'provider', value: p }), p)))),
-    field('Models', modelSelect, '(none selected: every model of the chosen providers)'),
-    h('div', { class: 'grid' },
-      field('Requests per minute', h('input', { name: 'rpm', type: 'number', min: 1 })),
-      field('Tokens per minute', h('input', { name: 'tpm', type: 'number', min: 1 })),
-      field('Max output tokens per request', h('input', { name: 'max_output', type: 'number', min: 1 })),
-      field('Daily token budget', h('input', { name: 'tokens_daily', type: 'number', min: 1 })),
-      field('Monthly token budget', h('input', { name: 'tokens_monthly', type: 'number', min: 1 })),
-      field('Daily cost budget (USD)', h('input', { name: 'cost_daily', type: 'number', min: 0, step: '0.01' })),
-      field('Monthly cost budget (USD)', h('input', { name: 'cost_monthly', type: 'number', min: 0, step: '0.01' }))),
+      field('Pairing valid for (minutes)', h('input', { name: 'ttl_min', type: 'number', min: 1, value: 10 }))),
+    policyFields(models.data),
     err,
     h('button', { type: 'submit', class: 'primary' }, 'Create pairing'));
   form.addEventListener('submit', async (ev) => {

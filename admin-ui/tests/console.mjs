@@ -124,8 +124,8 @@ try {
   await row.waitFor();
   assert.equal(await page.locator('input[name="value"]').inputValue(), '', 'the key field is cleared');
   assert.ok(!(await page.content()).includes(SECRET), 'the key is not on the page');
-  await row.getByRole('button', { name: 'Check' }).click();
-  await page.locator('#toast', { hasText: 'usable' }).waitFor();
+  await row.getByRole('button', { name: 'Test against provider' }).click();
+  await page.locator('#toast', { hasText: 'decrypts here' }).waitFor();
   await screenshot(page, 'credentials');
   await row.getByRole('button', { name: 'Delete' }).click();
   await row.waitFor({ state: 'detached' });
@@ -162,6 +162,22 @@ try {
   await appRow.getByText('Details').click();
   await appRow.getByText('requests_per_minute').first().waitFor();
   await screenshot(page, 'apps');
+
+  // Edit the app's limits: the pairing form's controls, filled in with its policy.
+  await appRow.getByRole('button', { name: 'Edit limits' }).click();
+  const edit = page.getByRole('form', { name: 'Edit limits of ui app' });
+  const rpm = edit.locator('input[name="rpm"]');
+  await rpm.waitFor();
+  assert.equal(await rpm.inputValue(), '100', 'the form shows the current limit');
+  assert.ok(await edit.getByRole('checkbox', { name: 'openai' }).isChecked());
+  await rpm.fill('50');
+  await screenshot(page, 'apps-edit');
+  await edit.getByRole('button', { name: 'Save limits' }).click();
+  await page.locator('#toast', { hasText: 'limits saved' }).waitFor();
+  await appRow.getByText('Details').click();
+  await appRow.getByText('"requests_per_minute": 50').waitFor();
+  await appRow.getByText('"daily": 100000').first().waitFor();
+  log('limits edited');
 
   // Usage: the requests are in the log, the charts and the CSV.
   await go(page, 'usage', 'Usage');

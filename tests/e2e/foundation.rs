@@ -49,6 +49,7 @@ async fn serves_health_and_readiness_and_migrates_on_both_backends() {
             "credentials",
             "device_requests",
             "grants",
+            "host_approvals",
             "meta",
             "owner_sessions",
             "owners",

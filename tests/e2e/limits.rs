@@ -19,14 +19,14 @@ const MODEL: &str = "openai/gpt-4o-mini";
 
 /// A one-message chat asking for at most `max_tokens`. Its estimate is 9 input tokens (4 per
 /// message + 20 bytes / 4) plus `max_tokens`; the fake answers with 11 + 7 = 18 tokens.
-fn chat(max_tokens: u32) -> Value {
+pub(crate) fn chat(max_tokens: u32) -> Value {
     json!({ "model": MODEL, "max_tokens": max_tokens, "messages": [{ "role": "user", "content": "hello" }] })
 }
 
 const ESTIMATE_20: u64 = 9 + 20;
 const ACTUAL: u64 = 11 + 7;
 
-async fn send(client: &Client, body: &Value) -> (u16, Value, HeaderMap) {
+pub(crate) async fn send(client: &Client, body: &Value) -> (u16, Value, HeaderMap) {
     send_to(client, "/v1/chat/completions", body).await
 }
 
@@ -44,7 +44,7 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Requests the fake received on a chat path.
-fn chat_calls(fake: &FakeProvider) -> usize {
+pub(crate) fn chat_calls(fake: &FakeProvider) -> usize {
     fake.received()
         .iter()
         .filter(|r| r.path.contains("chat/completions"))
@@ -543,23 +543,7 @@ async fn two_replicas_share_one_rate_limit_and_one_revocation() {
     let limits = format!(
         "[limits]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379\"\nredis_namespace = \"{namespace}\"\n"
     );
-    let config = fake_config(&fake, &limits);
-    let a = Gateway::builder(Backend::Postgres)
-        .config(config.clone())
-        .start()
-        .await;
-    let (code, _, err) = run_cli(
-        &a,
-        &["credential", "add", "openai"],
-        Some(&format!("{}\n", test_key("openai"))),
-    )
-    .await;
-    assert_eq!(code, 0, "{err}");
-    let b = Gateway::builder(Backend::Postgres)
-        .config(config)
-        .share_db(&a)
-        .start()
-        .await;
+    let (a, b) = two_replicas(&fake, &limits).await;
 
     let (on_a, on_b) = pair_on_both(&a, &b, &["--rpm", "10"]).await;
     assert_eq!(on_a.gateway_url(), a.base_url);
@@ -596,8 +580,30 @@ async fn two_replicas_share_one_rate_limit_and_one_revocation() {
     assert_eq!(chat_calls(&fake), 11);
 }
 
+/// Two gateways on one PostgreSQL database, both routing to `fake`, with an OpenAI credential.
+pub(crate) async fn two_replicas(fake: &FakeProvider, extra_config: &str) -> (Gateway, Gateway) {
+    let config = fake_config(fake, extra_config);
+    let a = Gateway::builder(Backend::Postgres)
+        .config(config.clone())
+        .start()
+        .await;
+    let (code, _, err) = run_cli(
+        &a,
+        &["credential", "add", "openai"],
+        Some(&format!("{}\n", test_key("openai"))),
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let b = Gateway::builder(Backend::Postgres)
+        .config(config)
+        .share_db(&a)
+        .start()
+        .await;
+    (a, b)
+}
+
 /// Pairs on `a`; returns a client of `a` and one of `b` sharing the session (key and tokens).
-async fn pair_on_both(a: &Gateway, b: &Gateway, flags: &[&str]) -> (Client, Client) {
+pub(crate) async fn pair_on_both(a: &Gateway, b: &Gateway, flags: &[&str]) -> (Client, Client) {
     let storage = MemoryStorage::new();
     let s = pairing_string(a, flags).await;
     // The pairing string names whichever replica last recorded its address; bind to A.

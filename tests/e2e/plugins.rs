@@ -1,10 +1,12 @@
 //! Third-party plugins through the real binary: install pinned by SHA-256, refused until the
-//! owner approves the hosts it declares, then used like a built-in (credential injected by the
-//! host; the plugin never sees it).
+//! owner approves the hosts it declares (in the console, or the configuration), then used like a
+//! built-in (credential injected by the host; the plugin never sees it).
 
 use pairgate_protocol::keys::KeyKind;
 use pairgate_tests::app::pair;
-use pairgate_tests::gateway::{command, run, run_cli};
+use pairgate_tests::fake::FakeProvider;
+use pairgate_tests::gateway::run_cli;
+use pairgate_tests::owner::{create_owner, login};
 use pairgate_tests::providers::{self, fake_config};
 use pairgate_tests::{Backend, Gateway};
 use serde_json::{Value, json};
@@ -60,24 +62,16 @@ async fn a_third_party_plugin_is_pinned_approved_and_then_served() {
         .unwrap()
         .to_string();
 
-    // Without the owner approving its hosts, a provider using it does not start.
+    // Without the owner approving its hosts, a provider using it starts but reaches nothing.
     let unapproved = format!(
         "[plugins]\n{installed}\n[providers.example]\nplugin = \"example\"\norigin_override = \"{}\"\n",
         fake.url()
     );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("c.toml"), fake_config(&fake, &unapproved)).unwrap();
-    let mut cmd = command(dir.path());
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(dir.path().join("c.toml"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"));
-    let (code, _, err) = run(cmd, None).await;
-    assert_eq!(code, 78, "{err}");
-    assert!(
-        err.contains("approve them with providers.example.approved_hosts"),
-        "{err}"
-    );
+    let gw1 = Gateway::builder(Backend::Sqlite)
+        .config(fake_config(&fake, &unapproved))
+        .start()
+        .await;
+    console_approval_opens_and_closes_the_host(&gw1, &fake).await;
 
     // Approved: apps use it like any provider.
     let approved = format!("{unapproved}approved_hosts = [\"api.example.com\"]\n");
@@ -117,4 +111,122 @@ async fn a_third_party_plugin_is_pinned_approved_and_then_served() {
         "the host injected the credential"
     );
     drop(gw);
+}
+
+fn example_chat() -> Value {
+    json!({ "model": "example/example-1", "messages": [{ "role": "user", "content": "hi" }] })
+}
+
+async fn example_status(client: &pairgate_sdk::Client) -> (u16, Value) {
+    let res = client
+        .post("/v1/chat/completions")
+        .json(&example_chat())
+        .send()
+        .await
+        .unwrap();
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// The owner approves the plugin's declared host from the console: calls go through at once;
+/// after the approval is withdrawn they are refused again. Undeclared hosts cannot be approved.
+async fn console_approval_opens_and_closes_the_host(gw: &Gateway, fake: &FakeProvider) {
+    let (code, _, err) = run_cli(
+        gw,
+        &["credential", "add", "example"],
+        Some("sk-example-secret\n"),
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    create_owner(gw).await;
+    let owner = login(gw).await;
+    let client = pair(gw, KeyKind::Ed25519, &["--model", "example/*"]).await;
+    let calls = || fake.received().len();
+    let before = calls();
+    let (s, body) = example_status(&client).await;
+    assert_eq!(s, 502, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has not approved the host api.example.com"),
+        "{body}"
+    );
+    assert_eq!(calls(), before, "nothing reached the provider");
+    let host_state = |v: &Value| -> Value {
+        v["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == "example")
+            .unwrap()["hosts"][0]
+            .clone()
+    };
+    let (_, view) = owner.get("/admin/api/plugins").await;
+    let h = host_state(&view);
+    assert_eq!(
+        (&h["host"], &h["by_config"], &h["by_console"]),
+        (&json!("api.example.com"), &json!(false), &Value::Null)
+    );
+
+    let approve = "/admin/api/providers/example/hosts/approve";
+    let revoke = "/admin/api/providers/example/hosts/revoke";
+    let (s, body) = owner
+        .post(approve, &json!({ "host": "evil.example.net" }))
+        .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (400, Some("host_not_declared")),
+        "{body}"
+    );
+    // Only the owner: the app's own credentials are not an owner session.
+    let res = reqwest::Client::new()
+        .post(gw.url(approve))
+        .json(&json!({ "host": "api.example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    let (s, body) = owner
+        .post(approve, &json!({ "host": "api.example.com" }))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        body[0]["by_console"]["approved_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("owner:"),
+        "{body}"
+    );
+    let (s, body) = example_status(&client).await;
+    assert_eq!(s, 200, "approved: the next call goes through: {body}");
+    assert_eq!(
+        fake.last().header("x-example-key"),
+        Some("sk-example-secret")
+    );
+
+    let (s, body) = owner
+        .post(revoke, &json!({ "host": "api.example.com" }))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body[0]["by_console"], Value::Null, "{body}");
+    let (s, body) = example_status(&client).await;
+    assert_eq!(s, 502, "revoked: refused again: {body}");
+    let (s, _) = owner
+        .post(revoke, &json!({ "host": "api.example.com" }))
+        .await;
+    assert_eq!(s, 404, "nothing left to revoke");
+
+    let (_, audit) = owner.get("/admin/api/audit").await;
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["subject"] == "example")
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["plugin.host_revoked", "plugin.host_approved"]);
 }

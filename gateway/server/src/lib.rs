@@ -11,6 +11,7 @@ pub mod consent;
 pub mod credentials;
 pub mod error;
 pub mod grant_policy;
+pub mod hosts;
 pub mod keys;
 pub mod ledger;
 pub mod limits;

@@ -8,6 +8,7 @@ use pairgate_store::Store;
 use crate::auth::attempts::Attempts;
 use crate::auth::replay::ReplayCache;
 use crate::config::Config;
+use crate::hosts::HostApprovals;
 use crate::keys::GatewayKeys;
 use crate::ledger::Ledger;
 use crate::limits::Limiter;
@@ -20,6 +21,8 @@ pub struct AppState {
     pub store: Store,
     pub keys: Arc<GatewayKeys>,
     pub relay: Arc<Relay>,
+    /// The owner's console approvals of plugin hosts (`hosts.rs`).
+    pub host_approvals: Arc<HostApprovals>,
     pub limiter: Limiter,
     pub ledger: Ledger,
     pub replay: Arc<ReplayCache>,
@@ -45,6 +48,7 @@ impl AppState {
             store,
             keys: Arc::new(keys),
             relay: Arc::new(relay),
+            host_approvals: Arc::new(HostApprovals::default()),
             limiter,
             ledger,
             replay: Arc::new(ReplayCache::new(crate::auth::replay::DEFAULT_CAPACITY)),

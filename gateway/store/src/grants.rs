@@ -212,6 +212,24 @@ impl Store {
         Ok(true)
     }
 
+    /// Replaces the policy of a grant that is not revoked; false if it is revoked or unknown.
+    pub async fn set_grant_policy(
+        &self,
+        id: &str,
+        policy: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE grants SET policy = $1, updated_at = $2 WHERE id = $3 AND status <> 'revoked'",
+        )
+        .bind(policy)
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Records that a grant was used (best effort, coarse: at most once every
     /// [`TOUCH_INTERVAL_MS`] per grant).
     pub async fn touch_grant(&self, id: &str, now: i64) -> Result<(), StoreError> {

@@ -11,6 +11,7 @@ pub mod credentials;
 mod device;
 mod error;
 pub mod grants;
+pub mod hosts;
 pub mod ledger;
 mod maintenance;
 mod meta;
@@ -30,6 +31,7 @@ pub use credentials::CredentialRow;
 pub use device::DeviceRow;
 pub use error::StoreError;
 pub use grants::{GrantRow, NewRefresh, PairingRow};
+pub use hosts::HostApproval;
 pub use ledger::{LedgerRow, RollupRow, UsageFilter};
 pub use owners::{OwnerRow, SessionRow};
 

@@ -59,7 +59,8 @@ enum Path {
     ClientDisconnect,
     /// `GET /metrics` and `pairgate usage`, after provider traffic.
     MetricsAndUsage,
-    /// The owner account and the admin API: create, log in, read every list, act, log out.
+    /// The owner account and the admin API: create, log in, read every list, test every
+    /// credential against its provider (accepted and rejected), act, log out.
     Admin,
 }
 
@@ -651,6 +652,30 @@ impl Ctx<'_> {
             let (status, body) = self.http(&format!("admin {path}"), req).await;
             assert_eq!(status, 200, "{path}: {body}");
         }
+        // "Test against provider" with every credential (each key goes out to the fake), once
+        // more while the provider rejects keys quoting them: no answer names a key.
+        let (_, creds) = self
+            .http(
+                "admin credentials",
+                h.get(self.gw.url("/admin/api/credentials"))
+                    .header("cookie", &cookie),
+            )
+            .await;
+        let mut accepted = 0;
+        for fault in [Fault::None, Fault::Unauthorized] {
+            self.fake.fault(fault);
+            for c in creds["data"].as_array().into_iter().flatten() {
+                let id = c["id"].as_str().unwrap_or_default();
+                let req = h
+                    .post(self.gw.url(&format!("/admin/api/credentials/{id}/check")))
+                    .header("cookie", &cookie)
+                    .header("x-csrf-token", &csrf);
+                let (_, body) = self.http(&format!("admin test credential {id}"), req).await;
+                accepted += usize::from(body["provider_check"]["outcome"] == "ok");
+            }
+        }
+        self.fake.fault(Fault::None);
+        assert!(accepted > 0, "a provider accepted a key: {creds}");
         let req = h
             .post(self.gw.url("/admin/api/pairings"))
             .header("cookie", &cookie)

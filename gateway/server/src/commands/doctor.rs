@@ -4,7 +4,8 @@
 //! Each check runs even when an earlier one failed, unless it needs what failed (no database,
 //! no master key check). Nothing is created or migrated: doctor reads; the only writes are the
 //! ones any command makes when it opens state (none on a database that `serve` has started).
-//! Output names credentials and key ids, never a value.
+//! Output names credentials and key ids, never a value. `--test-credentials` also calls each
+//! credential's provider once (and audits that, as `credential.tested`).
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -24,6 +25,10 @@ pub struct DoctorArgs {
     /// Skip loading the plugins (compiling them takes seconds when the cache is cold).
     #[arg(long)]
     skip_plugins: bool,
+    /// Also test each credential against its provider: one cheap authenticated call (a model
+    /// listing) each, as the console's "Test against provider" does; audited, not metered.
+    #[arg(long)]
+    test_credentials: bool,
 }
 
 /// How a check came out.
@@ -132,7 +137,7 @@ async fn check_all(config: &Config, args: &DoctorArgs, report: &mut Report) {
     clock(config, &store, report).await;
     store.close().await;
     if keys_ok {
-        credentials(config, report).await;
+        credentials(config, args.test_credentials, report).await;
     } else {
         report.push(Status::Skip, "credentials", "needs the master key", None);
     }
@@ -357,8 +362,14 @@ async fn clock(config: &Config, store: &Store, report: &mut Report) {
     }
 }
 
-async fn credentials(config: &Config, report: &mut Report) {
-    let state = match crate::boot::open_for(config, crate::boot::Purpose::Command).await {
+async fn credentials(config: &Config, test: bool, report: &mut Report) {
+    // Testing against providers needs the plugins, which build the calls.
+    let purpose = if test {
+        crate::boot::Purpose::Serve
+    } else {
+        crate::boot::Purpose::Command
+    };
+    let state = match crate::boot::open_for(config, purpose).await {
         Ok(state) => state,
         Err(e) => {
             report.push(Status::Fail, "credentials", e.to_string(), None);
@@ -382,6 +393,9 @@ async fn credentials(config: &Config, report: &mut Report) {
                             &check,
                             format!("{} usable, fingerprint {}", c.kind, c.fingerprint),
                         );
+                        if test {
+                            test_credential(&state, &c, report).await;
+                        }
                     }
                     Err(e) => report.push(
                         Status::Fail,
@@ -395,6 +409,41 @@ async fn credentials(config: &Config, report: &mut Report) {
         Err(e) => report.push(Status::Fail, "credentials", e.to_string(), None),
     }
     state.shutdown().await;
+}
+
+/// One credential against its provider, with the console's domain function.
+async fn test_credential(
+    state: &crate::state::AppState,
+    c: &crate::credentials::CredentialInfo,
+    report: &mut Report,
+) {
+    use crate::relay::probe::CheckOutcome;
+    let check = format!("provider test {}", c.label());
+    match crate::relay::probe::test_credential(state, c, super::CLI_ACTOR).await {
+        Ok(r) => {
+            let detail = match r.latency_ms {
+                Some(ms) => format!("{} ({ms} ms)", r.message),
+                None => r.message,
+            };
+            let (status, fix) = match r.outcome {
+                CheckOutcome::Ok => (Status::Ok, None),
+                CheckOutcome::Rejected => (
+                    Status::Fail,
+                    Some(
+                        "replace the key: `pairgate credential rotate PROVIDER` (new value on standard input)",
+                    ),
+                ),
+                CheckOutcome::Unreachable | CheckOutcome::Timeout => (
+                    Status::Warn,
+                    Some("check this machine's network, proxy and the provider's status"),
+                ),
+                CheckOutcome::ProviderError => (Status::Warn, None),
+                CheckOutcome::NotTestable => (Status::Skip, None),
+            };
+            report.push(status, &check, detail, fix);
+        }
+        Err(e) => report.push(Status::Fail, &check, e.to_string(), None),
+    }
 }
 
 fn plugins(config: &Config, report: &mut Report) {

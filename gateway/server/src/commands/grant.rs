@@ -1,7 +1,8 @@
-//! `pairgate grant list|show|revoke|suspend|resume`: the owner's control over paired apps.
+//! `pairgate grant list|show|edit|revoke|suspend|resume`: the owner's control over paired apps.
 
 use pairgate_protocol::jwk::fingerprint_of;
 
+use super::policy_args::PolicyArgs;
 use super::{CLI_ACTOR, CommandError, print_table, time};
 use crate::auth::now_ms;
 use crate::error::ApiError;
@@ -17,6 +18,13 @@ pub enum GrantCommand {
     },
     /// Show one grant with its policy.
     Show { id: String },
+    /// Change a grant's policy: the flags are applied over its current policy (or over
+    /// `--policy FILE`, which replaces it); the app's next request is checked against it.
+    Edit {
+        id: String,
+        #[command(flatten)]
+        policy: Box<PolicyArgs>,
+    },
     /// Revoke a grant: its next request is refused, on every replica.
     Revoke { id: String },
     /// Suspend a grant until resumed.
@@ -75,17 +83,25 @@ pub async fn run(state: &AppState, cmd: GrantCommand) -> Result<(), CommandError
             return Ok(());
         }
         GrantCommand::Show { id } => {
-            let g = state
-                .store
-                .get_grant(&id)
-                .await
-                .map_err(ApiError::from)?
-                .ok_or_else(|| CommandError::Api(format!("no grant {id}")))?;
+            let g = grant(state, &id).await?;
             let policy: serde_json::Value = serde_json::from_str(&g.policy).unwrap_or_default();
             let mut v = serde_json::to_value(&g).unwrap_or_default();
             v["policy"] = policy;
             v["key_fingerprint"] = fingerprint_of(&g.jkt).into();
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            return Ok(());
+        }
+        GrantCommand::Edit { id, policy } => {
+            let g = grant(state, &id).await?;
+            let current = serde_json::from_str(&g.policy).unwrap_or_else(|_| serde_json::json!({}));
+            let new = policy.to_policy_over(current, now)?;
+            let g = crate::grant_policy::replace(state, &id, &new, CLI_ACTOR, now).await?;
+            let shown: serde_json::Value = serde_json::from_str(&g.policy).unwrap_or_default();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&shown).unwrap_or_default()
+            );
+            eprintln!("grant {id}: policy changed; it applies from the app's next request");
             return Ok(());
         }
         GrantCommand::BearerIssue { id, valid_for } => {
@@ -110,4 +126,13 @@ pub async fn run(state: &AppState, cmd: GrantCommand) -> Result<(), CommandError
     crate::pairing::set_status(state, &id, action, CLI_ACTOR, now).await?;
     eprintln!("grant {id}: {action:?}d");
     Ok(())
+}
+
+async fn grant(state: &AppState, id: &str) -> Result<pairgate_store::GrantRow, CommandError> {
+    state
+        .store
+        .get_grant(id)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| CommandError::Api(format!("no grant {id}")))
 }

@@ -51,7 +51,7 @@ pub async fn run(state: &AppState, cmd: PluginCommand) -> Result<(), CommandErro
                 .await
                 .map_err(crate::error::ApiError::from)?;
             eprintln!(
-                "plugin {} {} (contract {}) is valid; it declares the hosts {:?}. Add to the config:",
+                "plugin {} {} (contract {}) is valid; it declares the hosts {:?}. Add to the config (without approved_hosts, approve them on the console's Plugins page instead):",
                 id,
                 info.descriptor.version,
                 info.contract.as_str(),

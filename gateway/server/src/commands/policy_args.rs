@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::CommandError;
 
-/// Policy flags shared by `pair create` and `consent approve`.
+/// Policy flags shared by `pair create`, `consent approve` and `grant edit`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct PolicyArgs {
     /// A JSON policy file ("-" for stdin); the flags below override its fields.
@@ -71,8 +71,13 @@ fn usd_micros(usd: f64) -> Result<u64, CommandError> {
 impl PolicyArgs {
     /// The policy document these flags describe.
     pub fn to_policy(&self, now_ms: i64) -> Result<Value, CommandError> {
+        self.to_policy_over(json!({}), now_ms)
+    }
+
+    /// The flags applied over `current` (`grant edit`), or over `--policy FILE` when given.
+    pub fn to_policy_over(&self, current: Value, now_ms: i64) -> Result<Value, CommandError> {
         let mut policy = match &self.policy {
-            None => json!({}),
+            None => current,
             Some(path) => {
                 let text = if path.as_os_str() == "-" {
                     std::io::read_to_string(std::io::stdin())

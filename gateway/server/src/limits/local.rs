@@ -2,16 +2,18 @@
 //!
 //! # Rates
 //!
-//! One governor `RateLimiter` per distinct quota (kind, emission interval, burst), keyed by
-//! grant id; grants with the same limit share a limiter, a grant whose policy changes moves
-//! to another. Governor's clock is driven by the callers' `now_ms` (the largest seen, so it
-//! never runs backwards), which keeps every decision identical to the pure
-//! [`pairgate_policy::Gcra`] and testable. The state store is ours (a map of theoretical
-//! arrival times, unix nanoseconds): it lets [`Rates::peek`] read a grant's state without
-//! admitting anything, and lets a settlement charge tokens beyond the burst
-//! ([`Rates::charge`]), which governor's API cannot express. [`Rates::prune`] runs
-//! governor's `retain_recent` (drops keys indistinguishable from fresh ones) and drops
-//! limiters left empty, so memory is bounded by the grants active in the last period.
+//! One governor `RateLimiter` per distinct quota (kind, emission interval, burst); grants
+//! with the same limit share a limiter. Governor's clock is driven by the callers' `now_ms`
+//! (the largest seen, so it never runs backwards), which keeps every decision identical to
+//! the pure [`pairgate_policy::Gcra`] and testable. The state store is ours and shared by
+//! every limiter: one map of theoretical arrival times (unix nanoseconds) keyed by grant and
+//! kind, not by quota. So a grant whose policy changes keeps its state under the new limit
+//! (a lowered rate refuses the next request if the grant's recent requests already use it up),
+//! exactly as the Redis backend, whose keys are per grant and kind too. The map also lets
+//! [`Rates::peek`] read a grant's state without admitting anything, and lets a settlement
+//! charge tokens beyond the burst ([`Rates::charge`]), which governor's API cannot express.
+//! [`Rates::prune`] drops states in the past (indistinguishable from fresh ones under any
+//! quota) and limiters no check holds, so memory is bounded by the grants active recently.
 //!
 //! # Concurrency
 //!
@@ -29,7 +31,6 @@ use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::StateStore;
-use governor::state::keyed::ShrinkableKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use pairgate_policy::Gcra;
 
@@ -68,7 +69,7 @@ impl Clock for CallerClock {
 
 type Tats = Arc<Mutex<HashMap<String, u64>>>;
 
-/// Governor state store: grant id -> theoretical arrival time (unix ns).
+/// Governor state store: `grant:kind` -> theoretical arrival time (unix ns).
 #[derive(Debug, Default, Clone)]
 struct TatStore(Tats);
 
@@ -87,37 +88,21 @@ impl StateStore for TatStore {
     }
 }
 
-impl ShrinkableKeyedStateStore<String> for TatStore {
-    fn retain_recent(&self, drop_below: Nanos) {
-        lock(&self.0).retain(|_, tat| *tat > drop_below.as_u64());
-    }
-
-    fn shrink_to_fit(&self) {
-        lock(&self.0).shrink_to_fit();
-    }
-
-    fn len(&self) -> usize {
-        lock(&self.0).len()
-    }
-
-    fn is_empty(&self) -> bool {
-        lock(&self.0).is_empty()
-    }
-}
-
-#[derive(Debug)]
-struct QuotaLimiter {
-    limiter: RateLimiter<String, TatStore, CallerClock, NoOpMiddleware<Nanos>>,
-    tats: Tats,
-}
+type QuotaLimiter = RateLimiter<String, TatStore, CallerClock, NoOpMiddleware<Nanos>>;
 
 type QuotaKey = (RateKind, u64, u32);
 
-/// Every governor limiter of one gateway, and the clock they share.
+/// Every governor limiter of one gateway, the clock and the state they share.
 #[derive(Debug, Default)]
 pub struct Rates {
     now_ns: Arc<AtomicU64>,
     limiters: Mutex<HashMap<QuotaKey, Arc<QuotaLimiter>>>,
+    tats: Tats,
+}
+
+/// The state key of one grant's rate of one kind (the same whatever the limit).
+fn state_key(grant: &str, kind: RateKind) -> String {
+    format!("{grant}:{}", kind.as_str())
 }
 
 /// A governor check that did not admit.
@@ -148,23 +133,21 @@ impl Rates {
         let burst = NonZeroU32::new(check.gcra.burst)?;
         let quota = Quota::with_period(Duration::from_micros(check.gcra.emission_interval_us))?
             .allow_burst(burst);
-        let store = TatStore::default();
-        let tats = store.0.clone();
+        let store = TatStore(self.tats.clone());
         let clock = CallerClock {
             now_ns: self.now_ns.clone(),
             armed: AtomicBool::new(false),
         };
         let limiter = RateLimiter::new(quota, store, clock);
         limiter.clock().armed.store(true, Ordering::Release);
-        let l = Arc::new(QuotaLimiter { limiter, tats });
+        let l = Arc::new(limiter);
         map.insert(key, l.clone());
         Some(l)
     }
 
-    /// The stored state of `grant` for `check`'s quota, in µs (`None`: fresh).
+    /// The stored state of `grant` for `check`'s kind, in µs (`None`: fresh).
     pub fn peek(&self, grant: &str, check: &RateCheck) -> Option<i64> {
-        let l = self.limiter(check)?;
-        let tat = lock(&l.tats).get(grant).copied();
+        let tat = lock(&self.tats).get(&state_key(grant, check.kind)).copied();
         tat.map(|ns| i64::try_from(ns / 1000).unwrap_or(i64::MAX))
     }
 
@@ -176,7 +159,7 @@ impl Rates {
         let Some(l) = self.limiter(check) else {
             return Err(Denied { retry_ms: u64::MAX });
         };
-        match l.limiter.check_key_n(&grant.to_owned(), cost) {
+        match l.check_key_n(&state_key(grant, check.kind), cost) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => {
                 let now = Nanos::from(self.now_ns.load(Ordering::Acquire));
@@ -192,41 +175,35 @@ impl Rates {
     /// Charges `units` more to `grant` without a limit check (usage above the estimate,
     /// reported at settlement): the state may go beyond the burst, so later requests wait.
     pub fn charge(&self, grant: &str, gcra: &Gcra, units: u64) {
-        let check = RateCheck {
-            kind: RateKind::TokensPerMinute,
-            limit: 0,
-            gcra: *gcra,
-            cost: 0,
-        };
-        let Some(l) = self.limiter(&check) else {
-            return;
-        };
         let now = self.now_ns.load(Ordering::Acquire);
         let add = gcra
             .emission_interval_us
             .saturating_mul(1000)
             .saturating_mul(units);
-        let mut tats = lock(&l.tats);
-        let tat = tats.get(grant).copied().unwrap_or(now).max(now);
-        tats.insert(grant.to_owned(), tat.saturating_add(add));
+        let key = state_key(grant, RateKind::TokensPerMinute);
+        let mut tats = lock(&self.tats);
+        let tat = tats.get(&key).copied().unwrap_or(now).max(now);
+        tats.insert(key, tat.saturating_add(add));
     }
 
-    /// Drops stale keys (governor's `retain_recent`) and limiters left empty and unused.
-    /// Returns the number of keys still held.
+    /// Drops states in the past (a theoretical arrival time before now is the same as none,
+    /// under any quota) and limiters no check holds (they keep no state of their own). Returns
+    /// the number of keys still held.
     pub fn prune(&self) -> usize {
+        let now = self.now_ns.load(Ordering::Acquire);
         let mut map = lock(&self.limiters);
-        for l in map.values() {
-            l.limiter.retain_recent();
-            l.limiter.shrink_to_fit();
-        }
         // strong count 1: only the map holds it, so no check can be using it right now
-        map.retain(|_, l| !l.limiter.is_empty() || Arc::strong_count(l) > 1);
-        map.values().map(|l| l.limiter.len()).sum()
+        map.retain(|_, l| Arc::strong_count(l) > 1);
+        drop(map);
+        let mut tats = lock(&self.tats);
+        tats.retain(|_, tat| *tat > now);
+        tats.shrink_to_fit();
+        tats.len()
     }
 
-    /// Keys held across every limiter (for metrics and tests).
+    /// Keys held (for metrics and tests).
     pub fn keys(&self) -> usize {
-        lock(&self.limiters).values().map(|l| l.limiter.len()).sum()
+        lock(&self.tats).len()
     }
 
     /// Limiters held (one per distinct quota in use).

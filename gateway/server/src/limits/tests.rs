@@ -90,6 +90,32 @@ async fn request_rates(kind: Kind) {
     env.cleanup().await;
 }
 
+on!(a_changed_rate_keeps_the_grants_state: local => Kind::Local(Sql::Sqlite), redis => Kind::Redis);
+async fn a_changed_rate_keeps_the_grants_state(kind: Kind) {
+    let env = Env::new(kind).await;
+    let l = &env.limiter;
+    let t0 = pairgate_store::now_ms();
+    let wide = policy(json!({"requests_per_minute": 3}));
+    l.admit("g1", &wide, tokens(1, 1), 0, t0).await.unwrap();
+    // The owner lowers the limit to 1 a minute: the request just made (20 s of the old
+    // spacing) still counts, so the next one waits for it instead of getting a fresh burst.
+    let narrow = policy(json!({"requests_per_minute": 1}));
+    let r = l
+        .admit("g1", &narrow, tokens(1, 1), 0, t0 + 1)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (r.code, r.retry_after_ms),
+        ("rate_limit_exceeded", Some(19_999))
+    );
+    l.admit("g1", &narrow, tokens(1, 1), 0, t0 + 20_000)
+        .await
+        .unwrap();
+    // Raised again: the state carries over the other way too.
+    let r = l.admit("g1", &wide, tokens(1, 1), 0, t0 + 20_000).await;
+    assert_eq!(r.unwrap_err().retry_after_ms, Some(20_000));
+}
+
 on!(token_rate: local => Kind::Local(Sql::Sqlite), redis => Kind::Redis);
 async fn token_rate(kind: Kind) {
     let env = Env::new(kind).await;

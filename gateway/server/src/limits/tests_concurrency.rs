@@ -222,9 +222,12 @@ async fn governor_keys_are_pruned() {
     let report = l.run_janitor(t0 + 2000).await.unwrap();
     assert_eq!(report.rate_keys, 1);
     assert_eq!(l.rate_keys(), 1);
-    // a changed limit moves the grant to another limiter; unused limiters go too
+    // a changed limit uses another limiter (over the same state); unused limiters go too
     let p2 = policy(json!({"requests_per_minute": 30}));
     l.admit("hot", &p2, tokens(1, 0), 0, t0 + 2000)
+        .await
+        .unwrap();
+    l.admit("hot", &p, tokens(1, 0), 0, t0 + 2000)
         .await
         .unwrap();
     assert_eq!(rates.limiters(), 2);

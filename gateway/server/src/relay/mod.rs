@@ -6,6 +6,7 @@
 
 pub use pairgate_plugin_host::framing;
 pub mod pipeline;
+pub mod probe;
 pub mod resource;
 pub mod stream;
 pub mod upstream;
@@ -32,6 +33,7 @@ pub struct Provider {
     /// Instance config JSON handed to the plugin.
     pub config_json: String,
     pub descriptor: Descriptor,
+    /// Hosts the configuration approves (see `hosts.rs` for the console's approvals).
     pub approved_hosts: Vec<String>,
     pub allow_private: bool,
     pub origin_override: Option<url::Url>,
@@ -113,18 +115,21 @@ impl Relay {
                     continue;
                 }
             };
-            // A third-party plugin's hosts are used only once the owner approves them.
-            if third_party.contains(&p.plugin) && p.approved_hosts.is_none() {
-                problems.push(format!(
-                    "provider {id} uses the third-party plugin {}, which declares the hosts {:?}: approve them with providers.{id}.approved_hosts",
-                    p.plugin, descriptor.hosts
-                ));
-                continue;
-            }
-            let approved_hosts = p
-                .approved_hosts
-                .clone()
-                .unwrap_or_else(|| descriptor.hosts.clone());
+            // A third-party plugin's hosts are used only once the owner approves them, here or
+            // in the console (`hosts.rs`); a built-in's declared hosts are approved by default.
+            let approved_hosts = match &p.approved_hosts {
+                Some(hosts) => hosts.clone(),
+                None if third_party.contains(&p.plugin) => {
+                    tracing::warn!(
+                        provider = %id,
+                        plugin = %p.plugin,
+                        hosts = ?descriptor.hosts,
+                        "the provider's calls are refused until the owner approves the hosts its plugin declares (Plugins page, or providers.{id}.approved_hosts)"
+                    );
+                    Vec::new()
+                }
+                None => descriptor.hosts.clone(),
+            };
             providers.insert(
                 id.clone(),
                 Provider {

@@ -174,10 +174,14 @@ pub async fn build(
         plugin: provider.plugin.clone(),
         message,
     };
+    let approved = state
+        .host_approvals
+        .approved(&state.store, provider)
+        .await?;
     let checked = check_upstream(
         &call.url,
         &provider.descriptor.hosts,
-        &provider.approved_hosts,
+        &approved,
         provider.allow_private,
     )
     .map_err(|e| plugin_fail(format!("refused upstream URL: {e}")))?;

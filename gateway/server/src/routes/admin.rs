@@ -250,6 +250,27 @@ pub async fn grant_action(
     Ok(Json(grant_view(&g)))
 }
 
+/// `PUT /admin/api/grants/{id}/policy`: the grant's whole new policy (as a pairing takes it).
+#[derive(Debug, Deserialize, ts_rs::TS)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBody {
+    #[ts(type = "Partial<GrantPolicy>")]
+    pub policy: Value,
+}
+
+/// `PUT /admin/api/grants/{id}/policy`: replace a grant's policy (widen or narrow); it applies
+/// from the app's next request.
+pub async fn edit_policy(
+    State(state): State<AppState>,
+    owner: Owner,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<GrantView>, ApiError> {
+    let b: PolicyBody = json_body(&body)?;
+    let g = crate::grant_policy::replace(&state, &id, &b.policy, &owner.actor(), now_ms()).await?;
+    Ok(Json(grant_view(&g)))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewPairingBody {

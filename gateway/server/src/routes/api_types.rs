@@ -8,12 +8,14 @@ use ts_rs::{Config, TS};
 
 use crate::consent::PendingView;
 use crate::credentials::{CheckReport, CredentialInfo, PreviousCheck};
+use crate::hosts::{ConsoleApproval, HostState};
 use crate::pairing::CreatedPairing;
-use crate::routes::admin::{GrantView, SessionView};
+use crate::relay::probe::{CheckOutcome, CredentialTest, ProviderCheck};
+use crate::routes::admin::{GrantView, PolicyBody, SessionView};
 use crate::routes::console::{
-    CatalogueModel, Overview, PluginView, PluginsView, ProviderView, QrView, RemainingView,
-    RequestPage, RollupView, Totals, UsageRollup,
+    CatalogueModel, Overview, QrView, RemainingView, RequestPage, RollupView, Totals, UsageRollup,
 };
+use crate::routes::plugins::{HostBody, PluginView, PluginsView, ProviderView};
 use pairgate_policy::{Budget, GrantPolicy, OutputMode};
 use pairgate_store::{AuditEntry, LedgerRow, PairingRow, RollupRow};
 
@@ -40,6 +42,7 @@ pub fn declarations() -> String {
         decl::<OutputMode>(&cfg),
         decl::<SessionView>(&cfg),
         decl::<GrantView>(&cfg),
+        decl::<PolicyBody>(&cfg),
         decl::<RemainingView>(&cfg),
         decl::<CreatedPairing>(&cfg),
         decl::<PairingRow>(&cfg),
@@ -48,8 +51,14 @@ pub fn declarations() -> String {
         decl::<CredentialInfo>(&cfg),
         decl::<CheckReport>(&cfg),
         decl::<PreviousCheck>(&cfg),
+        decl::<CredentialTest>(&cfg),
+        decl::<ProviderCheck>(&cfg),
+        decl::<CheckOutcome>(&cfg),
         decl::<PluginView>(&cfg),
         decl::<ProviderView>(&cfg),
+        decl::<HostState>(&cfg),
+        decl::<ConsoleApproval>(&cfg),
+        decl::<HostBody>(&cfg),
         decl::<PluginsView>(&cfg),
         decl::<CatalogueModel>(&cfg),
         decl::<Totals>(&cfg),

@@ -11,7 +11,6 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, header};
 use pairgate_custody::SecretString;
-use pairgate_plugin_host::Origin;
 use pairgate_store::{LedgerRow, RollupRow, UsageFilter};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -19,8 +18,9 @@ use ts_rs::TS;
 use crate::auth::now_ms;
 use crate::auth::owner::Owner;
 use crate::commands::usage::{parse_date, totals};
-use crate::credentials::{self, CheckReport, CredentialError, CredentialInfo, Selector};
+use crate::credentials::{self, CredentialError, CredentialInfo, Selector};
 use crate::error::ApiError;
+use crate::relay::probe::{self, CredentialTest};
 use crate::state::AppState;
 
 const DAY_MS: i64 = 86_400_000;
@@ -108,42 +108,6 @@ impl std::fmt::Debug for RotateCredential {
             .field("grace_secs", &self.grace_secs)
             .finish_non_exhaustive()
     }
-}
-
-/// A loaded plugin.
-#[derive(Debug, Serialize, TS)]
-pub struct PluginView {
-    pub id: String,
-    pub builtin: bool,
-    pub display_name: String,
-    pub version: String,
-    pub sha256: String,
-    pub contract: String,
-    /// Hosts the plugin declares it calls.
-    pub hosts: Vec<String>,
-    pub actions: Vec<String>,
-    pub models: u64,
-}
-
-/// A provider instance (a plugin with its configuration).
-#[derive(Debug, Serialize, TS)]
-pub struct ProviderView {
-    pub id: String,
-    pub plugin: String,
-    pub credential: String,
-    /// Hosts the plugin declares for this instance.
-    pub declared_hosts: Vec<String>,
-    /// Hosts the owner approved (for built-ins, the declared ones unless configured).
-    pub approved_hosts: Vec<String>,
-    /// Set when calls go to another origin (an egress proxy).
-    pub origin_override: Option<String>,
-}
-
-/// `GET /admin/api/plugins`.
-#[derive(Debug, Serialize, TS)]
-pub struct PluginsView {
-    pub plugins: Vec<PluginView>,
-    pub providers: Vec<ProviderView>,
 }
 
 /// One model of a provider's catalogue, for the pairing form.
@@ -342,16 +306,21 @@ pub async fn rotate_credential(
     Ok(no_store(info))
 }
 
-/// `POST /admin/api/credentials/{id}/check`: decrypt (or fetch) it now and report fingerprints.
+/// `POST /admin/api/credentials/{id}/check`: decrypt (or fetch) it now and report fingerprints,
+/// then test it against its provider with one cheap authenticated call (`relay::probe`).
 pub async fn check_credential(
     State(state): State<AppState>,
     owner: Owner,
     Path(id): Path<String>,
-) -> Result<Json<CheckReport>, ApiError> {
-    let report = credentials::check(&state, Selector::Id(&id), &owner.actor())
+) -> Result<Json<CredentialTest>, ApiError> {
+    let check = credentials::check(&state, Selector::Id(&id), &owner.actor())
         .await
         .map_err(credential_error)?;
-    Ok(Json(report))
+    let provider_check = probe::test_credential(&state, &check.info, &owner.actor()).await?;
+    Ok(Json(CredentialTest {
+        check,
+        provider_check,
+    }))
 }
 
 /// `POST /admin/api/credentials/{id}/delete`.
@@ -364,42 +333,6 @@ pub async fn delete_credential(
         .await
         .map_err(credential_error)?;
     Ok(Json(info))
-}
-
-/// `GET /admin/api/plugins`: built-in and installed plugins, and the providers using them.
-pub async fn plugins(
-    State(state): State<AppState>,
-    _owner: Owner,
-) -> Result<Json<PluginsView>, ApiError> {
-    let mut infos = state.relay.host.plugins();
-    infos.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
-    let plugins = infos
-        .iter()
-        .map(|i| PluginView {
-            id: i.id.as_str().to_owned(),
-            builtin: i.origin == Origin::Builtin,
-            display_name: i.descriptor.display_name.clone(),
-            version: i.descriptor.version.clone(),
-            sha256: i.sha256.clone(),
-            contract: i.contract.as_str().to_owned(),
-            hosts: i.descriptor.hosts.clone(),
-            actions: i.descriptor.actions.clone(),
-            models: i.descriptor.models.len() as u64,
-        })
-        .collect();
-    let providers = state
-        .relay
-        .providers()
-        .map(|p| ProviderView {
-            id: p.id.clone(),
-            plugin: p.plugin.clone(),
-            credential: p.credential.clone(),
-            declared_hosts: p.descriptor.hosts.clone(),
-            approved_hosts: p.approved_hosts.clone(),
-            origin_override: p.origin_override.as_ref().map(|u| u.to_string()),
-        })
-        .collect();
-    Ok(Json(PluginsView { plugins, providers }))
 }
 
 /// `GET /admin/api/models`: every provider's catalogue, for the pairing form.

@@ -10,6 +10,7 @@ pub mod client_ip;
 pub mod console;
 mod health;
 pub mod oauth;
+pub mod plugins;
 pub mod ui;
 pub mod v1;
 
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, post, put};
 use http::{HeaderName, Request};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -155,6 +156,12 @@ fn table() -> Table {
     )
     .add(
         Owner,
+        "PUT",
+        "/admin/api/grants/{id}/policy",
+        put(admin::edit_policy),
+    )
+    .add(
+        Owner,
         "POST",
         "/admin/api/grants/{id}/bearer",
         post(admin::issue_bearer),
@@ -234,7 +241,13 @@ impl Table {
                 "/admin/api/credentials/{id}/delete",
                 post(console::delete_credential),
             )
-            .add(Owner, "GET", "/admin/api/plugins", get(console::plugins))
+            .add(Owner, "GET", "/admin/api/plugins", get(plugins::plugins))
+            .add(
+                Owner,
+                "POST",
+                "/admin/api/providers/{id}/hosts/{action}",
+                post(plugins::host_action),
+            )
             .add(Owner, "GET", "/admin/api/models", get(console::models))
             .add(
                 Owner,

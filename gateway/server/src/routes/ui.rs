@@ -31,6 +31,7 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
     asset!("app/main.js", "text/javascript; charset=utf-8"),
     asset!("app/overview.js", "text/javascript; charset=utf-8"),
     asset!("app/pairings.js", "text/javascript; charset=utf-8"),
+    asset!("app/policy_form.js", "text/javascript; charset=utf-8"),
     asset!("app/consents.js", "text/javascript; charset=utf-8"),
     asset!("app/apps.js", "text/javascript; charset=utf-8"),
     asset!("app/credentials.js", "text/javascript; charset=utf-8"),
