@@ -15,6 +15,7 @@ mod limits;
 mod load;
 mod ops;
 mod pairing;
+mod passkeys;
 mod plugins;
 mod proof_negative;
 mod public_url;

@@ -15,6 +15,7 @@ pub mod ledger;
 mod maintenance;
 mod meta;
 mod owners;
+pub mod passkeys;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -32,6 +33,7 @@ pub use error::StoreError;
 pub use grants::{GrantRow, NewRefresh, PairingRow};
 pub use ledger::{LedgerRow, RollupRow, UsageFilter};
 pub use owners::{OwnerRow, SessionRow};
+pub use passkeys::{ChallengeRow, PasskeyRemoval, PasskeyRow};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");

@@ -9,7 +9,8 @@ use ts_rs::{Config, TS};
 use crate::consent::PendingView;
 use crate::credentials::{CheckReport, CredentialInfo, PreviousCheck};
 use crate::pairing::CreatedPairing;
-use crate::routes::admin::{GrantView, SessionView};
+use crate::passkeys::{PasskeyChallenge, PasskeyView, PasskeysView};
+use crate::routes::admin::{GrantView, LoginView, SessionView};
 use crate::routes::console::{
     CatalogueModel, Overview, PluginView, PluginsView, ProviderView, QrView, RemainingView,
     RequestPage, RollupView, Totals, UsageRollup,
@@ -39,6 +40,10 @@ pub fn declarations() -> String {
         decl::<Budget>(&cfg),
         decl::<OutputMode>(&cfg),
         decl::<SessionView>(&cfg),
+        decl::<LoginView>(&cfg),
+        decl::<PasskeyChallenge>(&cfg),
+        decl::<PasskeyView>(&cfg),
+        decl::<PasskeysView>(&cfg),
         decl::<GrantView>(&cfg),
         decl::<RemainingView>(&cfg),
         decl::<CreatedPairing>(&cfg),
