@@ -103,6 +103,26 @@ monthly: number | null,
 lifetime: number | null, };
 export type OutputMode = "clamp" | "reject";
 export type SessionView = { username: string, csrf_token: string, };
+export type LoginView = SessionView | { passkey_required: PasskeyChallenge, };
+export type PasskeyChallenge = { 
+/**
+ * Sent back with the browser's answer; single use, valid for a few minutes.
+ */
+challenge_id: string, 
+/**
+ * `webauthn-rs`'s options (`{ publicKey: ... }`), binary fields as base64url strings.
+ */
+options: JsonValue, };
+export type PasskeyView = { id: string, name: string, created_at: number, last_used_at: number | null, };
+export type PasskeysView = { 
+/**
+ * Whether this gateway can use passkeys at all (see `unavailable_reason`).
+ */
+available: boolean, unavailable_reason: string | null, 
+/**
+ * Whether a password sign-in must be completed with a passkey.
+ */
+require_passkey: boolean, data: Array<PasskeyView>, };
 export type GrantView = { id: string, app_name: string, 
 /**
  * `active`, `suspended` or `revoked`.

@@ -1,7 +1,8 @@
-// Account: this owner's sessions, sign out, sign out everywhere.
+// Account: this owner's sessions, sign out, sign out everywhere, and passkeys.
 
 import { get, post } from './api.js';
 import { button, h, table, time, toast } from './dom.js';
+import * as passkeys from './passkeys.js';
 
 /**
  * @typedef {{ current: boolean, created_at: number, last_seen_at: number, expires_at: number, user_agent: string | null }} Session
@@ -23,5 +24,6 @@ export async function render(root) {
         const r = /** @type {{ revoked: number }} */ (await post('/admin/api/sessions/revoke-all'));
         toast(`${r.revoked} sessions ended.`);
         location.assign('/admin/');
-      }, 'danger')));
+      }, 'danger')),
+    await passkeys.section());
 }

@@ -1,8 +1,9 @@
-// The console's entry: owner setup (from the one-time link), login, and the hash router that
-// renders one page at a time into <main>.
+// The console's entry: owner setup (from the one-time link), login (password, passkey, or both),
+// and the hash router that renders one page at a time into <main>.
 
 import { ApiError, get, post, setCsrf, whenLoggedOut } from './api.js';
-import { cleanups, fill, h, field, toast } from './dom.js';
+import { button, cleanups, fill, h, field, toast } from './dom.js';
+import * as webauthn from './webauthn.js';
 import * as overview from './overview.js';
 import * as pairings from './pairings.js';
 import * as consents from './consents.js';
@@ -13,7 +14,11 @@ import * as usage from './usage.js';
 import * as audit from './audit.js';
 import * as account from './account.js';
 
-/** @typedef {import('../api-types').SessionView} SessionView */
+/**
+ * @typedef {import('../api-types').SessionView} SessionView
+ * @typedef {import('../api-types').LoginView} LoginView
+ * @typedef {import('../api-types').PasskeyChallenge} PasskeyChallenge
+ */
 
 /** @type {Record<string, { title: string, render: (main: HTMLElement) => Promise<void> }>} */
 const PAGES = {
@@ -65,21 +70,54 @@ function loggedIn(s) {
   route();
 }
 
+/**
+ * Completes a sign-in with a passkey: the browser's dialog, then the gateway's check.
+ * @param {PasskeyChallenge} ch
+ * @returns {Promise<SessionView>}
+ */
+async function passkeySignIn(ch) {
+  const credential = await webauthn.get(ch.options);
+  return post('/admin/api/login/passkey/finish', { challenge_id: ch.challenge_id, credential });
+}
+
 function showLogin() {
   nav.hidden = true;
   document.title = 'Sign in · pairgate';
-  const user = h('input', { name: 'username', autocomplete: 'username', required: true });
+  const user = h('input', { name: 'username', autocomplete: 'username webauthn', required: true });
   const pass = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true });
   const err = h('p', { class: 'error', role: 'alert' });
+  const status = h('p', { class: 'hint', role: 'status' });
   const form = h('form', { class: 'card login', 'aria-labelledby': 'login-title' },
     h('h1', { id: 'login-title' }, 'Sign in'),
-    field('Username', user), field('Password', pass), err,
-    h('button', { type: 'submit', class: 'primary' }, 'Sign in'));
+    field('Username', user), field('Password', pass), err, status,
+    h('button', { type: 'submit', class: 'primary' }, 'Sign in'),
+    h('div', { class: 'actions' },
+      button('Sign in with a passkey', async () => {
+        err.textContent = '';
+        try {
+          if (!webauthn.supported()) throw new Error('This browser offers no passkeys on this page (it needs https or localhost).');
+          loggedIn(await passkeySignIn(await post('/admin/api/login/passkey/start')));
+        } catch (e) {
+          err.textContent = e instanceof Error ? e.message : String(e);
+        }
+      })));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     err.textContent = '';
     try {
-      loggedIn(await post('/admin/api/login', { username: user.value, password: pass.value }));
+      /** @type {LoginView} */
+      const r = await post('/admin/api/login', { username: user.value, password: pass.value });
+      if ('passkey_required' in r) {
+        // The password was right; the owner requires a passkey as well.
+        status.textContent = 'Now confirm with your passkey…';
+        try {
+          loggedIn(await passkeySignIn(r.passkey_required));
+        } finally {
+          status.textContent = '';
+        }
+      } else {
+        loggedIn(r);
+      }
     } catch (e) {
       err.textContent = e instanceof Error ? e.message : String(e);
     }

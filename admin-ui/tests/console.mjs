@@ -107,10 +107,10 @@ try {
   await screenshot(page, 'login');
   await page.locator('input[name="username"]').fill('owner');
   await page.locator('input[name="password"]').fill('wrong password, surely');
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.getByRole('alert').filter({ hasText: /.+/ }).waitFor();
   await page.locator('input[name="password"]').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
   log('signed in');
 
@@ -240,6 +240,57 @@ try {
 
   await go(page, 'account', 'Account');
   await screenshot(page, 'account');
+
+  // Passkeys, with a virtual platform authenticator (Chrome DevTools Protocol): add one, require
+  // it after the password, sign in with password + passkey, then with the passkey alone.
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true },
+  });
+  await page.locator('input[name="passkey_name"]').fill('test laptop');
+  await page.locator('input[name="passkey_password"]').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Add passkey' }).click();
+  await page.locator('tr', { hasText: 'test laptop' }).waitFor();
+  const signCount = async () => {
+    const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+    assert.equal(credentials.length, 1);
+    assert.ok(credentials[0].isResidentCredential, 'a discoverable credential');
+    return credentials[0].signCount;
+  };
+  const registered = await signCount();
+  await page.getByRole('checkbox', { name: 'Require a passkey after the password' }).check();
+  await page.locator('input[name="require_password"]').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('#toast', { hasText: 'A passkey is now required' }).waitFor();
+  assert.ok(await page.getByRole('checkbox', { name: 'Require a passkey after the password' }).isChecked());
+  await checkLabels(page, 'Passkeys');
+  await screenshot(page, 'passkeys');
+  log('passkey added and required');
+
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await page.locator('input[name="username"]').fill('owner');
+  await page.locator('input[name="password"]').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+  assert.ok((await signCount()) > registered, 'the passkey signed the second step');
+  log('signed in with password + passkey');
+
+  await go(page, 'account', 'Account');
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await screenshot(page, 'login-passkey');
+  const before = await signCount();
+  await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+  assert.ok((await signCount()) > before, 'the passkey signed in alone');
+  log('signed in with the passkey alone');
+  await go(page, 'audit', 'Audit log');
+  for (const a of ['passkey.registered', 'passkey.required']) {
+    await page.locator('td code', { hasText: a }).first().waitFor();
+  }
+  await cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId });
 
   // Readable on a phone: no horizontal scrolling of the page itself.
   await page.setViewportSize({ width: 390, height: 844 });

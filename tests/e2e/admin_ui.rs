@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use pairgate_sdk::{Client, MemoryStorage, PairOptions, PendingConsent, SdkError};
 use pairgate_tests::Backend;
-use pairgate_tests::gateway::binary;
+use pairgate_tests::gateway::{binary, free_port};
 use pairgate_tests::providers;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -174,7 +174,15 @@ impl AppSide {
 async fn the_owner_runs_everything_from_the_console_in_a_browser() {
     require_node_modules();
     let chromium = chromium();
-    let (gw, _fake) = providers::start(Backend::Sqlite, "").await;
+    // Passkeys need a domain name: the console is served as http://localhost:PORT (a secure
+    // context in Chromium), on a port picked beforehand so public_url can name it.
+    let port = free_port();
+    let ui_url = format!("http://localhost:{port}");
+    let (gw, _fake) = providers::start_custom(Backend::Sqlite, "", |b| {
+        b.listen(format!("127.0.0.1:{port}"))
+            .env("PAIRGATE_PUBLIC_URL", format!("{ui_url}/"))
+    })
+    .await;
     let token = gw
         .logs()
         .split("/admin/setup#")
@@ -190,7 +198,7 @@ async fn the_owner_runs_everything_from_the_console_in_a_browser() {
     let mut child = Command::new("node")
         .arg("tests/console.mjs")
         .current_dir(ui_dir())
-        .env("PAIRGATE_URL", &gw.base_url)
+        .env("PAIRGATE_URL", &ui_url)
         .env("PAIRGATE_SETUP_TOKEN", &token)
         .env("CHROMIUM", &chromium)
         .env("SCREENSHOTS", &shots)
@@ -216,7 +224,7 @@ async fn the_owner_runs_everything_from_the_console_in_a_browser() {
                 Some(req) => {
                     transcript.push_str(&format!("-> {req}\n"));
                     let req: Value = serde_json::from_str(req).unwrap();
-                    let answer = app.answer(&gw.base_url, &req).await;
+                    let answer = app.answer(&ui_url, &req).await;
                     transcript.push_str(&format!("<- {answer}\n"));
                     stdin
                         .write_all(format!("{answer}\n").as_bytes())
@@ -246,5 +254,5 @@ async fn the_owner_runs_everything_from_the_console_in_a_browser() {
                 .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "png"))
         })
         .count();
-    assert!(pngs >= 12, "{pngs} screenshots in {}", shots.display());
+    assert!(pngs >= 14, "{pngs} screenshots in {}", shots.display());
 }

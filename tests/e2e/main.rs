@@ -16,6 +16,7 @@ mod limits;
 mod load;
 mod ops;
 mod pairing;
+mod passkeys;
 mod plugins;
 mod proof_negative;
 mod provider_check;

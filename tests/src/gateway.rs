@@ -58,9 +58,16 @@ pub struct GatewayBuilder {
     env: Vec<(String, String)>,
     config: Option<String>,
     shared: Option<TestDb>,
+    listen: Option<String>,
 }
 
 impl GatewayBuilder {
+    /// Listens on this address instead of `127.0.0.1:0` (a port picked beforehand with
+    /// [`free_port`], so `public_url` can name it).
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listen = Some(addr.into());
+        self
+    }
     /// Makes this gateway a replica of `other`: the same PostgreSQL schema and the same
     /// master key (`other`'s key file, through `master_key.path`). The schema is `other`'s to drop.
     pub fn share_db(mut self, other: &Gateway) -> Self {
@@ -98,7 +105,8 @@ impl GatewayBuilder {
             Some(db) => db,
             None => TestDb::new(self.backend).await,
         };
-        Gateway::spawn(dir, db, self.args, self.env, self.config).await
+        let listen = self.listen.unwrap_or_else(|| "127.0.0.1:0".into());
+        Gateway::spawn(dir, db, self.args, self.env, self.config, &listen).await
     }
 }
 
@@ -125,6 +133,7 @@ impl Gateway {
             env: Vec::new(),
             config: None,
             shared: None,
+            listen: None,
         }
     }
 
@@ -143,6 +152,7 @@ impl Gateway {
         args: Vec<String>,
         env: Vec<(String, String)>,
         config: Option<String>,
+        listen: &str,
     ) -> Gateway {
         if let Some(toml) = config {
             // Written beside the data dir; `state_args` passes it to serve and CLI commands alike.
@@ -159,7 +169,7 @@ impl Gateway {
             args,
             env,
         };
-        gw.launch("127.0.0.1:0").await;
+        gw.launch(listen).await;
         gw
     }
 
@@ -252,6 +262,25 @@ impl Gateway {
         self.child = Some(child);
     }
 
+    /// Runs one SQL statement on this gateway's database (to set up what HTTP cannot, such as
+    /// time having passed).
+    pub async fn execute_sql(&self, sql: &str) {
+        use sqlx::Connection;
+        match self.db.backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}", self.data_dir().join("pairgate.db").display());
+                let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query(sql).execute(&mut c).await.unwrap();
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(self.db.url.as_ref().unwrap())
+                    .await
+                    .unwrap();
+                sqlx::query(sql).execute(&mut c).await.unwrap();
+            }
+        }
+    }
+
     /// Everything the process wrote so far, one line each.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
@@ -306,6 +335,16 @@ impl Gateway {
         let listen = self.addr.to_string();
         self.launch(&listen).await;
     }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for a gateway whose `public_url` must
+/// name its port before it starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Runs a one-shot `pairgate` CLI command against a gateway's state; returns (code, stdout, stderr).

@@ -8,6 +8,7 @@ pub mod db;
 pub mod fake;
 pub mod gateway;
 pub mod owner;
+pub mod passkey;
 pub mod pgproxy;
 pub mod probe;
 pub mod providers;

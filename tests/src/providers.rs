@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::fake::FakeProvider;
 use crate::gateway::run_cli;
-use crate::{Backend, Gateway};
+use crate::{Backend, Gateway, GatewayBuilder};
 
 /// The credential stored for a provider in these tests.
 pub fn test_key(provider: &str) -> String {
@@ -35,12 +35,24 @@ pub async fn start_with(
     extra_config: &str,
     env: &[(&str, &str)],
 ) -> (Gateway, FakeProvider) {
+    start_custom(backend, extra_config, |mut b| {
+        for (k, v) in env {
+            b = b.env(*k, *v);
+        }
+        b
+    })
+    .await
+}
+
+/// Same, with the gateway's builder adjusted by `customize` (environment, listen address).
+pub async fn start_custom(
+    backend: Backend,
+    extra_config: &str,
+    customize: impl FnOnce(GatewayBuilder) -> GatewayBuilder,
+) -> (Gateway, FakeProvider) {
     let fake = FakeProvider::start().await;
-    let mut b = Gateway::builder(backend).config(fake_config(&fake, extra_config));
-    for (k, v) in env {
-        b = b.env(*k, *v);
-    }
-    let gw = b.start().await;
+    let b = Gateway::builder(backend).config(fake_config(&fake, extra_config));
+    let gw = customize(b).start().await;
     add_credentials(&gw).await;
     (gw, fake)
 }

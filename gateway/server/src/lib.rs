@@ -19,6 +19,7 @@ pub mod master_key;
 pub mod metrics;
 pub mod owner;
 pub mod pairing;
+pub mod passkeys;
 pub mod redact;
 pub mod relay;
 pub mod routes;

@@ -1,5 +1,6 @@
 //! The owner: account setup (a one-time setup link printed at first start, or the CLI), Argon2id
 //! passwords, server-side sessions with a CSRF token derived from the session, login lockout.
+//! Passkeys (a second factor, or a sign-in of their own) are in `passkeys.rs`.
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
@@ -9,6 +10,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::keys::{Purpose, digests_equal, random_token};
+use crate::passkeys::PasskeyChallenge;
 use crate::state::AppState;
 
 /// Cookie carrying the session token.
@@ -127,6 +129,41 @@ pub async fn create_owner(
     Ok(owner)
 }
 
+/// Refuses a sign-in attempt from a client (or from everyone) locked out after repeated failures.
+pub fn check_lockout(state: &AppState, client: &str, now: i64) -> Result<(), ApiError> {
+    match state.login_attempts.locked(client, now) {
+        Some(retry) => {
+            tracing::warn!(client, "owner login locked out after repeated failures");
+            Err(ApiError::TooManyRequests {
+                code: "too_many_attempts",
+                message: "too many failed logins; wait and try again".into(),
+                retry_after_secs: retry,
+            })
+        }
+        None => Ok(()),
+    }
+}
+
+/// Whether `password` matches an Argon2id PHC hash (constant time in the password).
+pub fn password_matches(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// What a correct password leads to.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// Signed in.
+    Session(OwnerRow, NewSession),
+    /// The owner requires a passkey: no session until this challenge is answered.
+    PasskeyRequired(PasskeyChallenge),
+}
+
 /// Checks a login; every failure looks the same, is counted, and locks out after repeats.
 pub async fn login(
     state: &AppState,
@@ -135,44 +172,68 @@ pub async fn login(
     client: &str,
     user_agent: Option<&str>,
     now: i64,
-) -> Result<(OwnerRow, NewSession), ApiError> {
-    if let Some(retry) = state.login_attempts.locked(client, now) {
-        tracing::warn!(client, "owner login locked out after repeated failures");
-        return Err(ApiError::TooManyRequests {
-            code: "too_many_attempts",
-            message: "too many failed logins; wait and try again".into(),
-            retry_after_secs: retry,
-        });
-    }
+) -> Result<LoginOutcome, ApiError> {
+    check_lockout(state, client, now)?;
     let owner = state.store.owner_by_username(username).await?;
     // Verify against a dummy hash when the user is unknown, so timing does not tell.
     let hash = owner
         .as_ref()
         .map(|o| o.password_hash.clone())
         .unwrap_or_else(|| DUMMY_HASH.to_string());
-    let ok = PasswordHash::new(&hash)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false);
+    let ok = password_matches(&hash, password);
     let Some(owner) = owner.filter(|_| ok) else {
         state.login_attempts.fail(client, now);
         tracing::warn!(client, "failed owner login");
         return Err(ApiError::OwnerRequired);
     };
-    let session = start_session(state, &owner, user_agent, now).await?;
-    state
-        .store
-        .audit(
-            &format!("owner:{}", owner.id),
-            "owner.login",
-            None,
-            Some(&json!({ "client": client })),
-        )
-        .await?;
-    Ok((owner, session))
+    if let Some(challenge) = crate::passkeys::second_factor(state, &owner, now).await? {
+        return Ok(LoginOutcome::PasskeyRequired(challenge));
+    }
+    let signed_in = SignIn {
+        client,
+        user_agent,
+        method: "password",
+        passkey: None,
+    };
+    let session = signed_in.start(state, &owner, now).await?;
+    Ok(LoginOutcome::Session(owner, session))
+}
+
+/// A completed sign-in: how, and from where.
+#[derive(Debug)]
+pub struct SignIn<'a> {
+    pub client: &'a str,
+    pub user_agent: Option<&'a str>,
+    /// `password`, `passkey` or `password+passkey`.
+    pub method: &'static str,
+    /// The passkey used: `(id, name)`.
+    pub passkey: Option<(&'a str, &'a str)>,
+}
+
+impl SignIn<'_> {
+    /// Starts the session and writes `owner.login` (with the method) to the audit log.
+    pub async fn start(
+        &self,
+        state: &AppState,
+        owner: &OwnerRow,
+        now: i64,
+    ) -> Result<NewSession, ApiError> {
+        let session = start_session(state, owner, self.user_agent, now).await?;
+        let mut detail = json!({ "client": self.client, "method": self.method });
+        if let Some((_, name)) = self.passkey {
+            detail["passkey"] = json!(name);
+        }
+        state
+            .store
+            .audit(
+                &format!("owner:{}", owner.id),
+                "owner.login",
+                self.passkey.map(|(id, _)| id),
+                Some(&detail),
+            )
+            .await?;
+        Ok(session)
+    }
 }
 
 /// Creates a session for an authenticated owner.

@@ -12,6 +12,7 @@ use crate::hosts::HostApprovals;
 use crate::keys::GatewayKeys;
 use crate::ledger::Ledger;
 use crate::limits::Limiter;
+use crate::passkeys::RelyingParty;
 use crate::relay::Relay;
 
 /// Everything handlers share. Cloning copies handles, never data.
@@ -30,8 +31,12 @@ pub struct AppState {
     pub code_attempts: Arc<Attempts>,
     /// Failed pairing redemptions, per client address and overall.
     pub pairing_attempts: Arc<Attempts>,
-    /// Failed owner logins, per client address and overall.
+    /// Failed owner logins (password or passkey), per client address and overall.
     pub login_attempts: Arc<Attempts>,
+    /// Passkey sign-ins started, per client address (each stores a challenge until it expires).
+    pub passkey_starts: Arc<Attempts>,
+    /// The WebAuthn relying party derived from `public_url`, or why passkeys are unavailable.
+    pub passkeys: Arc<RelyingParty>,
 }
 
 impl AppState {
@@ -43,6 +48,7 @@ impl AppState {
         limiter: Limiter,
     ) -> AppState {
         let ledger = Ledger::start(store.clone());
+        let passkeys = Arc::new(RelyingParty::from_public_url(&config.public_url));
         AppState {
             config: Arc::new(config),
             store,
@@ -55,6 +61,8 @@ impl AppState {
             code_attempts: Arc::new(Attempts::new(600_000, 10, 100)),
             pairing_attempts: Arc::new(Attempts::new(600_000, 20, 500)),
             login_attempts: Arc::new(Attempts::new(600_000, 10, 100)),
+            passkey_starts: Arc::new(Attempts::new(600_000, 60, 10_000)),
+            passkeys,
         }
     }
 

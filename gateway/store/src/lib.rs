@@ -16,6 +16,7 @@ pub mod ledger;
 mod maintenance;
 mod meta;
 mod owners;
+pub mod passkeys;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -34,6 +35,7 @@ pub use grants::{GrantRow, NewRefresh, PairingRow};
 pub use hosts::HostApproval;
 pub use ledger::{LedgerRow, RollupRow, UsageFilter};
 pub use owners::{OwnerRow, SessionRow};
+pub use passkeys::{ChallengeRow, PasskeyRemoval, PasskeyRow};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");

@@ -1,4 +1,4 @@
-//! `pairgate owner create|sessions`: the owner account from the command line (for headless
+//! `pairgate owner create|sign-out-everywhere|password-only`: the owner account from the command line (for headless
 //! installs; the setup link printed at first start does the same in a browser).
 
 use std::io::IsTerminal;
@@ -14,6 +14,9 @@ pub enum OwnerCommand {
     Create { username: String },
     /// Sign the owner out everywhere (ends every session).
     SignOutEverywhere { username: String },
+    /// Stop requiring a passkey at sign-in, so the password alone signs in again (for an owner
+    /// who lost every passkey). Registered passkeys stay.
+    PasswordOnly { username: String },
 }
 
 fn read_password() -> Result<String, CommandError> {
@@ -40,12 +43,7 @@ pub async fn run(state: &AppState, cmd: OwnerCommand) -> Result<(), CommandError
             );
         }
         OwnerCommand::SignOutEverywhere { username } => {
-            let owner = state
-                .store
-                .owner_by_username(&username)
-                .await
-                .map_err(ApiError::from)?
-                .ok_or_else(|| CommandError::Api(format!("no owner {username}")))?;
+            let owner = owner_named(state, &username).await?;
             let n = state
                 .store
                 .delete_owner_sessions(&owner.id)
@@ -53,6 +51,32 @@ pub async fn run(state: &AppState, cmd: OwnerCommand) -> Result<(), CommandError
                 .map_err(ApiError::from)?;
             eprintln!("{n} session(s) ended");
         }
+        OwnerCommand::PasswordOnly { username } => {
+            let owner = owner_named(state, &username).await?;
+            state
+                .store
+                .set_require_passkey(&owner.id, false)
+                .await
+                .map_err(ApiError::from)?;
+            state
+                .store
+                .audit("cli", "passkey.not_required", Some(&owner.id), None)
+                .await
+                .map_err(ApiError::from)?;
+            eprintln!("{username} can sign in with the password alone again");
+        }
     }
     Ok(())
+}
+
+async fn owner_named(
+    state: &AppState,
+    username: &str,
+) -> Result<pairgate_store::OwnerRow, CommandError> {
+    state
+        .store
+        .owner_by_username(username)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| CommandError::Api(format!("no owner {username}")))
 }

@@ -16,8 +16,9 @@ use crate::auth::now_ms;
 use crate::auth::owner::Owner;
 use crate::consent::{Decision, PendingView};
 use crate::error::ApiError;
-use crate::owner::{self, NewSession, SESSION_COOKIE};
+use crate::owner::{self, LoginOutcome, NewSession, SESSION_COOKIE};
 use crate::pairing::GrantAction;
+use crate::passkeys::PasskeyChallenge;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -35,7 +36,7 @@ pub struct LoginBody {
     password: String,
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(
             "invalid_request",
@@ -51,7 +52,23 @@ pub struct SessionView {
     pub csrf_token: String,
 }
 
-fn session_response(state: &AppState, username: &str, s: NewSession) -> Response {
+/// What `POST /admin/api/login` answers: a session, or (when the owner requires a passkey) the
+/// challenge a passkey must answer at `/admin/api/login/passkey/finish` before there is one.
+#[derive(Debug, serde::Serialize, ts_rs::TS)]
+#[serde(untagged)]
+pub enum LoginView {
+    Session(SessionView),
+    PasskeyRequired { passkey_required: PasskeyChallenge },
+}
+
+fn no_store(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// The response that starts a session: its cookie, and the session view with the CSRF token.
+pub(crate) fn session_response(state: &AppState, username: &str, s: NewSession) -> Response {
     let secure = if state.config.public_url.scheme() == "https" {
         "; Secure"
     } else {
@@ -62,20 +79,18 @@ fn session_response(state: &AppState, username: &str, s: NewSession) -> Response
         "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
         s.token
     );
-    let mut res = Json(SessionView {
+    let mut res = Json(LoginView::Session(SessionView {
         username: username.to_owned(),
         csrf_token: s.csrf,
-    })
+    }))
     .into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    no_store(res)
 }
 
-fn user_agent(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn user_agent(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -94,7 +109,7 @@ pub async fn setup(
     Ok(session_response(&state, &owner.username, session))
 }
 
-/// `POST /admin/api/login`.
+/// `POST /admin/api/login`: a session, or a passkey challenge when the owner requires a passkey.
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -102,7 +117,7 @@ pub async fn login(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let b: LoginBody = json_body(&body)?;
-    let (owner, session) = owner::login(
+    let outcome = owner::login(
         &state,
         &b.username,
         &b.password,
@@ -111,7 +126,15 @@ pub async fn login(
         now_ms(),
     )
     .await?;
-    Ok(session_response(&state, &owner.username, session))
+    Ok(match outcome {
+        LoginOutcome::Session(owner, session) => session_response(&state, &owner.username, session),
+        LoginOutcome::PasskeyRequired(challenge) => no_store(
+            Json(LoginView::PasskeyRequired {
+                passkey_required: challenge,
+            })
+            .into_response(),
+        ),
+    })
 }
 
 /// `GET /admin/api/session`: who is logged in, and the CSRF token for this session.

@@ -10,8 +10,9 @@ use crate::consent::PendingView;
 use crate::credentials::{CheckReport, CredentialInfo, PreviousCheck};
 use crate::hosts::{ConsoleApproval, HostState};
 use crate::pairing::CreatedPairing;
+use crate::passkeys::{PasskeyChallenge, PasskeyView, PasskeysView};
 use crate::relay::probe::{CheckOutcome, CredentialTest, ProviderCheck};
-use crate::routes::admin::{GrantView, PolicyBody, SessionView};
+use crate::routes::admin::{GrantView, LoginView, PolicyBody, SessionView};
 use crate::routes::console::{
     CatalogueModel, Overview, QrView, RemainingView, RequestPage, RollupView, Totals, UsageRollup,
 };
@@ -41,6 +42,10 @@ pub fn declarations() -> String {
         decl::<Budget>(&cfg),
         decl::<OutputMode>(&cfg),
         decl::<SessionView>(&cfg),
+        decl::<LoginView>(&cfg),
+        decl::<PasskeyChallenge>(&cfg),
+        decl::<PasskeyView>(&cfg),
+        decl::<PasskeysView>(&cfg),
         decl::<GrantView>(&cfg),
         decl::<PolicyBody>(&cfg),
         decl::<RemainingView>(&cfg),

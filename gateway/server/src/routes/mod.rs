@@ -10,6 +10,7 @@ pub mod client_ip;
 pub mod console;
 mod health;
 pub mod oauth;
+pub mod passkeys;
 pub mod plugins;
 pub mod ui;
 pub mod v1;
@@ -61,6 +62,8 @@ pub const OPEN_ROUTES: &[&str] = &[
     oauth::DEVICE_PATH,
     "/admin/api/setup",
     "/admin/api/login",
+    "/admin/api/login/passkey/start",
+    "/admin/api/login/passkey/finish",
     "/metrics",
     "/admin",
     "/admin/",
@@ -199,10 +202,53 @@ fn table() -> Table {
         post(admin::deny),
     )
     .add(Owner, "GET", "/admin/api/audit", get(admin::audit))
+    .merge_passkeys()
     .merge_console()
 }
 
 impl Table {
+    /// The owner's passkeys: the two open sign-in routes and the owner-only management routes.
+    fn merge_passkeys(self) -> Table {
+        use Access::*;
+        self.add(
+            Open,
+            "POST",
+            "/admin/api/login/passkey/start",
+            post(passkeys::login_start),
+        )
+        .add(
+            Open,
+            "POST",
+            "/admin/api/login/passkey/finish",
+            post(passkeys::login_finish),
+        )
+        .add(Owner, "GET", "/admin/api/passkeys", get(passkeys::list))
+        .add(
+            Owner,
+            "POST",
+            "/admin/api/passkeys/register/start",
+            post(passkeys::register_start),
+        )
+        .add(
+            Owner,
+            "POST",
+            "/admin/api/passkeys/register/finish",
+            post(passkeys::register_finish),
+        )
+        .add(
+            Owner,
+            "POST",
+            "/admin/api/passkeys/require",
+            post(passkeys::require),
+        )
+        .add(
+            Owner,
+            "POST",
+            "/admin/api/passkeys/{id}/delete",
+            post(passkeys::remove),
+        )
+    }
+
     /// The admin console: its static files (open) and its own owner-only routes (`console.rs`).
     fn merge_console(self) -> Table {
         use Access::*;

@@ -39,6 +39,8 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
     asset!("app/usage.js", "text/javascript; charset=utf-8"),
     asset!("app/audit.js", "text/javascript; charset=utf-8"),
     asset!("app/account.js", "text/javascript; charset=utf-8"),
+    asset!("app/passkeys.js", "text/javascript; charset=utf-8"),
+    asset!("app/webauthn.js", "text/javascript; charset=utf-8"),
 ];
 
 fn respond(mime: &'static str, body: &'static [u8]) -> Response {
