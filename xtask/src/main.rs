@@ -178,8 +178,8 @@ fn fuzz(args: &[String]) -> Result<()> {
             .with_context(|| format!("`{s}` is not a number of seconds"))?,
         None => 5,
     };
-    // Without names: every target but the plugin host's, whose instrumented wasmtime build has
-    // not been measured yet (docs/fuzzing.md); name it to run it.
+    // Without names: every target but the plugin host's, whose instrumented wasmtime build takes
+    // about half an hour (docs/fuzzing.md, "Build cost"); name it to run it.
     let chosen: Vec<&str> = if args.len() > 1 {
         args[1..].iter().map(String::as_str).collect()
     } else {
