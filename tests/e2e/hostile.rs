@@ -17,15 +17,15 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const MODEL: &str = "openai/gpt-4o-mini";
+pub(crate) const MODEL: &str = "openai/gpt-4o-mini";
 
-fn chat(stream: bool) -> Value {
+pub(crate) fn chat(stream: bool) -> Value {
     json!({ "model": MODEL, "stream": stream, "max_tokens": 20,
         "messages": [{ "role": "user", "content": "hello" }] })
 }
 
 /// A signed request by a hand-paired app, with any body bytes; returns status, body, headers.
-async fn signed(
+pub(crate) async fn signed(
     gw: &Gateway,
     app: &RawApp,
     body: Vec<u8>,
@@ -48,7 +48,7 @@ async fn signed(
     (status, res.json().await.unwrap_or(Value::Null), headers)
 }
 
-fn assert_openai_error(body: &Value, code: &str, what: &str) {
+pub(crate) fn assert_openai_error(body: &Value, code: &str, what: &str) {
     assert_eq!(body["error"]["code"], code, "{what}: {body}");
     assert!(
         body["error"]["message"].is_string() && body["error"]["type"].is_string(),
@@ -57,7 +57,7 @@ fn assert_openai_error(body: &Value, code: &str, what: &str) {
 }
 
 /// A quick signed request that must still succeed (the gateway keeps serving).
-async fn still_serves(gw: &Gateway, app: &RawApp, what: &str) -> Duration {
+pub(crate) async fn still_serves(gw: &Gateway, app: &RawApp, what: &str) -> Duration {
     let started = Instant::now();
     let (s, body, _) = signed(gw, app, chat(false).to_string().into_bytes(), &[]).await;
     assert_eq!(s, 200, "{what}: the gateway still serves: {body}");

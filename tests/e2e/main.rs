@@ -24,6 +24,7 @@ mod public_url;
 mod redaction;
 mod sdk_python;
 mod sdk_typescript;
+mod slow_clients;
 mod tidy;
 mod tls;
 mod v1;

@@ -13,7 +13,7 @@ use pairgate_tests::{Backend, providers};
 use serde_json::json;
 
 /// A self-signed certificate for 127.0.0.1 and localhost: (certificate PEM, key PEM, DER).
-fn self_signed() -> (String, String, Vec<u8>) {
+pub(crate) fn self_signed() -> (String, String, Vec<u8>) {
     let made =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
             .unwrap();
@@ -51,7 +51,7 @@ async fn served_cert(client: &reqwest::Client, url: &str) -> Vec<u8> {
         .to_vec()
 }
 
-fn tls_env(cert: &Path, key: &Path) -> Vec<(&'static str, String)> {
+pub(crate) fn tls_env(cert: &Path, key: &Path) -> Vec<(&'static str, String)> {
     vec![
         ("PAIRGATE_TLS__CERT_FILE", cert.display().to_string()),
         ("PAIRGATE_TLS__KEY_FILE", key.display().to_string()),
@@ -59,7 +59,7 @@ fn tls_env(cert: &Path, key: &Path) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn files(dir: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn files(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("cert.pem"), dir.join("key.pem"))
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpora (tests/fuzz/seeds/<target>/) from sdk/test-vectors/vectors.json and
-plugins/cases/*/*/prepare.json. Run from anywhere; commit the result."""
-import base64, hashlib, json, pathlib, shutil
+plugins/cases/*/*/prepare.json, and plugin_prepare's libFuzzer dictionary (the JSON keys and
+word-like values of those request bodies). Run from anywhere; commit the result."""
+import base64, hashlib, json, pathlib, re, shutil
 
 here = pathlib.Path(__file__).resolve().parent
 root = here.parent.parent
@@ -31,6 +32,22 @@ put("framer", "sse", b"\x00event: message_start\ndata: {\"a\":1}\n\n: keep-alive
 put("framer", "ndjson", b"\x01{\"x\":1}\n\n{\"x\":2}\n{\"x\":3}")
 plugins = ["openai", "anthropic", "gemini", "ollama", "openai-compatible", "resend"]
 actions = ["chat", "embeddings", "models", "passthrough", "send-email"]
+tokens = {"true", "false", "null", "[]", "{}", "-1", "1e999", "4294967296"}
+
+
+def collect(value):
+    """The keys and word-like string values (roles, types, models) of a request body."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            tokens.add(json.dumps(k) + ":")
+            collect(v)
+    elif isinstance(value, list):
+        for v in value:
+            collect(v)
+    elif isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.:/-]{1,40}", value):
+        tokens.add(json.dumps(value))
+
+
 for case in sorted(root.glob("plugins/cases/*/*/prepare.json")):
     plugin = case.parent.parent.name
     if plugin not in plugins:
@@ -47,5 +64,10 @@ for case in sorted(root.glob("plugins/cases/*/*/prepare.json")):
     if spec.get("path"):
         flags |= 64
     body = spec.get("body", {})
+    collect(body)
     body = body.encode() if isinstance(body, str) else json.dumps(body).encode()
     put("plugin_prepare", f"{plugin}-{case.parent.name}", bytes([plugins.index(plugin), flags]) + body)
+
+# libFuzzer dictionary: one quoted token a line, `"` and `\\` escaped.
+dictionary = "".join('"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"\n' for t in sorted(tokens))
+(here / "plugin_prepare.dict").write_text("# Written by seeds.py: JSON keys and values of the plugin cases' request bodies.\n" + dictionary)

@@ -178,8 +178,8 @@ fn fuzz(args: &[String]) -> Result<()> {
             .with_context(|| format!("`{s}` is not a number of seconds"))?,
         None => 5,
     };
-    // Without names: every target but the plugin host's, whose instrumented wasmtime build has
-    // not been measured yet (docs/fuzzing.md); name it to run it.
+    // Without names: every target but the plugin host's, whose instrumented wasmtime build takes
+    // about half an hour (docs/fuzzing.md, "Build cost"); name it to run it.
     let chosen: Vec<&str> = if args.len() > 1 {
         args[1..].iter().map(String::as_str).collect()
     } else {
@@ -220,7 +220,7 @@ fn fuzz_targets(targets: &[&str], plugins: bool, seconds: u64) -> Result<()> {
     for &target in targets {
         let corpus = format!("{FUZZ_DIR}/corpus/{target}");
         std::fs::create_dir_all(&corpus).with_context(|| format!("cannot create {corpus}"))?;
-        let args = [
+        let mut args = vec![
             target.to_string(),
             corpus.clone(),
             format!("{FUZZ_DIR}/seeds/{target}"),
@@ -230,6 +230,11 @@ fn fuzz_targets(targets: &[&str], plugins: bool, seconds: u64) -> Result<()> {
             "-timeout=30".to_string(),
             "-print_final_stats=1".to_string(),
         ];
+        // A target's libFuzzer dictionary (tokens its inputs are made of), when it has one.
+        let dict = format!("{FUZZ_DIR}/{target}.dict");
+        if std::path::Path::new(&dict).exists() {
+            args.push(format!("-dict={dict}"));
+        }
         run(cargo_fuzz("run", plugins).args(&args)).with_context(|| {
             format!("fuzz target {target} failed: see {FUZZ_DIR}/artifacts/{target}/")
         })?;

@@ -75,6 +75,8 @@ pub enum ApiError {
     },
     #[error("request body too large")]
     TooLarge,
+    #[error("the request body did not arrive within the gateway's body_read_timeout")]
+    RequestTimeout,
     #[error("{message}")]
     Limited {
         code: &'static str,
@@ -151,6 +153,7 @@ impl ApiError {
             }
             TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Unavailable(_) | Degraded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -177,6 +180,7 @@ impl ApiError {
             ApiError::Unavailable(_)
                 | ApiError::Degraded { .. }
                 | ApiError::TooManyRequests { .. }
+                | ApiError::RequestTimeout
                 | ApiError::Limited {
                     retry_after_secs: Some(_),
                     ..
@@ -222,6 +226,7 @@ impl ApiError {
             Csrf => "csrf_failed",
             NotFound => "not_found",
             TooLarge => "request_too_large",
+            RequestTimeout => "request_timeout",
             Unavailable(_) => "service_unavailable",
             Internal(_) => "internal_error",
         }

@@ -7,6 +7,7 @@ pub mod boot;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod conn;
 pub mod consent;
 pub mod credentials;
 pub mod error;

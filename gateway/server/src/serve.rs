@@ -142,38 +142,21 @@ async fn serve(
         tracing::info!("shutdown requested; draining in-flight requests");
         let _ = signalled_tx.send(());
     };
+    let timeouts = crate::conn::Timeouts {
+        header_read: state.config.header_read_timeout,
+    };
     let server = match tls {
-        None => {
-            let make_service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-            tokio::spawn(async move {
-                axum::serve(listener, make_service)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            })
-        }
+        None => tokio::spawn(crate::conn::serve(listener, app, timeouts, shutdown)),
         Some(tls) => {
             let listener = tls
                 .listener(listener)
                 .map_err(|e| StartError::Serve(e.to_string()))?;
             let _reloader = tls.spawn_reloader();
-            // What `into_make_service_with_connect_info` does for TCP: the peer address of the
-            // connection as `ConnectInfo<SocketAddr>` on each of its requests.
-            let make_service = tower::service_fn(
-                move |incoming: axum::serve::IncomingStream<'_, crate::tls::TlsListener>| {
-                    let peer = axum::extract::ConnectInfo(*incoming.remote_addr());
-                    let service = tower::Layer::layer(&axum::Extension(peer), app.clone());
-                    async move { Ok::<_, std::convert::Infallible>(service) }
-                },
-            );
-            tokio::spawn(async move {
-                axum::serve(listener, make_service)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            })
+            tokio::spawn(crate::conn::serve(listener, app, timeouts, shutdown))
         }
     };
     let outcome = tokio::select! {
-        r = server => r.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())),
+        r = server => r.map_err(|e| e.to_string()),
         () = async {
             if signalled_rx.await.is_ok() {
                 tokio::time::sleep(grace).await;

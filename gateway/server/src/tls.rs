@@ -233,7 +233,7 @@ fn stamp(config: &TlsConfig) -> Stamp {
     [of(&config.cert_file), of(&config.key_file)]
 }
 
-/// Connections whose TLS handshake has completed, for `axum::serve`.
+/// Connections whose TLS handshake has completed, for the accept loop in `conn.rs`.
 #[derive(Debug)]
 pub struct TlsListener {
     rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,

@@ -93,6 +93,16 @@ pub static KEYS: &[Key] = &[
         b.max_body_bytes = v.bytes()?
     }),
     key!(
+        "header_read_timeout",
+        "how long a client may take to send a request's headers (and an idle keep-alive connection stays open)",
+        |b, v| b.header_read_timeout = v.duration()?
+    ),
+    key!(
+        "body_read_timeout",
+        "how long a client may take to send a request's whole body; then 408 and the connection is closed",
+        |b, v| b.body_read_timeout = v.duration()?
+    ),
+    key!(
         "max_in_flight_requests",
         "requests handled at once; beyond, 503 overloaded at once (bounds memory under overload)",
         |b, v| b.max_in_flight_requests = v.count()?
@@ -327,6 +337,8 @@ pub struct Builder {
     log_level: String,
     shutdown_grace: Duration,
     max_body_bytes: usize,
+    header_read_timeout: Duration,
+    body_read_timeout: Duration,
     max_in_flight_requests: usize,
     master_key: MasterKeyConfig,
     pairing_ttl: Duration,
@@ -364,6 +376,8 @@ impl Builder {
             log_level: "info".into(),
             shutdown_grace: Duration::from_secs(30),
             max_body_bytes: 4 << 20,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             max_in_flight_requests: 1024,
             master_key: MasterKeyConfig {
                 source: MasterKeySourceKind::File,
@@ -488,6 +502,8 @@ impl Builder {
             log_level: self.log_level,
             shutdown_grace: self.shutdown_grace,
             max_body_bytes: self.max_body_bytes,
+            header_read_timeout: self.header_read_timeout,
+            body_read_timeout: self.body_read_timeout,
             max_in_flight_requests: self.max_in_flight_requests,
             master_key: self.master_key,
             pairing_ttl: self.pairing_ttl,

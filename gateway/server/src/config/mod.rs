@@ -73,6 +73,10 @@ pub struct Config {
     pub log_level: String,
     pub shutdown_grace: Duration,
     pub max_body_bytes: usize,
+    /// A request head must arrive within this (see `conn.rs`); also the idle keep-alive limit.
+    pub header_read_timeout: Duration,
+    /// A request body must arrive whole within this (see `routes::body_timeout`).
+    pub body_read_timeout: Duration,
     /// Requests handled at once; beyond, `503 overloaded` at once (see `routes::shed_load`).
     pub max_in_flight_requests: usize,
     pub master_key: MasterKeyConfig,

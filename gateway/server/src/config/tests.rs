@@ -200,3 +200,23 @@ fn bad_provider_settings_are_listed() {
     let err = load(&s).unwrap_err();
     assert_eq!(err.0.len(), 3, "{err}");
 }
+
+#[test]
+fn connection_timeouts_have_defaults_and_come_from_file_and_env() {
+    let (s, _f) = sources(None, &[], FlagValues::default());
+    let c = load(&s).unwrap();
+    assert_eq!(c.header_read_timeout.as_secs(), 10);
+    assert_eq!(c.body_read_timeout.as_secs(), 30);
+
+    let file = "header_read_timeout = 4\nbody_read_timeout = \"2m\"\n";
+    let env = [("PAIRGATE_HEADER_READ_TIMEOUT", "1500ms")];
+    let (s, _f) = sources(Some(file), &env, FlagValues::default());
+    let c = load(&s).unwrap();
+    assert_eq!(c.header_read_timeout.as_millis(), 1500, "env beats file");
+    assert_eq!(c.body_read_timeout.as_secs(), 120);
+
+    let env = [("PAIRGATE_BODY_READ_TIMEOUT", "0s")];
+    let (s, _f) = sources(None, &env, FlagValues::default());
+    let err = load(&s).unwrap_err();
+    assert!(err.to_string().contains("body_read_timeout"), "{err}");
+}

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod api_types;
 pub mod app;
+mod body_timeout;
 pub mod client_ip;
 pub mod console;
 mod health;
@@ -332,6 +333,7 @@ pub fn route_table() -> Vec<RouteInfo> {
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let max_in_flight = state.config.max_in_flight_requests;
+    let body_read_timeout = state.config.body_read_timeout;
     table()
         .router()
         .layer(axum::middleware::from_fn_with_state(
@@ -342,6 +344,10 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(tokio::sync::Semaphore::new(max_in_flight)),
             shed_load,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            body_read_timeout,
+            body_timeout::limit_body_time,
         ))
         .layer(axum::middleware::from_fn(record_metrics))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
