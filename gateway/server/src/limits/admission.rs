@@ -14,6 +14,16 @@ pub(super) struct Outcome {
     pub(super) cost_micros: u64,
 }
 
+impl Outcome {
+    /// The outcome of a request that used `actual` at a cost of `cost_micros`.
+    fn of(actual: Usage, cost_micros: u64) -> Outcome {
+        Outcome {
+            tokens: actual.total_tokens(),
+            cost_micros,
+        }
+    }
+}
+
 /// An admitted request's hold on its grant's limits.
 #[derive(Debug)]
 pub(super) struct Pending {
@@ -191,11 +201,9 @@ impl Admission {
         match self.pending.take() {
             Some(p) => {
                 let limiter = p.limiter.clone();
-                let outcome = Outcome {
-                    tokens: actual.total_tokens(),
-                    cost_micros: actual_cost_micros,
-                };
-                limiter.finish(p, Some(outcome)).await
+                limiter
+                    .finish(p, Some(Outcome::of(actual, actual_cost_micros)))
+                    .await
             }
             None => Ok(()),
         }
@@ -213,11 +221,9 @@ impl Admission {
         match self.pending.take() {
             Some(p) => {
                 let limiter = p.limiter.clone();
-                let outcome = Outcome {
-                    tokens: actual.total_tokens(),
-                    cost_micros: actual_cost_micros,
-                };
-                limiter.close(p, Some(outcome)).await
+                limiter
+                    .close(p, Some(Outcome::of(actual, actual_cost_micros)))
+                    .await
             }
             None => Ok(Closing::default()),
         }
