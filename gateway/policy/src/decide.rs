@@ -190,7 +190,7 @@ pub fn check(policy: &GrantPolicy, facts: &RequestFacts) -> Result<Allowed, Deni
     if !policy
         .endpoints
         .iter()
-        .any(|e| glob::matches(e, facts.endpoint))
+        .any(|e| endpoint::entry_allows(e, facts.endpoint))
     {
         return deny(
             DenialCode::EndpointNotAllowed,
@@ -200,7 +200,7 @@ pub fn check(policy: &GrantPolicy, facts: &RequestFacts) -> Result<Allowed, Deni
             ),
         );
     }
-    if !endpoint::is_resource(facts.endpoint) {
+    if !endpoint::is_resource(facts.endpoint) || endpoint::is_passthrough(facts.endpoint) {
         if !provider_allowed(policy, facts.provider) {
             return deny(
                 DenialCode::ProviderNotAllowed,
@@ -242,6 +242,19 @@ pub fn check(policy: &GrantPolicy, facts: &RequestFacts) -> Result<Allowed, Deni
         max_tokens: facts.requested_max_tokens,
         clamped: false,
     };
+    // A pass-through body is the provider's own: it cannot be clamped, so a grant's output cap
+    // needs the request to state a maximum within it.
+    if endpoint::is_passthrough(facts.endpoint)
+        && let Some(max) = policy.max_output_tokens
+        && facts.requested_max_tokens.is_none_or(|req| req > max)
+    {
+        return deny(
+            DenialCode::MaxTokensExceeded,
+            format!(
+                "this grant caps output at {max} tokens: state max_output_tokens (or max_tokens) of at most {max}"
+            ),
+        );
+    }
     if facts.endpoint != endpoint::CHAT {
         return Ok(unchanged);
     }
@@ -329,6 +342,26 @@ mod tests {
                 |f| f.endpoint = "resource:resend/send",
                 DenialCode::EndpointNotAllowed,
             ),
+            // no glob grants a provider's raw pass-through
+            (
+                json!({"endpoints": ["*", "resource:*", "resource:openai/*", "resource:*/passthrough"]}),
+                |f| f.endpoint = "resource:openai/passthrough",
+                DenialCode::EndpointNotAllowed,
+            ),
+            // pass-through is a call to the provider: its lists apply
+            (
+                json!({"endpoints": ["resource:openai/passthrough"], "providers": ["anthropic"]}),
+                |f| f.endpoint = "resource:openai/passthrough",
+                DenialCode::ProviderNotAllowed,
+            ),
+            (
+                json!({"endpoints": ["resource:openai/passthrough"], "models": ["openai/gpt-4o-mini"]}),
+                |f| {
+                    f.endpoint = "resource:openai/passthrough";
+                    f.model = Some("o3");
+                },
+                DenialCode::ModelNotAllowed,
+            ),
             (
                 json!({"endpoints": []}),
                 |_| {},
@@ -352,6 +385,20 @@ mod tests {
             (
                 json!({"max_output_tokens": 100, "output_tokens_mode": "reject"}),
                 |f| f.requested_max_tokens = Some(101),
+                DenialCode::MaxTokensExceeded,
+            ),
+            // a pass-through body must state an output cap within the grant's
+            (
+                json!({"endpoints": ["resource:openai/passthrough"], "max_output_tokens": 100}),
+                |f| f.endpoint = "resource:openai/passthrough",
+                DenialCode::MaxTokensExceeded,
+            ),
+            (
+                json!({"endpoints": ["resource:openai/passthrough"], "max_output_tokens": 100}),
+                |f| {
+                    f.endpoint = "resource:openai/passthrough";
+                    f.requested_max_tokens = Some(101);
+                },
                 DenialCode::MaxTokensExceeded,
             ),
             // order: the window is checked before anything else

@@ -17,9 +17,12 @@
 //!
 //! Endpoint names are `chat`, `embeddings`, `models` and `resource:<plugin>/<action>`
 //! (a call into a resource plugin). Entries of [`GrantPolicy::endpoints`] may be globs
-//! (`resource:resend/*`); a bare `*` allows every endpoint, resources included.
-//! Requests to resource endpoints are governed by `endpoints` and `resources` only: the
-//! `providers` and `models` lists apply to AI-provider endpoints.
+//! (`resource:resend/*`); a bare `*` allows every endpoint, resources included, except a
+//! provider's native pass-through (`resource:<plugin>/passthrough`), which only an entry
+//! naming it exactly allows: no glob quietly grants raw access to a provider's API.
+//! Requests to resource endpoints are governed by `endpoints` and `resources`; a pass-through
+//! request is a call to a provider, so `providers`, `models` and the request-shape flags
+//! apply to it too.
 
 use std::collections::BTreeMap;
 
@@ -49,6 +52,27 @@ pub mod endpoint {
     /// `true` for `resource:...` endpoint names.
     pub fn is_resource(endpoint: &str) -> bool {
         endpoint.starts_with(RESOURCE_PREFIX)
+    }
+
+    /// The action of a plugin's provider-native pass-through.
+    pub const PASSTHROUGH: &str = "passthrough";
+
+    /// `true` for `resource:<plugin>/passthrough`.
+    pub fn is_passthrough(endpoint: &str) -> bool {
+        endpoint
+            .strip_prefix(RESOURCE_PREFIX)
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(_, action)| action == PASSTHROUGH)
+    }
+
+    /// Whether a grant's `endpoints` entry allows `endpoint`: a glob match, except that a
+    /// pass-through endpoint is allowed only by an entry equal to it.
+    pub fn entry_allows(entry: &str, endpoint: &str) -> bool {
+        if is_passthrough(endpoint) {
+            entry == endpoint
+        } else {
+            crate::glob::matches(entry, endpoint)
+        }
     }
 
     /// The glob matching every endpoint of resource plugin `plugin`.
@@ -81,6 +105,13 @@ pub struct Budget {
     /// Limit over the grant's whole life.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifetime: Option<u64>,
+}
+
+impl Budget {
+    /// `true` when any window has a limit.
+    pub fn is_set(&self) -> bool {
+        self.daily.is_some() || self.monthly.is_some() || self.lifetime.is_some()
+    }
 }
 
 /// The policy attached to a grant. See the module documentation for the JSON form.

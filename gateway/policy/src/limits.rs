@@ -4,13 +4,15 @@
 //! * [`Window`], [`window_key`], [`window_ends_at`]: UTC calendar windows for budgets.
 //! * [`Counter`], [`try_reserve`], [`reserve`], [`settle`], [`release`]: budget
 //!   reservations (reserve an estimate before the call, settle the actual usage after).
-//! * [`Prices`], [`Usage`], [`cost_micros`]: cost in micro-USD.
+//! * [`Prices`], [`Usage`], [`cost_micros`]: cost in micro-USD; [`resolve_price`]: which price a
+//!   model is charged at (owner, catalogue, dated snapshot's family, fallback).
 //! * [`estimate_prompt_tokens`], [`estimate_request`], [`estimate_output_from_text`]:
 //!   the conservative estimates reservations start from.
 
 mod cost;
 mod estimate;
 mod gcra;
+mod price;
 mod reserve;
 mod window;
 
@@ -20,5 +22,6 @@ pub use estimate::{
     estimate_prompt_tokens, estimate_request,
 };
 pub use gcra::{Gcra, RetryAfter, quota};
+pub use price::{CatalogueEntry, ModelPrice, PriceEntry, PriceSource, resolve as resolve_price, snapshot_family};
 pub use reserve::{Counter, Exhausted, release, reserve, settle, try_reserve};
 pub use window::{Window, civil_from_days, window_ends_at, window_key};

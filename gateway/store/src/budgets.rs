@@ -496,24 +496,27 @@ impl Store {
         Ok(released)
     }
 
-    /// Deletes the counters of day windows before `day_key` and month windows before
-    /// `month_key` (keys as `d:2026-11-20`, `m:2026-11`) that hold no reservation: ended
-    /// windows no limit reads again (the ledger keeps the history). Returns how many went.
-    pub async fn prune_budget_counters(
-        &self,
-        day_key: &str,
-        month_key: &str,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM budget_counters WHERE reserved = 0 AND \
-             ((window_key LIKE 'd:%' AND window_key < $1) OR \
-              (window_key LIKE 'm:%' AND window_key < $2))",
-        )
-        .bind(day_key)
-        .bind(month_key)
-        .execute(self.writer())
-        .await?;
-        Ok(done.rows_affected())
+    /// Deletes the counters that hold no reservation of windows that ended: for each key of
+    /// `before` (`d:2026-11-20`, `m:2026-11`, `h:2026-11-20T13`, `min:2026-11-20T13:05`), the
+    /// windows of its kind (its prefix) that sort before it. No limit reads them again (the
+    /// ledger keeps the history). Returns how many went.
+    pub async fn prune_budget_counters(&self, before: &[String]) -> Result<u64, StoreError> {
+        let mut pruned = 0;
+        for key in before {
+            // the prefix of the window kind (`d:`, `m:`, `h:`, `min:`); lifetime keys never end
+            let Some((prefix, _)) = key.split_once(':') else {
+                continue;
+            };
+            let done = sqlx::query(
+                "DELETE FROM budget_counters WHERE reserved = 0 AND window_key LIKE $1 AND window_key < $2",
+            )
+            .bind(format!("{prefix}:%"))
+            .bind(key)
+            .execute(self.writer())
+            .await?;
+            pruned += done.rows_affected();
+        }
+        Ok(pruned)
     }
 
     /// The counter of one budget window (zeros when nothing was ever reserved there).

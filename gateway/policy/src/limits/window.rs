@@ -1,4 +1,4 @@
-//! UTC calendar windows for budgets: the counter key of the window containing an instant, and when it ends.
+//! UTC calendar windows for budgets and quotas: the counter key of the window containing an instant, and when it ends.
 //!
 //! Calendar math is done by hand on the proleptic Gregorian calendar (Howard Hinnant's
 //! `civil_from_days` / `days_from_civil`), valid for every `i64` millisecond instant.
@@ -9,6 +9,10 @@ const MS_PER_DAY: i64 = 86_400_000;
 /// A budget window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Window {
+    /// The UTC clock minute (plugin-declared quotas only).
+    Minute,
+    /// The UTC clock hour (plugin-declared quotas only).
+    Hour,
     /// The UTC calendar day.
     Day,
     /// The UTC calendar month.
@@ -52,11 +56,24 @@ fn year_str(year: i64) -> String {
     }
 }
 
-/// The counter key of the window containing `now_ms`: `d:2026-11-20`, `m:2026-11` or
-/// `life`. Years before 0 are written with a sign (`d:-0001-12-31`).
+/// Milliseconds per hour.
+const MS_PER_HOUR: i64 = 3_600_000;
+/// Milliseconds per minute.
+const MS_PER_MINUTE: i64 = 60_000;
+
+/// The counter key of the window containing `now_ms`: `d:2026-11-20`, `m:2026-11`, `life`,
+/// and for quotas `h:2026-11-20T13` or `min:2026-11-20T13:05`. Years before 0 are written
+/// with a sign (`d:-0001-12-31`).
 pub fn window_key(window: Window, now_ms: i64) -> String {
     let (year, month, day) = civil_from_days(now_ms.div_euclid(MS_PER_DAY));
+    let in_day = now_ms.rem_euclid(MS_PER_DAY);
+    let (hour, minute) = (in_day / MS_PER_HOUR, (in_day % MS_PER_HOUR) / MS_PER_MINUTE);
     match window {
+        Window::Minute => format!(
+            "min:{}-{month:02}-{day:02}T{hour:02}:{minute:02}",
+            year_str(year)
+        ),
+        Window::Hour => format!("h:{}-{month:02}-{day:02}T{hour:02}", year_str(year)),
         Window::Day => format!("d:{}-{month:02}-{day:02}", year_str(year)),
         Window::Month => format!("m:{}-{month:02}", year_str(year)),
         Window::Lifetime => "life".to_owned(),
@@ -70,6 +87,15 @@ pub fn window_ends_at(window: Window, now_ms: i64) -> Option<i64> {
     let days = now_ms.div_euclid(MS_PER_DAY);
     let next_day = match window {
         Window::Lifetime => return None,
+        Window::Minute | Window::Hour => {
+            let unit = if window == Window::Minute {
+                MS_PER_MINUTE
+            } else {
+                MS_PER_HOUR
+            };
+            let next = now_ms.div_euclid(unit).saturating_add(1);
+            return Some(next.checked_mul(unit).unwrap_or(i64::MAX));
+        }
         Window::Day => days + 1,
         Window::Month => {
             let (year, month, _) = civil_from_days(days);
@@ -114,6 +140,21 @@ mod tests {
             assert_eq!(window_key(Window::Month, ms), month, "{ms}");
             assert_eq!(window_key(Window::Lifetime, ms), "life");
         }
+    }
+
+    #[test]
+    fn quota_windows_are_clock_minutes_and_hours() {
+        // 2026-11-20T13:05:30Z
+        let t = 1_795_132_800_000 + 13 * 3_600_000 + 5 * 60_000 + 30_000;
+        assert_eq!(window_key(Window::Hour, t), "h:2026-11-20T13");
+        assert_eq!(window_key(Window::Minute, t), "min:2026-11-20T13:05");
+        assert_eq!(
+            window_ends_at(Window::Hour, t),
+            Some(1_795_132_800_000 + 14 * 3_600_000)
+        );
+        assert_eq!(window_ends_at(Window::Minute, t), Some(t - 30_000 + 60_000));
+        assert_eq!(window_key(Window::Minute, -1), "min:1969-12-31T23:59");
+        assert!(window_ends_at(Window::Minute, i64::MAX).is_some());
     }
 
     #[test]

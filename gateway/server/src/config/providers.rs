@@ -1,6 +1,7 @@
 //! `[providers.<id>]` sections: which plugin serves a provider id, with which credential, instance
-//! config, owner-approved hosts, and whether private addresses are allowed. Ids are the first part
-//! of `provider/model` names; built-in plugins are available under their own ids without config.
+//! config, owner-approved hosts, whether private addresses are allowed, and the owner's prices.
+//! Ids are the first part of `provider/model` names; built-in plugins are available under their
+//! own ids without config.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +24,105 @@ pub struct ProviderConfig {
     /// host check: an egress proxy or a local mirror. Implies `allow_private` for that origin.
     pub origin_override: Option<url::Url>,
     pub enabled: bool,
+    /// The owner's prices (`[[providers.<id>.prices]]`), consulted before the plugin's catalogue;
+    /// the first entry whose `model` glob matches wins.
+    pub prices: Vec<PriceConfig>,
+    /// The price of a model neither `prices` nor the catalogue knows
+    /// (`providers.<id>.fallback_price`); without it such a model is unpriced, and refused for a
+    /// grant with a money budget.
+    pub fallback_price: Option<PriceConfig>,
+}
+
+/// One owner-set price, in USD per million tokens.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct PriceConfig {
+    /// Glob over the model id without the provider prefix (`gpt-4o*`); `*` for the fallback.
+    pub model: String,
+    pub input: Option<f64>,
+    pub output: Option<f64>,
+    /// Cached input tokens; the input price when absent.
+    pub cached_input: Option<f64>,
+    /// Output tokens reserved for a request that bounds none.
+    pub max_output_tokens: Option<u32>,
+}
+
+impl PriceConfig {
+    /// The policy crate's entry: micro-USD per million tokens; both prices are required.
+    pub fn entry(&self) -> Result<pairgate_policy::limits::PriceEntry, String> {
+        let micros = |what: &str, v: Option<f64>| -> Result<u64, String> {
+            let v = v.ok_or_else(|| format!("needs `{what}` (USD per million tokens)"))?;
+            if !v.is_finite() || v < 0.0 || v > 1e9 {
+                return Err(format!("`{what}` = {v} is not a price in USD per million tokens"));
+            }
+            Ok((v * 1e6).round() as u64)
+        };
+        pairgate_policy::glob::check_pattern(&self.model)
+            .map_err(|e| format!("model pattern `{}`: {e}", self.model))?;
+        Ok(pairgate_policy::limits::PriceEntry {
+            model: self.model.clone(),
+            prices: pairgate_policy::Prices {
+                input_per_million_micros: micros("input", self.input)?,
+                output_per_million_micros: micros("output", self.output)?,
+                cached_input_per_million_micros: match self.cached_input {
+                    Some(v) => Some(micros("cached_input", Some(v))?),
+                    None => None,
+                },
+            },
+            max_output_tokens: self.max_output_tokens,
+        })
+    }
+
+    /// Sets one field from a value (`input`, `output`, `cached_input`, `max_output_tokens`,
+    /// `model`).
+    fn set(&mut self, field: &str, value: &serde_json::Value) -> Result<(), String> {
+        let number = || {
+            value
+                .as_f64()
+                .ok_or_else(|| format!("`{field}` must be a number"))
+        };
+        match field {
+            "model" => {
+                self.model = value
+                    .as_str()
+                    .ok_or("`model` must be a string (a glob over model ids)")?
+                    .to_string()
+            }
+            "input" => self.input = Some(number()?),
+            "output" => self.output = Some(number()?),
+            "cached_input" => self.cached_input = Some(number()?),
+            "max_output_tokens" => {
+                self.max_output_tokens = Some(
+                    value
+                        .as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .filter(|n| *n > 0)
+                        .ok_or("`max_output_tokens` must be a positive whole number")?,
+                )
+            }
+            other => {
+                return Err(format!(
+                    "`{other}` is not a price field (model, input, output, cached_input, max_output_tokens)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A whole price from a JSON object.
+    fn from_json(value: &serde_json::Value, default_model: &str) -> Result<PriceConfig, String> {
+        let object = value
+            .as_object()
+            .ok_or("must be a table like { model = \"gpt-4o*\", input = 2.5, output = 10.0 }")?;
+        let mut price = PriceConfig {
+            model: default_model.to_string(),
+            ..PriceConfig::default()
+        };
+        for (k, v) in object {
+            price.set(k, v)?;
+        }
+        price.entry()?;
+        Ok(price)
+    }
 }
 
 impl ProviderConfig {
@@ -35,6 +135,8 @@ impl ProviderConfig {
             allow_private: id == "ollama",
             origin_override: None,
             enabled: true,
+            prices: Vec::new(),
+            fallback_price: None,
         }
     }
 }
@@ -93,6 +195,49 @@ pub fn apply(
                 Ok(())
             }
         },
+        ("prices", "") => {
+            let v = match value {
+                RawValue::Toml(v) => toml_to_json(v),
+                RawValue::Text(t) => serde_json::from_str(t)
+                    .unwrap_or(serde_json::Value::String(t.clone())),
+            };
+            match v.as_array() {
+                Some(list) => list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        PriceConfig::from_json(p, "").map_err(|e| format!("entry {}: {e}", i + 1))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .and_then(|l| match l.iter().position(|p| p.model.is_empty()) {
+                        Some(i) => Err(format!("entry {}: needs `model` (a glob)", i + 1)),
+                        None => Ok(entry.prices = l),
+                    }),
+                None => Err("must be a list of tables ([[providers.<id>.prices]] with model, input, output)".into()),
+            }
+        }
+        ("fallback_price", "") => {
+            let v = match value {
+                RawValue::Toml(v) => toml_to_json(v),
+                RawValue::Text(t) => serde_json::from_str(t)
+                    .unwrap_or(serde_json::Value::String(t.clone())),
+            };
+            PriceConfig::from_json(&v, "*").map(|p| entry.fallback_price = Some(p))
+        }
+        ("fallback_price", field) => {
+            let v = match value {
+                RawValue::Toml(v) => toml_to_json(v),
+                RawValue::Text(t) => serde_json::from_str(t)
+                    .unwrap_or(serde_json::Value::String(t.clone())),
+            };
+            entry
+                .fallback_price
+                .get_or_insert_with(|| PriceConfig {
+                    model: "*".into(),
+                    ..PriceConfig::default()
+                })
+                .set(field, &v)
+        }
         ("config", sub) => {
             let v = match value {
                 RawValue::Toml(v) => toml_to_json(v),
@@ -111,7 +256,7 @@ pub fn apply(
             *target = v;
             Ok(())
         }
-        _ => Err("is not a provider setting (plugin, credential, config, approved_hosts, allow_private, origin_override, enabled)".into()),
+        _ => Err("is not a provider setting (plugin, credential, config, approved_hosts, allow_private, origin_override, enabled, prices, fallback_price)".into()),
     };
     if let Err(problem) = result {
         errors.push(format!("{origin}: `providers.{id}.{rest}` {problem}"));

@@ -87,9 +87,12 @@ impl Limiter {
         let now_ms = pairgate_store::now_ms().max(p.admitted_ms);
         let tokens = outcome.map_or(0, |o| o.tokens);
         let cost = outcome.map_or(0, |o| o.cost_micros);
+        // A quota is charged what the request reserved once the provider accepted the call;
+        // a release (refusal, failure) charges nothing.
         let actual = |b: &BudgetCheck| match b.kind {
             BudgetKind::Tokens => tokens,
             BudgetKind::Cost => cost,
+            BudgetKind::Quota(_) => outcome.map_or(0, |_| b.amount),
         };
         // tokens above the estimate are charged to the per-minute limit too
         let extra = p

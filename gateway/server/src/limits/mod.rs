@@ -53,6 +53,7 @@ use admission::Pending;
 pub use admission::{Admission, Closing};
 use local::{Inflight, Rates};
 use plan::{BudgetCheck, BudgetKind, Plan, RateKind, RateState};
+pub use plan::{QuotaCharge, QuotaKind};
 use redis_backend::RedisLimits;
 
 /// How long a budget reservation (and a Redis concurrency lease) holds without settlement.
@@ -273,7 +274,23 @@ impl Limiter {
         estimated_cost_micros: u64,
         now_ms: i64,
     ) -> Result<Admission, LimitRejection> {
-        let plan = Plan::new(policy, &estimate, estimated_cost_micros, now_ms);
+        self.admit_with_quotas(grant_id, policy, estimate, estimated_cost_micros, &[], now_ms)
+            .await
+    }
+
+    /// [`Limiter::admit`], also reserving plugin-declared `quotas` in the same atomic step as
+    /// the budgets (settled at their amount when the call is answered, released otherwise).
+    pub async fn admit_with_quotas(
+        &self,
+        grant_id: &str,
+        policy: &GrantPolicy,
+        estimate: Usage,
+        estimated_cost_micros: u64,
+        quotas: &[QuotaCharge],
+        now_ms: i64,
+    ) -> Result<Admission, LimitRejection> {
+        let plan =
+            Plan::new(policy, &estimate, estimated_cost_micros, now_ms).with_quotas(quotas, now_ms);
         if plan.is_empty() {
             return Ok(Admission {
                 headers: Vec::new(),
@@ -479,6 +496,7 @@ impl Limiter {
             let field = match b.kind {
                 BudgetKind::Tokens => "token_budget",
                 BudgetKind::Cost => "cost_budget_micros",
+                BudgetKind::Quota(q) => q.counter,
             };
             let entry = out
                 .entry(field.to_owned())
@@ -523,10 +541,12 @@ impl Limiter {
                 let pruned_counters = self
                     .inner
                     .store
-                    .prune_budget_counters(
-                        &pairgate_policy::window_key(Window::Day, now_ms - DAY_MS),
-                        &pairgate_policy::window_key(Window::Month, now_ms - 32 * DAY_MS),
-                    )
+                    .prune_budget_counters(&[
+                        pairgate_policy::window_key(Window::Minute, now_ms - DAY_MS),
+                        pairgate_policy::window_key(Window::Hour, now_ms - DAY_MS),
+                        pairgate_policy::window_key(Window::Day, now_ms - DAY_MS),
+                        pairgate_policy::window_key(Window::Month, now_ms - 32 * DAY_MS),
+                    ])
                     .await?;
                 Ok(JanitorReport {
                     released,

@@ -47,26 +47,40 @@ pub struct RateCheck {
     pub cost: u32,
 }
 
-/// A token or cost budget.
+/// A plugin-declared quota (e-mails per day): counted and reserved like a budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QuotaKind {
+    /// The counter kind stored: `quota:<plugin>/<quota name>`.
+    pub counter: &'static str,
+    /// The quota's name as the plugin declares it (`messages`).
+    pub name: &'static str,
+    /// Where the grant sets it, as a JSON pointer (`/resources/resend/messages_per_day`).
+    pub field: &'static str,
+}
+
+/// A token or cost budget, or a plugin's quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BudgetKind {
     Tokens,
     Cost,
+    Quota(QuotaKind),
 }
 
 impl BudgetKind {
-    /// The counter kind stored (`tokens`, `cost`).
+    /// The counter kind stored (`tokens`, `cost`, `quota:<plugin>/<name>`).
     pub fn as_str(self) -> &'static str {
         match self {
             BudgetKind::Tokens => "tokens",
             BudgetKind::Cost => "cost",
+            BudgetKind::Quota(q) => q.counter,
         }
     }
 
-    fn field(self) -> &'static str {
+    fn field(self) -> String {
         match self {
-            BudgetKind::Tokens => "token_budget",
-            BudgetKind::Cost => "cost_budget_micros",
+            BudgetKind::Tokens => "token_budget".to_owned(),
+            BudgetKind::Cost => "cost_budget_micros".to_owned(),
+            BudgetKind::Quota(q) => q.field.trim_start_matches('/').replace('/', "."),
         }
     }
 
@@ -74,13 +88,26 @@ impl BudgetKind {
         match self {
             BudgetKind::Tokens => format!("{v} tokens"),
             BudgetKind::Cost => format!("${}.{:06}", v / 1_000_000, v % 1_000_000),
+            BudgetKind::Quota(q) => format!("{v} {}", q.name),
         }
     }
+}
+
+/// One quota a request charges: its kind, window and the grant's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaCharge {
+    pub kind: QuotaKind,
+    pub window: Window,
+    pub limit: u64,
+    /// What this request uses of it (the plugin's charge).
+    pub amount: u64,
 }
 
 /// The JSON name of a window.
 pub fn window_name(w: Window) -> &'static str {
     match w {
+        Window::Minute => "per_minute",
+        Window::Hour => "hourly",
         Window::Day => "daily",
         Window::Month => "monthly",
         Window::Lifetime => "lifetime",
@@ -116,6 +143,8 @@ pub fn budget_windows(policy: &GrantPolicy, kind: BudgetKind) -> Vec<(Window, u6
     let b = match kind {
         BudgetKind::Tokens => &policy.token_budget,
         BudgetKind::Cost => &policy.cost_budget_micros,
+        // quotas come from the plugin's charges (`Plan::with_quotas`)
+        BudgetKind::Quota(_) => return Vec::new(),
     };
     [
         (Window::Day, b.daily),
@@ -183,6 +212,20 @@ impl Plan {
             budgets,
             rates: rate_limits(policy, tokens),
         }
+    }
+
+    /// The same plan reserving `quotas` too (checked after the budgets, in order).
+    pub fn with_quotas(mut self, quotas: &[QuotaCharge], now_ms: i64) -> Plan {
+        for q in quotas {
+            self.budgets.push(BudgetCheck {
+                kind: BudgetKind::Quota(q.kind),
+                window: q.window,
+                key: window_key(q.window, now_ms),
+                limit: q.limit,
+                amount: q.amount,
+            });
+        }
+        self
     }
 
     /// Whether the plan checks anything at all.
@@ -286,20 +329,41 @@ pub fn budget_rejection(
     now_ms: i64,
 ) -> LimitRejection {
     let window = window_name(check.window);
-    let kind = match check.kind {
-        BudgetKind::Tokens => "token",
-        BudgetKind::Cost => "cost",
-    };
     let a = |v| check.kind.amount(v);
-    let mut message = format!(
-        "{window} {kind} budget exhausted ({}.{window}): limit {}, {} spent, {} reserved by requests in flight, \
-         this request needs up to {}",
-        check.kind.field(),
-        a(check.limit),
-        a(spent),
-        a(reserved),
-        a(check.amount)
-    );
+    let (code, mut message) = match check.kind {
+        BudgetKind::Quota(q) => (
+            "quota_exceeded",
+            format!(
+                "this grant's {window} {} quota is used up ({}): limit {}, {} used, {} reserved by requests in flight, \
+                 this request needs {}",
+                q.name,
+                check.kind.field(),
+                a(check.limit),
+                a(spent),
+                a(reserved),
+                a(check.amount)
+            ),
+        ),
+        BudgetKind::Tokens | BudgetKind::Cost => {
+            let kind = if check.kind == BudgetKind::Tokens {
+                "token"
+            } else {
+                "cost"
+            };
+            (
+                "insufficient_quota",
+                format!(
+                    "{window} {kind} budget exhausted ({}.{window}): limit {}, {} spent, {} reserved by requests in flight, \
+                     this request needs up to {}",
+                    check.kind.field(),
+                    a(check.limit),
+                    a(spent),
+                    a(reserved),
+                    a(check.amount)
+                ),
+            )
+        }
+    };
     let fits_later = u128::from(spent) + u128::from(check.amount) <= u128::from(check.limit);
     let retry = if check.amount > check.limit {
         message.push_str("; this request alone exceeds the budget");
@@ -322,7 +386,7 @@ pub fn budget_rejection(
             }
         }
     };
-    rejection("insufficient_quota", message, retry, Vec::new())
+    rejection(code, message, retry, Vec::new())
 }
 
 /// `max_concurrent` requests are already in flight.

@@ -15,6 +15,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pairgate_plugin_host::{Descriptor, HostConfig, PluginHost};
+use pairgate_policy::limits::{CatalogueEntry, ModelPrice, PriceEntry, resolve_price};
+use pairgate_policy::{Prices, Window};
+
+use crate::limits::QuotaKind;
 
 use crate::config::Config;
 use crate::config::providers::ProviderConfig;
@@ -37,6 +41,77 @@ pub struct Provider {
     pub approved_hosts: Vec<String>,
     pub allow_private: bool,
     pub origin_override: Option<url::Url>,
+    /// The owner's prices for this provider, before the catalogue (`providers.<id>.prices`).
+    pub prices: Vec<PriceEntry>,
+    /// The owner's price for models nobody else prices (`providers.<id>.fallback_price`).
+    pub fallback_price: Option<PriceEntry>,
+    /// The quotas the plugin declares, with their counter names and windows.
+    pub quotas: Vec<(QuotaKind, Window)>,
+}
+
+impl Provider {
+    /// The price `model` (as the provider knows it) is charged at; `None`: unpriced.
+    pub fn price(&self, model: &str) -> Option<ModelPrice> {
+        let catalogue = |id: &str| {
+            self.descriptor
+                .models
+                .iter()
+                .find(|m| m.id == id)
+                .map(|m| CatalogueEntry {
+                    prices: Prices {
+                        input_per_million_micros: m.input_price,
+                        output_per_million_micros: m.output_price,
+                        cached_input_per_million_micros: None,
+                    },
+                    max_output_tokens: m.max_output_tokens,
+                })
+        };
+        resolve_price(
+            model,
+            &self.prices,
+            catalogue,
+            self.fallback_price.as_ref(),
+        )
+    }
+}
+
+/// A counter name that lives as long as the process: quota kinds come from the loaded
+/// plugins' descriptors, a set fixed at start, so each distinct name is leaked once.
+fn interned(name: String) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(n) = names.get(name.as_str()) {
+        return n;
+    }
+    let leaked: &'static str = Box::leak(name.into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
+/// The quota kinds of a plugin's descriptor.
+fn quota_kinds(plugin: &str, d: &Descriptor) -> Vec<(QuotaKind, Window)> {
+    d.quotas
+        .iter()
+        .map(|q| {
+            let window = match q.period {
+                pairgate_plugin_host::Period::Minute => Window::Minute,
+                pairgate_plugin_host::Period::Hour => Window::Hour,
+                pairgate_plugin_host::Period::Day => Window::Day,
+                pairgate_plugin_host::Period::Month => Window::Month,
+            };
+            let kind = QuotaKind {
+                counter: interned(format!("quota:{plugin}/{}", q.name)),
+                name: interned(q.name.clone()),
+                field: interned(q.grant_field.clone()),
+            };
+            (kind, window)
+        })
+        .collect()
 }
 
 /// Plugins, providers and the shared upstream HTTP client.
@@ -130,6 +205,21 @@ impl Relay {
                 }
                 None => descriptor.hosts.clone(),
             };
+            let prices: Result<Vec<PriceEntry>, String> =
+                p.prices.iter().map(|e| e.entry()).collect();
+            let fallback_price = p.fallback_price.as_ref().map(|e| e.entry()).transpose();
+            let (prices, fallback_price) = match (prices, fallback_price) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(e), _) => {
+                    problems.push(format!("provider {id}: prices: {e}"));
+                    continue;
+                }
+                (_, Err(e)) => {
+                    problems.push(format!("provider {id}: fallback_price {e}"));
+                    continue;
+                }
+            };
+            let quotas = quota_kinds(&p.plugin, &descriptor);
             providers.insert(
                 id.clone(),
                 Provider {
@@ -141,6 +231,9 @@ impl Relay {
                     approved_hosts,
                     allow_private: p.allow_private,
                     origin_override: p.origin_override.clone(),
+                    prices,
+                    fallback_price,
+                    quotas,
                 },
             );
         }

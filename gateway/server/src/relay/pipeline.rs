@@ -118,13 +118,16 @@ pub fn denial(d: Denial) -> ApiError {
     }
 }
 
-fn has_images(body: &Value) -> bool {
-    body["messages"].as_array().is_some_and(|msgs| {
-        msgs.iter().any(|m| {
-            m["content"].as_array().is_some_and(|parts| {
-                parts
-                    .iter()
-                    .any(|p| p["type"] == "image_url" || p["type"] == "input_image")
+/// Whether a chat-shaped (`messages`) or Responses-shaped (`input`) body carries image parts.
+pub fn has_images(body: &Value) -> bool {
+    let image = |p: &Value| matches!(p["type"].as_str(), Some("image_url" | "input_image" | "image"));
+    ["messages", "input"].iter().any(|field| {
+        body[*field].as_array().is_some_and(|items| {
+            items.iter().any(|m| {
+                image(m)
+                    || m["content"]
+                        .as_array()
+                        .is_some_and(|parts| parts.iter().any(image))
             })
         })
     })
@@ -135,6 +138,32 @@ fn requested_max_tokens(body: &Value) -> Option<u32> {
         .or_else(|| body.get("max_tokens"))
         .and_then(Value::as_u64)
         .map(|n| n.min(u64::from(u32::MAX)) as u32)
+}
+
+/// The price of `model` on `provider`, or a refusal when nobody can price it and the grant has
+/// a money budget (an unpriced model would spend it for free). Without a money budget an
+/// unpriced model is allowed and recorded at cost 0.
+pub fn priced(
+    provider: &Provider,
+    model: &str,
+    policy: &GrantPolicy,
+) -> Result<Option<pairgate_policy::limits::ModelPrice>, ApiError> {
+    let price = provider.price(model);
+    if price.is_none() && policy.cost_budget_micros.is_set() {
+        return Err(ApiError::Forbidden {
+            code: "model_not_priced",
+            message: format!(
+                "model {}/{} has no known price and this grant has a money budget, so it cannot \
+                 be used; the owner can set its price (providers.{}.prices) or a fallback price \
+                 (providers.{}.fallback_price)",
+                provider.id,
+                model.chars().take(100).collect::<String>(),
+                provider.id,
+                provider.id
+            ),
+        });
+    }
+    Ok(price)
 }
 
 /// A refusal by the limiter (429), or 503 when the limits backend failed and the request is
@@ -274,6 +303,28 @@ pub async fn send_or_refuse(
     }
 }
 
+/// Runs the plugin's `prepare` (no I/O): the call to make, or the plugin's refusal.
+pub async fn plugin_prepare(
+    state: &AppState,
+    provider: &Provider,
+    prep: PrepareRequest,
+) -> Result<UpstreamCall, ApiError> {
+    let id = provider.plugin.clone();
+    match plugin_call(state, &provider.plugin, move |host| host.prepare(&id, prep)).await? {
+        Ok(call) => Ok(call),
+        Err(rejection) => Err(ApiError::Upstream {
+            status: if (400..500).contains(&rejection.status) {
+                rejection.status
+            } else {
+                400
+            },
+            code: rejection.code,
+            message: rejection.message,
+            kind: "invalid_request_error",
+        }),
+    }
+}
+
 /// Runs the plugin's `prepare` for an admitted request. A refusal (the plugin's rejection or its
 /// failure) releases the reservation before it is returned.
 pub async fn prepare_upstream(
@@ -282,22 +333,10 @@ pub async fn prepare_upstream(
     prep: PrepareRequest,
     admission: Admission,
 ) -> Result<(UpstreamCall, Admission), ApiError> {
-    let id = provider.plugin.clone();
-    let refused =
-        match plugin_call(state, &provider.plugin, move |host| host.prepare(&id, prep)).await {
-            Ok(Ok(call)) => return Ok((call, admission)),
-            Ok(Err(rejection)) => ApiError::Upstream {
-                status: if (400..500).contains(&rejection.status) {
-                    rejection.status
-                } else {
-                    400
-                },
-                code: rejection.code,
-                message: rejection.message,
-                kind: "invalid_request_error",
-            },
-            Err(e) => e,
-        };
+    let refused = match plugin_prepare(state, provider, prep).await {
+        Ok(call) => return Ok((call, admission)),
+        Err(e) => e,
+    };
     if let Err(e) = admission.release().await {
         tracing::error!(error = %e, "releasing a reservation failed");
     }
@@ -366,16 +405,12 @@ async fn admit_and_prepare(
         body[field] = max.into();
     }
     body["model"] = Value::String(bare.clone());
-    let catalogue = provider.descriptor.models.iter().find(|m| m.id == bare);
-    meter.prices = catalogue.map(|m| Prices {
-        input_per_million_micros: m.input_price,
-        output_per_million_micros: m.output_price,
-        cached_input_per_million_micros: None,
-    });
+    let price = priced(&provider, &bare, &policy)?;
+    meter.prices = price.as_ref().map(|p| p.prices);
     let default_out = if endpoint == "chat" {
-        catalogue
-            .map(|m| m.max_output_tokens)
-            .filter(|n| *n > 0)
+        price
+            .as_ref()
+            .and_then(|p| p.max_output_tokens)
             .unwrap_or(DEFAULT_MAX_OUTPUT)
     } else {
         0

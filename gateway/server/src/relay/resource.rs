@@ -10,9 +10,14 @@ use axum::response::Response;
 use pairgate_plugin_host::PrepareRequest;
 use pairgate_policy::GrantPolicy;
 use pairgate_policy::decide::{RequestFacts, check};
-use pairgate_policy::limits::{Usage, Window, window_ends_at, window_key};
+use pairgate_policy::grant::endpoint;
+use pairgate_policy::limits::Usage;
+use serde_json::Value;
 
-use super::pipeline::{Meter, Prepared, denial, detached, prepare_upstream, send_or_refuse};
+use super::pipeline::{
+    Meter, Prepared, denial, detached, has_images, plugin_prepare, send_or_refuse,
+};
+use crate::limits::QuotaCharge;
 use crate::auth::extract::AppRequest;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -49,71 +54,65 @@ async fn prepare(
         .cloned()
         .ok_or(ApiError::NotFound)?;
     let d = &provider.descriptor;
-    let (action, path) =
-        if !rest.contains('/') && rest != "passthrough" && d.actions.iter().any(|a| a == rest) {
-            (rest.to_string(), None)
-        } else if d.actions.iter().any(|a| a == "passthrough") {
-            let query = req
-                .path_and_query
-                .split_once('?')
-                .map(|(_, q)| format!("?{q}"))
-                .unwrap_or_default();
-            ("passthrough".to_string(), Some(format!("/{rest}{query}")))
-        } else {
-            return Err(ApiError::NotFound);
-        };
-    let endpoint = format!("resource:{resource}/{action}");
+    let (action, path) = if !rest.contains('/')
+        && rest != endpoint::PASSTHROUGH
+        && d.actions.iter().any(|a| a == rest)
+    {
+        (rest.to_string(), None)
+    } else if d.actions.iter().any(|a| a == endpoint::PASSTHROUGH) {
+        let query = req
+            .path_and_query
+            .split_once('?')
+            .map(|(_, q)| format!("?{q}"))
+            .unwrap_or_default();
+        (endpoint::PASSTHROUGH.to_string(), Some(format!("/{rest}{query}")))
+    } else {
+        return Err(ApiError::NotFound);
+    };
+    let endpoint = endpoint::resource(resource, &action);
     meter.endpoint = endpoint.clone();
     meter.provider = Some(provider.id.clone());
+    if MODEL_ACTIONS.contains(&action.as_str()) {
+        // A model call has one door, with its model checks, estimate and price: /v1.
+        return Err(ApiError::Forbidden {
+            code: "endpoint_not_allowed",
+            message: format!(
+                "`{action}` on {resource} is a model call: use {} with model \"{resource}/<model>\"; \
+                 /r/ carries resource actions and declared pass-through paths only",
+                match action.as_str() {
+                    "chat" => "POST /v1/chat/completions",
+                    "embeddings" => "POST /v1/embeddings",
+                    _ => "GET /v1/models",
+                }
+            ),
+        });
+    }
     let policy: GrantPolicy = serde_json::from_value(req.policy.clone())
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored policy is invalid: {e}")))?;
+    let passthrough = action == endpoint::PASSTHROUGH;
+    let probe = if passthrough {
+        BodyProbe::of(&req.body)
+    } else {
+        BodyProbe::default()
+    };
     let facts = RequestFacts {
         provider: &provider.id,
-        model: None,
+        model: probe.model.as_deref(),
         endpoint: &endpoint,
-        stream: false,
-        has_tools: false,
-        has_images: false,
-        requested_max_tokens: None,
+        stream: probe.stream,
+        has_tools: probe.has_tools,
+        has_images: probe.has_images,
+        requested_max_tokens: probe.max_tokens,
         source_ip: Some(client_ip),
         now_ms: req.now_ms,
     };
     check(&policy, &facts).map_err(denial)?;
-    // Quotas the plugin declares and the grant sets (resources.<plugin>.<field>).
-    for q in &d.quotas {
-        let Some(limit) = policy
-            .resources
-            .get(&provider.plugin)
-            .and_then(|r| r.get(&q.grant_field))
-            .and_then(|v| v.as_u64())
-        else {
-            continue;
-        };
-        let window = match q.period {
-            pairgate_plugin_host::Period::Month => Window::Month,
-            _ => Window::Day,
-        };
-        let key = window_key(window, req.now_ms);
-        let used = state
-            .store
-            .count_successful_calls(&req.grant.id, &endpoint, &key)
-            .await?;
-        if used >= limit {
-            let retry = window_ends_at(window, req.now_ms)
-                .map(|end| ((end - req.now_ms) / 1000).max(1) as u64);
-            return Err(ApiError::Limited {
-                code: "quota_exceeded",
-                message: format!("this grant's {} quota ({limit}) is used up", q.name),
-                retry_after_secs: retry,
-                headers: Vec::new(),
-            });
+    if passthrough {
+        check_passthrough(&policy, &provider, probe.model.as_deref())?;
+        if let Some(model) = &probe.model {
+            meter.model = Some(format!("{}/{model}", provider.id));
         }
     }
-    let admission = state
-        .limiter
-        .admit(&req.grant.id, &policy, Usage::default(), 0, req.now_ms)
-        .await
-        .map_err(super::pipeline::limited)?;
     let prep = PrepareRequest {
         action,
         grant: req.grant.policy.clone(),
@@ -125,11 +124,130 @@ async fn prepare(
         path,
         timestamp: (req.now_ms / 1000) as u64,
     };
-    let (call, admission) = prepare_upstream(state, &provider, prep, admission).await?;
+    // The plugin maps the call first (no I/O): its charges are what the quotas reserve.
+    let call = plugin_prepare(state, &provider, prep).await?;
+    let quotas = quota_charges(&provider, &req.policy, &call.charges);
+    let admission = state
+        .limiter
+        .admit_with_quotas(
+            &req.grant.id,
+            &policy,
+            Usage::default(),
+            0,
+            &quotas,
+            req.now_ms,
+        )
+        .await
+        .map_err(super::pipeline::limited)?;
     let prepared = Prepared {
         call,
         estimate: Usage::default(),
         stream: false,
     };
     Ok((provider, prepared, admission))
+}
+
+/// Plugin actions that are model calls, served only through `/v1`.
+const MODEL_ACTIONS: [&str; 3] = [endpoint::CHAT, endpoint::EMBEDDINGS, endpoint::MODELS];
+
+/// What a pass-through body says about itself, when it is a JSON object (a provider's native
+/// request): the model, streaming, tools, images and the output cap it asks for.
+#[derive(Debug, Default)]
+struct BodyProbe {
+    model: Option<String>,
+    stream: bool,
+    has_tools: bool,
+    has_images: bool,
+    max_tokens: Option<u32>,
+}
+
+impl BodyProbe {
+    fn of(body: &[u8]) -> BodyProbe {
+        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
+            return BodyProbe::default();
+        };
+        let body = Value::Object(map);
+        let max = ["max_output_tokens", "max_completion_tokens", "max_tokens"]
+            .iter()
+            .find_map(|k| body.get(*k).and_then(Value::as_u64))
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        BodyProbe {
+            model: body
+                .get("model")
+                .and_then(Value::as_str)
+                .map(|m| m.chars().take(200).collect()),
+            stream: body.get("stream").and_then(Value::as_bool) == Some(true),
+            has_tools: body
+                .get("tools")
+                .and_then(Value::as_array)
+                .is_some_and(|t| !t.is_empty())
+                || body.get("functions").is_some(),
+            has_images: has_images(&body),
+            max_tokens: max,
+        }
+    }
+}
+
+/// A pass-through answer is the provider's own: the gateway cannot meter it. So it is refused
+/// for a grant with token or money limits, and for a grant that allows only some of the
+/// provider's models when the request names no model the gateway can read.
+fn check_passthrough(
+    policy: &GrantPolicy,
+    provider: &super::Provider,
+    model: Option<&str>,
+) -> Result<(), ApiError> {
+    if policy.token_budget.is_set()
+        || policy.cost_budget_micros.is_set()
+        || policy.tokens_per_minute.is_some()
+    {
+        return Err(ApiError::Forbidden {
+            code: "passthrough_not_metered",
+            message: format!(
+                "pass-through answers of {} are not metered, and this grant has a token or money \
+                 limit; use the /v1 endpoints, which are",
+                provider.id
+            ),
+        });
+    }
+    let every_model = policy
+        .models
+        .iter()
+        .any(|m| m == "*" || *m == format!("{}/*", provider.id));
+    if model.is_none() && !every_model {
+        return Err(ApiError::Forbidden {
+            code: "model_not_allowed",
+            message: "this grant allows only some models, and this pass-through request names \
+                      none the gateway can read: send a JSON body with `model`"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// The quotas a call charges that the grant limits: for each quota the plugin declares and the
+/// grant sets (at the plugin's JSON pointer), the call's charge against that limit. A value
+/// that is not a whole number is a limit of 0 (the policy is refused rather than unlimited).
+fn quota_charges(
+    provider: &super::Provider,
+    policy: &Value,
+    charges: &[pairgate_plugin_host::Charge],
+) -> Vec<QuotaCharge> {
+    provider
+        .quotas
+        .iter()
+        .filter_map(|(kind, window)| {
+            let limit = policy.pointer(kind.field)?;
+            let amount = charges
+                .iter()
+                .filter(|c| c.quota == kind.name)
+                .map(|c| c.amount)
+                .fold(0u64, u64::saturating_add);
+            Some(QuotaCharge {
+                kind: *kind,
+                window: *window,
+                limit: limit.as_u64().unwrap_or(0),
+                amount,
+            })
+        })
+        .collect()
 }
