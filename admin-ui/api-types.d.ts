@@ -334,3 +334,23 @@ export type RequestPage = { data: Array<LedgerRow>,
  */
 total: number, limit: number, offset: number, };
 export type QrView = { svg: string, };
+export type PriceView = { 
+/**
+ * Glob over the provider's model ids (`gpt-4o*`); ignored for a fallback (`*`).
+ */
+model: string, input: number, output: number, cached_input: number | null, max_output_tokens: number | null, };
+export type CataloguePrice = { model: string, input: number, output: number, max_output_tokens: number, };
+export type ProviderPrices = { provider: string, plugin: string, 
+/**
+ * Set here (editable), in list order.
+ */
+console: Array<PriceView>, console_fallback: PriceView | null, 
+/**
+ * Set in the configuration (read-only here).
+ */
+config: Array<PriceView>, config_fallback: PriceView | null, 
+/**
+ * The plugin's catalogue.
+ */
+catalogue: Array<CataloguePrice>, };
+export type PricesBody = { prices: Array<PriceView>, fallback: PriceView | null, };

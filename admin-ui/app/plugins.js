@@ -4,6 +4,7 @@
 
 import { get, post } from './api.js';
 import { button, fill, h, table, time, toast } from './dom.js';
+import { renderPrices } from './prices.js';
 
 /**
  * @typedef {import('../api-types').PluginsView} PluginsView
@@ -72,4 +73,5 @@ export async function render(root) {
       'an approval made in the configuration can only be removed there:'),
     h('pre', {}, '[providers.myprovider]\nplugin = "myplugin"\napproved_hosts = ["api.example.com"]'),
     h('p', { class: 'hint' }, 'Install a plugin with `pairgate plugin install FILE --sha256 HEX`, add the lines it prints, and restart.'));
+  await renderPrices(root);
 }

@@ -84,11 +84,36 @@ async fn quota_race(backend: Backend, extra: &str) {
         }
     }
     assert_eq!(ok, QUOTA, "exactly the quota's e-mails are sent");
-    assert_eq!(calls_to(&fake, "/emails"), QUOTA, "the provider saw only those");
+    assert_eq!(
+        calls_to(&fake, "/emails"),
+        QUOTA,
+        "the provider saw only those"
+    );
     // A later send is refused too, and costs the provider nothing.
     let (status, body) = post(&app, "/r/resend/send-email", &mail()).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(calls_to(&fake, "/emails"), QUOTA);
+
+    // The app sees the same numbers on GET /v1/grant.
+    let grant: Value = app
+        .get("/v1/grant")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let quota = &grant["remaining"]["quotas"]["resources.resend.messages_per_day"];
+    assert_eq!(
+        (
+            &quota["limit"],
+            &quota["used"],
+            &quota["reserved"],
+            &quota["remaining"]
+        ),
+        (&json!(QUOTA), &json!(QUOTA), &json!(0), &json!(0)),
+        "{grant}"
+    );
 
     let b = books_with(&gw, &app.grant_id(), SENDS + 1).await;
     assert_eq!(b.ledger.len(), SENDS + 1, "one ledger row per request");
@@ -142,7 +167,10 @@ async fn a_refused_send_does_not_use_the_quota() {
     assert_eq!(status / 100, 4, "{body}");
     fake.fault(pairgate_tests::fake::Fault::None);
     let (status, body) = post(&app, "/r/resend/send-email", &mail()).await;
-    assert_eq!(status, 200, "the quota was not used by the refused send: {body}");
+    assert_eq!(
+        status, 200,
+        "the quota was not used by the refused send: {body}"
+    );
     let (status, _) = post(&app, "/r/resend/send-email", &mail()).await;
     assert_eq!(status, 429, "now it is");
 }
@@ -157,7 +185,10 @@ async fn unpriced_models_cannot_spend_a_money_budget() {
                  [providers.backup.fallback_price]\ninput = 1.0\noutput = 3.0\n";
     let fake = FakeProvider::start().await;
     let config = providers::fake_config(&fake, &extra.replace("{fake}", &fake.url()));
-    let gw = Gateway::builder(Backend::Sqlite).config(config).start().await;
+    let gw = Gateway::builder(Backend::Sqlite)
+        .config(config)
+        .start()
+        .await;
     providers::add_credentials(&gw).await;
     let (code, _, err) = run_cli(
         &gw,
@@ -169,12 +200,15 @@ async fn unpriced_models_cannot_spend_a_money_budget() {
     // $0.001 a day
     let policy = json!({ "cost_budget_micros": { "daily": 1_000 } });
     let app = pair_with(&gw, "spender", &policy).await;
-    let chat = |model: &str, max: u32| {
-        json!({ "model": model, "max_tokens": max, "messages": [{ "role": "user", "content": "hi" }] })
-    };
+    let chat = |model: &str, max: u32| json!({ "model": model, "max_tokens": max, "messages": [{ "role": "user", "content": "hi" }] });
 
     // Unknown ids and dated snapshots: never free.
-    let (status, body) = post(&app, "/v1/chat/completions", &chat("openai/zz-unknown-1", 100_000)).await;
+    let (status, body) = post(
+        &app,
+        "/v1/chat/completions",
+        &chat("openai/zz-unknown-1", 100_000),
+    )
+    .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "model_not_priced", "{body}");
     assert!(
@@ -201,7 +235,12 @@ async fn unpriced_models_cannot_spend_a_money_budget() {
     // Priced by the owner (list, then fallback): admitted and charged.
     let (status, body) = post(&app, "/v1/chat/completions", &chat("openai/zz-owned-7", 20)).await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = post(&app, "/v1/chat/completions", &chat("backup/zz-anything", 20)).await;
+    let (status, body) = post(
+        &app,
+        "/v1/chat/completions",
+        &chat("backup/zz-anything", 20),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(calls_to(&fake, "/v1/chat/completions"), 2);
 
@@ -215,7 +254,11 @@ async fn unpriced_models_cannot_spend_a_money_budget() {
     assert_eq!(costs[0], (Some("model_not_priced"), 0, 0));
     assert_eq!(costs[1], (Some("insufficient_quota"), 0, 0));
     // The fake answers 11 prompt and 7 completion tokens.
-    assert_eq!(costs[2], (None, 11 * 2 + 7 * 4, 18), "the owner's price list");
+    assert_eq!(
+        costs[2],
+        (None, 11 * 2 + 7 * 4, 18),
+        "the owner's price list"
+    );
     assert_eq!(costs[3], (None, 11 + 7 * 3, 18), "the fallback price");
     let spent: i64 = b
         .counters
@@ -223,7 +266,11 @@ async fn unpriced_models_cannot_spend_a_money_budget() {
         .filter(|c| c.kind == "cost")
         .map(|c| c.spent)
         .sum();
-    assert_eq!(spent, costs[2].1 + costs[3].1, "the budget counter charged both");
+    assert_eq!(
+        spent,
+        costs[2].1 + costs[3].1,
+        "the budget counter charged both"
+    );
 }
 
 /// Under `/r/`, a grant whose endpoints say `*` (or `resource:*`, or `resource:openai/*`) still
@@ -275,7 +322,9 @@ async fn r_routes_reach_no_model_and_no_provider_beyond_the_grant() {
         let b = books_with(&gw, &app.grant_id(), attempts.len()).await;
         assert_eq!(b.ledger.len(), attempts.len(), "every refusal is recorded");
         assert!(
-            b.ledger.iter().all(|r| r.tokens() == 0 && r.cost_micros == 0),
+            b.ledger
+                .iter()
+                .all(|r| r.tokens() == 0 && r.cost_micros == 0),
             "{:?}",
             b.ledger
         );
@@ -309,7 +358,11 @@ async fn pass_through_is_checked_against_the_grant_and_refused_under_a_budget() 
     });
     let app = pair_with(&gw, "budgeted", &budgeted).await;
     let (status, body) = post(&app, "/r/openai/v1/responses", &responses("gpt-4o-mini")).await;
-    assert_eq!((status, &body["error"]["code"]), (403, &json!("passthrough_not_metered")), "{body}");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("passthrough_not_metered")),
+        "{body}"
+    );
 
     let narrow = json!({
         "endpoints": ["resource:openai/passthrough"],
@@ -318,13 +371,44 @@ async fn pass_through_is_checked_against_the_grant_and_refused_under_a_budget() 
     });
     let app = pair_with(&gw, "narrow", &narrow).await;
     let (status, body) = post(&app, "/r/openai/v1/responses", &responses("o3")).await;
-    assert_eq!((status, &body["error"]["code"]), (403, &json!("model_not_allowed")), "{body}");
-    let (status, body) = post(&app, "/r/openai/v1/responses", &json!({ "input": "hi", "max_output_tokens": 50 })).await;
-    assert_eq!((status, &body["error"]["code"]), (403, &json!("model_not_allowed")), "no model named: {body}");
-    let (status, body) = post(&app, "/r/openai/v1/responses", &json!({ "model": "gpt-4o-mini", "input": "hi", "max_output_tokens": 5_000 })).await;
-    assert_eq!((status, &body["error"]["code"]), (400, &json!("max_tokens_exceeded")), "{body}");
-    let (status, body) = post(&app, "/r/openai/v1/responses", &json!({ "model": "gpt-4o-mini", "input": "hi" })).await;
-    assert_eq!((status, &body["error"]["code"]), (400, &json!("max_tokens_exceeded")), "an unbounded body under a cap: {body}");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("model_not_allowed")),
+        "{body}"
+    );
+    let (status, body) = post(
+        &app,
+        "/r/openai/v1/responses",
+        &json!({ "input": "hi", "max_output_tokens": 50 }),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("model_not_allowed")),
+        "no model named: {body}"
+    );
+    let (status, body) = post(
+        &app,
+        "/r/openai/v1/responses",
+        &json!({ "model": "gpt-4o-mini", "input": "hi", "max_output_tokens": 5_000 }),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("max_tokens_exceeded")),
+        "{body}"
+    );
+    let (status, body) = post(
+        &app,
+        "/r/openai/v1/responses",
+        &json!({ "model": "gpt-4o-mini", "input": "hi" }),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("max_tokens_exceeded")),
+        "an unbounded body under a cap: {body}"
+    );
 
     let elsewhere = json!({
         "endpoints": ["resource:openai/passthrough"],
@@ -332,8 +416,15 @@ async fn pass_through_is_checked_against_the_grant_and_refused_under_a_budget() 
     });
     let app2 = pair_with(&gw, "elsewhere", &elsewhere).await;
     let (status, body) = post(&app2, "/r/openai/v1/responses", &responses("gpt-4o-mini")).await;
-    assert_eq!((status, &body["error"]["code"]), (403, &json!("provider_not_allowed")), "{body}");
-    assert!(fake.received().is_empty(), "no refused pass-through reached the provider");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("provider_not_allowed")),
+        "{body}"
+    );
+    assert!(
+        fake.received().is_empty(),
+        "no refused pass-through reached the provider"
+    );
 
     // Within the grant it goes (the fake has no Responses API: its 404 is passed on as is).
     let (status, _) = post(&app, "/r/openai/v1/responses", &responses("gpt-4o-mini")).await;
@@ -344,5 +435,98 @@ async fn pass_through_is_checked_against_the_grant_and_refused_under_a_budget() 
         b.ledger.last().map(|r| r.status),
         Some(404),
         "the admitted pass-through has its ledger row"
+    );
+}
+
+/// The owner prices a model from the console (owner session and CSRF only): the next request for
+/// it is admitted under the money budget and charged at that price; removing the price makes it
+/// unpriced again. An app's credentials cannot reach the route.
+#[tokio::test]
+async fn the_owner_prices_a_model_in_the_console_and_it_applies_to_the_next_request() {
+    use pairgate_tests::owner::{create_owner, login};
+    let (gw, fake) = providers::start(Backend::Sqlite, "").await;
+    create_owner(&gw).await;
+    let owner = login(&gw).await;
+    let app = pair_with(
+        &gw,
+        "spender",
+        &json!({ "cost_budget_micros": { "daily": 1_000 } }),
+    )
+    .await;
+    let chat = json!({ "model": "openai/ft:house-model", "max_tokens": 20,
+        "messages": [{ "role": "user", "content": "hi" }] });
+    let (status, body) = post(&app, "/v1/chat/completions", &chat).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("model_not_priced")),
+        "{body}"
+    );
+
+    // An app cannot set prices (it holds no owner session).
+    let res = app
+        .post("/admin/api/providers/openai/prices")
+        .json(&json!({ "prices": [{ "model": "*", "input": 0, "output": 0 }] }))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        matches!(res.status().as_u16(), 401 | 403 | 405),
+        "{}",
+        res.status()
+    );
+
+    let (status, body) = owner
+        .put(
+            "/admin/api/providers/openai/prices",
+            &json!({ "prices": [{ "model": "ft:*", "input": 5.0, "output": 6.0 }] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let openai = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["provider"] == "openai")
+        .unwrap();
+    assert_eq!(openai["console"][0]["model"], "ft:*", "{openai}");
+    let (status, body) = owner
+        .put(
+            "/admin/api/providers/openai/prices",
+            &json!({ "prices": [{ "model": "ft:*", "input": -1, "output": 6.0 }] }),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("invalid_price")),
+        "{body}"
+    );
+
+    let (status, body) = post(&app, "/v1/chat/completions", &chat).await;
+    assert_eq!(status, 200, "priced by the console now: {body}");
+    let b = books_with(&gw, &app.grant_id(), 2).await;
+    assert_eq!(
+        b.ledger.last().map(|r| r.cost_micros),
+        Some(11 * 5 + 7 * 6),
+        "charged at the console's price"
+    );
+
+    let (status, _) = owner
+        .put(
+            "/admin/api/providers/openai/prices",
+            &json!({ "prices": [] }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = post(&app, "/v1/chat/completions", &chat).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("model_not_priced")),
+        "{body}"
+    );
+    assert_eq!(calls_to(&fake, "/v1/chat/completions"), 1);
+    let (_, audit) = owner.get("/admin/api/audit").await;
+    assert!(
+        audit.to_string().contains("provider.prices_changed"),
+        "the change is audited: {audit}"
     );
 }

@@ -22,6 +22,8 @@ pub use estimate::{
     estimate_prompt_tokens, estimate_request,
 };
 pub use gcra::{Gcra, RetryAfter, quota};
-pub use price::{CatalogueEntry, ModelPrice, PriceEntry, PriceSource, resolve as resolve_price, snapshot_family};
+pub use price::{
+    CatalogueEntry, ModelPrice, PriceEntry, PriceSource, resolve as resolve_price, snapshot_family,
+};
 pub use reserve::{Counter, Exhausted, release, reserve, settle, try_reserve};
 pub use window::{Window, civil_from_days, window_ends_at, window_key};

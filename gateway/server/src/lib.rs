@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod owner;
 pub mod pairing;
 pub mod passkeys;
+pub mod prices;
 pub mod redact;
 pub mod relay;
 pub mod routes;

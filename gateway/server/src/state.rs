@@ -24,6 +24,8 @@ pub struct AppState {
     pub relay: Arc<Relay>,
     /// The owner's console approvals of plugin hosts (`hosts.rs`).
     pub host_approvals: Arc<HostApprovals>,
+    /// The owner's model prices set in the console (`prices.rs`).
+    pub owner_prices: Arc<crate::prices::OwnerPrices>,
     pub limiter: Limiter,
     pub ledger: Ledger,
     pub replay: Arc<ReplayCache>,
@@ -55,6 +57,7 @@ impl AppState {
             keys: Arc::new(keys),
             relay: Arc::new(relay),
             host_approvals: Arc::new(HostApprovals::default()),
+            owner_prices: Arc::default(),
             limiter,
             ledger,
             replay: Arc::new(ReplayCache::new(crate::auth::replay::DEFAULT_CAPACITY)),

@@ -17,6 +17,7 @@ mod maintenance;
 mod meta;
 mod owners;
 pub mod passkeys;
+pub mod prices;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -36,6 +37,7 @@ pub use hosts::HostApproval;
 pub use ledger::{LedgerRow, RollupRow, UsageFilter};
 pub use owners::{OwnerRow, SessionRow};
 pub use passkeys::{ChallengeRow, PasskeyRemoval, PasskeyRow};
+pub use prices::PriceRow;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");

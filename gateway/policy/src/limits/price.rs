@@ -86,12 +86,16 @@ pub fn snapshot_family(model: &str) -> Option<&str> {
 /// The price of `model` (see the module documentation for the order).
 pub fn resolve(
     model: &str,
-    owner: &[PriceEntry],
+    owner: &[&[PriceEntry]],
     catalogue: impl Fn(&str) -> Option<CatalogueEntry>,
     fallback: Option<&PriceEntry>,
 ) -> Option<ModelPrice> {
     let known = |n: u32| (n > 0).then_some(n);
-    if let Some(e) = owner.iter().find(|e| glob::matches(&e.model, model)) {
+    if let Some(e) = owner
+        .iter()
+        .flat_map(|list| list.iter())
+        .find(|e| glob::matches(&e.model, model))
+    {
         let max_output_tokens = e
             .max_output_tokens
             .or_else(|| catalogue(model).and_then(|c| known(c.max_output_tokens)));
@@ -190,7 +194,7 @@ mod tests {
             prices: p(10_000_000, 30_000_000),
             max_output_tokens: Some(8_192),
         };
-        let r = |m: &str, fb: Option<&PriceEntry>| resolve(m, &owner, catalogue, fb);
+        let r = |m: &str, fb: Option<&PriceEntry>| resolve(m, &[&[], &owner], catalogue, fb);
         // the owner's entry beats the family, keeps the catalogue's output limit when silent
         let got = r("gpt-4o-2024-05-13", None).unwrap();
         assert_eq!(

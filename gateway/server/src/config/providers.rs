@@ -52,7 +52,9 @@ impl PriceConfig {
         let micros = |what: &str, v: Option<f64>| -> Result<u64, String> {
             let v = v.ok_or_else(|| format!("needs `{what}` (USD per million tokens)"))?;
             if !v.is_finite() || v < 0.0 || v > 1e9 {
-                return Err(format!("`{what}` = {v} is not a price in USD per million tokens"));
+                return Err(format!(
+                    "`{what}` = {v} is not a price in USD per million tokens"
+                ));
             }
             Ok((v * 1e6).round() as u64)
         };

@@ -274,8 +274,15 @@ impl Limiter {
         estimated_cost_micros: u64,
         now_ms: i64,
     ) -> Result<Admission, LimitRejection> {
-        self.admit_with_quotas(grant_id, policy, estimate, estimated_cost_micros, &[], now_ms)
-            .await
+        self.admit_with_quotas(
+            grant_id,
+            policy,
+            estimate,
+            estimated_cost_micros,
+            &[],
+            now_ms,
+        )
+        .await
     }
 
     /// [`Limiter::admit`], also reserving plugin-declared `quotas` in the same atomic step as
@@ -455,7 +462,21 @@ impl Limiter {
         policy: &GrantPolicy,
         now_ms: i64,
     ) -> Result<Value, LimitsError> {
-        let plan = Plan::new(policy, &Usage::default(), 0, now_ms);
+        self.remaining_with_quotas(grant_id, policy, &[], now_ms)
+            .await
+    }
+
+    /// [`Limiter::remaining`], plus the plugin quotas the grant sets, under `"quotas"` keyed
+    /// by the policy field (`{"resources.resend.messages_per_day": {"limit", "used",
+    /// "reserved", "remaining", "window", "resets_at"}}`).
+    pub async fn remaining_with_quotas(
+        &self,
+        grant_id: &str,
+        policy: &GrantPolicy,
+        quotas: &[QuotaCharge],
+        now_ms: i64,
+    ) -> Result<Value, LimitsError> {
+        let plan = Plan::new(policy, &Usage::default(), 0, now_ms).with_quotas(quotas, now_ms);
         let (tats, in_flight, counters, clock_ms) = match &self.inner.engine {
             Engine::Local { rates, inflight } => {
                 let clock_ms = rates.observe(now_ms);
@@ -496,7 +517,25 @@ impl Limiter {
             let field = match b.kind {
                 BudgetKind::Tokens => "token_budget",
                 BudgetKind::Cost => "cost_budget_micros",
-                BudgetKind::Quota(q) => q.counter,
+                BudgetKind::Quota(q) => {
+                    let entry = out
+                        .entry("quotas".to_owned())
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if let Value::Object(quotas) = entry {
+                        quotas.insert(
+                            q.field.trim_start_matches('/').replace('/', "."),
+                            json!({
+                                "limit": b.limit,
+                                "used": spent,
+                                "reserved": reserved,
+                                "remaining": b.limit.saturating_sub(spent.saturating_add(reserved)),
+                                "window": b.key,
+                                "resets_at": window_ends_at(b.window, now_ms),
+                            }),
+                        );
+                    }
+                    continue;
+                }
             };
             let entry = out
                 .entry(field.to_owned())

@@ -353,8 +353,8 @@ pub fn budget_rejection(
             (
                 "insufficient_quota",
                 format!(
-                    "{window} {kind} budget exhausted ({}.{window}): limit {}, {} spent, {} reserved by requests in flight, \
-                     this request needs up to {}",
+                    "{window} {kind} budget too small for this request ({}.{window}): limit {}, {} spent, {} reserved by requests in flight, \
+                     this request needs up to {} (its input plus the most output it may produce)",
                     check.kind.field(),
                     a(check.limit),
                     a(spent),
@@ -366,7 +366,10 @@ pub fn budget_rejection(
     };
     let fits_later = u128::from(spent) + u128::from(check.amount) <= u128::from(check.limit);
     let retry = if check.amount > check.limit {
-        message.push_str("; this request alone exceeds the budget");
+        message.push_str(match check.kind {
+            BudgetKind::Quota(_) => "; this request alone exceeds the quota",
+            _ => "; this request alone exceeds the budget: lower max_tokens (or shorten the input)",
+        });
         None
     } else if fits_later && reserved > 0 {
         message.push_str("; it fits once requests in flight finish, retry shortly");

@@ -50,8 +50,13 @@ pub struct Provider {
 }
 
 impl Provider {
-    /// The price `model` (as the provider knows it) is charged at; `None`: unpriced.
-    pub fn price(&self, model: &str) -> Option<ModelPrice> {
+    /// The price `model` (as the provider knows it) is charged at, given the owner's console
+    /// prices for this provider; `None`: unpriced.
+    pub fn price(
+        &self,
+        model: &str,
+        console: Option<&crate::prices::ConsolePrices>,
+    ) -> Option<ModelPrice> {
         let catalogue = |id: &str| {
             self.descriptor
                 .models
@@ -66,12 +71,11 @@ impl Provider {
                     max_output_tokens: m.max_output_tokens,
                 })
         };
-        resolve_price(
-            model,
-            &self.prices,
-            catalogue,
-            self.fallback_price.as_ref(),
-        )
+        let console_list = console.map_or(&[][..], |c| c.list.as_slice());
+        let fallback = console
+            .and_then(|c| c.fallback.as_ref())
+            .or(self.fallback_price.as_ref());
+        resolve_price(model, &[console_list, &self.prices], catalogue, fallback)
     }
 }
 
@@ -246,6 +250,27 @@ impl Relay {
             http,
             providers,
         })
+    }
+
+    /// The plugin quotas a grant's policy sets (each counter once), for showing what remains.
+    pub fn quota_limits(&self, policy: &serde_json::Value) -> Vec<crate::limits::QuotaCharge> {
+        let mut out: Vec<crate::limits::QuotaCharge> = Vec::new();
+        for p in self.providers.values() {
+            for (kind, window) in &p.quotas {
+                if out.iter().any(|q| q.kind.counter == kind.counter) {
+                    continue;
+                }
+                if let Some(limit) = policy.pointer(kind.field) {
+                    out.push(crate::limits::QuotaCharge {
+                        kind: *kind,
+                        window: *window,
+                        limit: limit.as_u64().unwrap_or(0),
+                        amount: 0,
+                    });
+                }
+            }
+        }
+        out
     }
 
     pub fn provider(&self, id: &str) -> Option<&Provider> {

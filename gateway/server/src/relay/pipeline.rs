@@ -120,7 +120,12 @@ pub fn denial(d: Denial) -> ApiError {
 
 /// Whether a chat-shaped (`messages`) or Responses-shaped (`input`) body carries image parts.
 pub fn has_images(body: &Value) -> bool {
-    let image = |p: &Value| matches!(p["type"].as_str(), Some("image_url" | "input_image" | "image"));
+    let image = |p: &Value| {
+        matches!(
+            p["type"].as_str(),
+            Some("image_url" | "input_image" | "image")
+        )
+    };
     ["messages", "input"].iter().any(|field| {
         body[*field].as_array().is_some_and(|items| {
             items.iter().any(|m| {
@@ -143,18 +148,21 @@ fn requested_max_tokens(body: &Value) -> Option<u32> {
 /// The price of `model` on `provider`, or a refusal when nobody can price it and the grant has
 /// a money budget (an unpriced model would spend it for free). Without a money budget an
 /// unpriced model is allowed and recorded at cost 0.
-pub fn priced(
+pub async fn priced(
+    state: &AppState,
     provider: &Provider,
     model: &str,
     policy: &GrantPolicy,
 ) -> Result<Option<pairgate_policy::limits::ModelPrice>, ApiError> {
-    let price = provider.price(model);
+    let console = state.owner_prices.current(&state.store).await?;
+    let price = provider.price(model, console.get(&provider.id));
     if price.is_none() && policy.cost_budget_micros.is_set() {
         return Err(ApiError::Forbidden {
             code: "model_not_priced",
             message: format!(
                 "model {}/{} has no known price and this grant has a money budget, so it cannot \
-                 be used; the owner can set its price (providers.{}.prices) or a fallback price \
+                 be used; the owner can set its price in the console (Plugins, Prices) or the \
+                 configuration (providers.{}.prices), or a fallback price \
                  (providers.{}.fallback_price)",
                 provider.id,
                 model.chars().take(100).collect::<String>(),
@@ -405,7 +413,7 @@ async fn admit_and_prepare(
         body[field] = max.into();
     }
     body["model"] = Value::String(bare.clone());
-    let price = priced(&provider, &bare, &policy)?;
+    let price = priced(state, &provider, &bare, &policy).await?;
     meter.prices = price.as_ref().map(|p| p.prices);
     let default_out = if endpoint == "chat" {
         price

@@ -17,9 +17,9 @@ use serde_json::Value;
 use super::pipeline::{
     Meter, Prepared, denial, detached, has_images, plugin_prepare, send_or_refuse,
 };
-use crate::limits::QuotaCharge;
 use crate::auth::extract::AppRequest;
 use crate::error::ApiError;
+use crate::limits::QuotaCharge;
 use crate::state::AppState;
 
 /// Handles one resource call.
@@ -65,7 +65,10 @@ async fn prepare(
             .split_once('?')
             .map(|(_, q)| format!("?{q}"))
             .unwrap_or_default();
-        (endpoint::PASSTHROUGH.to_string(), Some(format!("/{rest}{query}")))
+        (
+            endpoint::PASSTHROUGH.to_string(),
+            Some(format!("/{rest}{query}")),
+        )
     } else {
         return Err(ApiError::NotFound);
     };

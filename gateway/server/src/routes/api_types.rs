@@ -11,6 +11,7 @@ use crate::credentials::{CheckReport, CredentialInfo, PreviousCheck};
 use crate::hosts::{ConsoleApproval, HostState};
 use crate::pairing::CreatedPairing;
 use crate::passkeys::{PasskeyChallenge, PasskeyView, PasskeysView};
+use crate::prices::{CataloguePrice, PriceView, PricesBody, ProviderPrices};
 use crate::relay::probe::{CheckOutcome, CredentialTest, ProviderCheck};
 use crate::routes::admin::{GrantView, LoginView, PolicyBody, SessionView};
 use crate::routes::console::{
@@ -74,6 +75,10 @@ pub fn declarations() -> String {
         decl::<UsageRollup>(&cfg),
         decl::<RequestPage>(&cfg),
         decl::<QrView>(&cfg),
+        decl::<PriceView>(&cfg),
+        decl::<CataloguePrice>(&cfg),
+        decl::<ProviderPrices>(&cfg),
+        decl::<PricesBody>(&cfg),
     ] {
         out.push_str(&d);
     }

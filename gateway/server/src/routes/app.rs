@@ -20,9 +20,10 @@ pub async fn grant(
     let g = &req.grant;
     let policy: pairgate_policy::GrantPolicy = serde_json::from_value(req.policy.clone())
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored policy is invalid: {e}")))?;
+    let quotas = state.relay.quota_limits(&req.policy);
     let remaining = state
         .limiter
-        .remaining(&g.id, &policy, req.now_ms)
+        .remaining_with_quotas(&g.id, &policy, &quotas, req.now_ms)
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("limits: {e}")))?;
     Ok(Json(json!({

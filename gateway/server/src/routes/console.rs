@@ -521,9 +521,12 @@ pub async fn grant_remaining(
         &serde_json::from_str(&g.policy)
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored policy is invalid: {e}")))?,
     )?;
+    let quotas = state
+        .relay
+        .quota_limits(&serde_json::to_value(&policy).unwrap_or_default());
     let remaining = state
         .limiter
-        .remaining(&g.id, &policy, now_ms())
+        .remaining_with_quotas(&g.id, &policy, &quotas, now_ms())
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("limits: {e}")))?;
     Ok(Json(RemainingView {

@@ -295,6 +295,13 @@ impl Table {
                 "/admin/api/providers/{id}/hosts/{action}",
                 post(plugins::host_action),
             )
+            .add(Owner, "GET", "/admin/api/prices", get(plugins::prices))
+            .add(
+                Owner,
+                "PUT",
+                "/admin/api/providers/{id}/prices",
+                put(plugins::set_prices),
+            )
             .add(Owner, "GET", "/admin/api/models", get(console::models))
             .add(
                 Owner,

@@ -113,3 +113,30 @@ pub async fn host_action(
     let mut states = hosts::states(&state).await?;
     Ok(Json(states.remove(&id).unwrap_or_default()))
 }
+
+/// `GET /admin/api/prices`: every provider's prices, from the console, the configuration and
+/// the plugin's catalogue.
+pub async fn prices(
+    State(state): State<AppState>,
+    _owner: Owner,
+) -> Result<Json<Vec<crate::prices::ProviderPrices>>, ApiError> {
+    Ok(Json(crate::prices::list(&state).await?))
+}
+
+/// `PUT /admin/api/providers/{id}/prices`: replaces the provider's console prices (and its
+/// fallback price). Answers with every provider's prices as they are now.
+pub async fn set_prices(
+    State(state): State<AppState>,
+    owner: Owner,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Vec<crate::prices::ProviderPrices>>, ApiError> {
+    let b: crate::prices::PricesBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_request",
+            format!("the JSON body is not valid: {e}"),
+        )
+    })?;
+    crate::prices::replace(&state, &id, &b, &owner.actor(), now_ms()).await?;
+    Ok(Json(crate::prices::list(&state).await?))
+}

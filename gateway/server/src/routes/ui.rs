@@ -36,6 +36,7 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
     asset!("app/apps.js", "text/javascript; charset=utf-8"),
     asset!("app/credentials.js", "text/javascript; charset=utf-8"),
     asset!("app/plugins.js", "text/javascript; charset=utf-8"),
+    asset!("app/prices.js", "text/javascript; charset=utf-8"),
     asset!("app/usage.js", "text/javascript; charset=utf-8"),
     asset!("app/audit.js", "text/javascript; charset=utf-8"),
     asset!("app/account.js", "text/javascript; charset=utf-8"),
