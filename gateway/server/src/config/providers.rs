@@ -51,7 +51,7 @@ impl PriceConfig {
     pub fn entry(&self) -> Result<pairgate_policy::limits::PriceEntry, String> {
         let micros = |what: &str, v: Option<f64>| -> Result<u64, String> {
             let v = v.ok_or_else(|| format!("needs `{what}` (USD per million tokens)"))?;
-            if !v.is_finite() || v < 0.0 || v > 1e9 {
+            if !v.is_finite() || !(0.0..=1e9).contains(&v) {
                 return Err(format!(
                     "`{what}` = {v} is not a price in USD per million tokens"
                 ));
@@ -213,7 +213,10 @@ pub fn apply(
                     .collect::<Result<Vec<_>, _>>()
                     .and_then(|l| match l.iter().position(|p| p.model.is_empty()) {
                         Some(i) => Err(format!("entry {}: needs `model` (a glob)", i + 1)),
-                        None => Ok(entry.prices = l),
+                        None => {
+                            entry.prices = l;
+                            Ok(())
+                        }
                     }),
                 None => Err("must be a list of tables ([[providers.<id>.prices]] with model, input, output)".into()),
             }

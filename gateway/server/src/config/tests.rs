@@ -194,6 +194,50 @@ fn provider_sections_come_from_file_and_env() {
 }
 
 #[test]
+fn owner_prices_come_from_file_and_env_and_bad_ones_are_named() {
+    let file = "[[providers.openai.prices]]\nmodel = \"gpt-4.1*\"\ninput = 2.5\noutput = 10\n\
+                max_output_tokens = 4096\n[providers.openai.fallback_price]\ninput = 1.0\noutput = 3.0\n";
+    let env = [(
+        "PAIRGATE_PROVIDERS__GROQ__FALLBACK_PRICE",
+        r#"{"input": 0.5, "output": 0.75}"#,
+    )];
+    let (s, _f) = sources(Some(file), &env, FlagValues::default());
+    let c = load(&s).unwrap();
+    let openai = &c.providers["openai"];
+    let e = openai.prices[0].entry().unwrap();
+    assert_eq!(e.model, "gpt-4.1*", "a model id with dots stays whole");
+    assert_eq!(
+        (
+            e.prices.input_per_million_micros,
+            e.prices.output_per_million_micros,
+            e.max_output_tokens
+        ),
+        (2_500_000, 10_000_000, Some(4096))
+    );
+    let f = openai.fallback_price.as_ref().unwrap().entry().unwrap();
+    assert_eq!(f.prices.output_per_million_micros, 3_000_000);
+    let g = c.providers["groq"]
+        .fallback_price
+        .as_ref()
+        .unwrap()
+        .entry()
+        .unwrap();
+    assert_eq!(g.prices.input_per_million_micros, 500_000);
+
+    for bad in [
+        "[[providers.openai.prices]]\ninput = 1\noutput = 1\n",
+        "[[providers.openai.prices]]\nmodel = \"x\"\ninput = -1\noutput = 1\n",
+        "[[providers.openai.prices]]\nmodel = \"x\"\ninput = 1\n",
+        "[providers.openai.prices]\nmodel = \"x\"\n",
+        "[providers.openai.fallback_price]\ninput = 1\ncolour = 2\n",
+    ] {
+        let (s, _f) = sources(Some(bad), &[], FlagValues::default());
+        let err = load(&s).unwrap_err();
+        assert!(err.to_string().contains("providers.openai"), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn bad_provider_settings_are_listed() {
     let file = "[providers.Bad_Id]\nplugin = \"x\"\n[providers.ok]\nnonsense = 1\nallow_private = \"maybe\"\n";
     let (s, _f) = sources(Some(file), &[], FlagValues::default());
