@@ -530,3 +530,23 @@ async fn the_owner_prices_a_model_in_the_console_and_it_applies_to_the_next_requ
         "the change is audited: {audit}"
     );
 }
+
+/// A model with an unknown provider prefix is a typo, not a model of the default provider: it is
+/// refused before any provider sees it, on the chat route and the model route.
+#[tokio::test]
+async fn an_unknown_provider_prefix_reaches_no_provider() {
+    let (gw, fake) = providers::start(Backend::Sqlite, "").await;
+    let app = pair(&gw, KeyKind::Ed25519, &[]).await;
+    let chat = json!({ "model": "nosuch/zzz", "messages": [{ "role": "user", "content": "hi" }] });
+    let (status, body) = post(&app, "/v1/chat/completions", &chat).await;
+    assert_eq!((status, &body["error"]["code"]), (400, &json!("model_not_found")), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("openai"),
+        "lists the providers there are: {body}"
+    );
+    let res = app.get("/v1/models/nosuch/zzz").send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(fake.received().is_empty(), "nothing reached a provider");
+    let b = books_with(&gw, &app.grant_id(), 1).await;
+    assert_eq!(b.ledger[0].error_code.as_deref(), Some("model_not_found"));
+}

@@ -281,8 +281,11 @@ impl Relay {
         self.providers.values()
     }
 
-    /// Splits `provider/model` (or a bare model, for the default provider) into the provider
-    /// and the model id the provider knows.
+    /// Splits `provider/model` (or a bare model without `/`, for the default provider) into the
+    /// provider and the model id the provider knows. A prefix that names no configured provider
+    /// is refused rather than sent to the default provider (`nosuch/model` is a typo, not a
+    /// model of the default provider); a default-provider model whose id contains `/` is
+    /// written with its provider (`groq/meta-llama/llama-4`).
     pub fn resolve_model<'a>(
         &'a self,
         model: &str,
@@ -290,7 +293,19 @@ impl Relay {
     ) -> Result<(&'a Provider, String), ApiError> {
         let (provider, bare) = match model.split_once('/') {
             Some((p, m)) if self.providers.contains_key(p) => (p, m),
-            _ => (default_provider, model),
+            Some((p, _)) => {
+                let known: Vec<&str> = self.providers.keys().map(String::as_str).collect();
+                return Err(ApiError::bad_request(
+                    "model_not_found",
+                    format!(
+                        "no provider `{}` is configured on this gateway; models are provider/model \
+                         with a provider among: {}",
+                        p.chars().take(40).collect::<String>(),
+                        known.join(", ")
+                    ),
+                ));
+            }
+            None => (default_provider, model),
         };
         let p = self
             .providers

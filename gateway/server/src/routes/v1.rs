@@ -81,17 +81,22 @@ pub async fn model(
     req: AppRequest,
 ) -> Result<Json<Value>, ApiError> {
     let policy = policy_of(&req)?;
+    let not_found = || ApiError::Upstream {
+        status: 404,
+        code: "model_not_found".into(),
+        message: format!(
+            "the model `{}` does not exist or this app may not use it",
+            id.chars().take(100).collect::<String>()
+        ),
+        kind: "invalid_request_error",
+    };
     let (provider, bare) = state
         .relay
-        .resolve_model(&id, &state.config.default_provider)?;
+        .resolve_model(&id, &state.config.default_provider)
+        .map_err(|_| not_found())?;
     let known = provider.descriptor.models.iter().any(|m| m.id == bare);
     if !known || !model_allowed(&policy, &format!("{}/{bare}", provider.id)) {
-        return Err(ApiError::Upstream {
-            status: 404,
-            code: "model_not_found".into(),
-            message: format!("the model `{id}` does not exist or this app may not use it"),
-            kind: "invalid_request_error",
-        });
+        return Err(not_found());
     }
     Ok(Json(model_object(&provider.id, &bare)))
 }
