@@ -7,6 +7,7 @@
 pub use pairgate_plugin_host::framing;
 pub mod pipeline;
 pub mod probe;
+pub mod resolve;
 pub mod resource;
 pub mod stream;
 pub mod upstream;
@@ -43,7 +44,8 @@ pub struct Provider {
 #[derive(Debug)]
 pub struct Relay {
     pub host: Arc<PluginHost>,
-    pub http: reqwest::Client,
+    /// The upstream clients: address-checked, and for providers allowed private addresses.
+    pub http: resolve::Clients,
     providers: BTreeMap<String, Provider>,
 }
 
@@ -73,7 +75,8 @@ impl Relay {
         })
         .map_err(|e| fail(e.to_string()))?;
         if !load {
-            let http = upstream::client(config).map_err(|e| fail(format!("HTTP client: {e}")))?;
+            let http =
+                resolve::Clients::new(config).map_err(|e| fail(format!("HTTP client: {e}")))?;
             return Ok(Relay {
                 host: Arc::new(host),
                 http,
@@ -147,7 +150,7 @@ impl Relay {
         if !problems.is_empty() {
             return Err(fail(problems.join("; ")));
         }
-        let http = upstream::client(config).map_err(|e| fail(format!("HTTP client: {e}")))?;
+        let http = resolve::Clients::new(config).map_err(|e| fail(format!("HTTP client: {e}")))?;
         Ok(Relay {
             host: Arc::new(host),
             http,
