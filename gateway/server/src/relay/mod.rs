@@ -40,7 +40,7 @@ pub struct Provider {
     pub origin_override: Option<url::Url>,
 }
 
-/// Plugins, providers and the shared upstream HTTP client.
+/// Plugins, providers and the upstream HTTP clients.
 #[derive(Debug)]
 pub struct Relay {
     pub host: Arc<PluginHost>,
