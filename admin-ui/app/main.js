@@ -34,6 +34,19 @@ const PAGES = {
 };
 
 const main = /** @type {HTMLElement} */ (document.getElementById('main'));
+
+/**
+ * Where to go once signed in: the consent request named by the device flow's verification URI
+ * (`/admin/consent?user_code=CODE`), or the overview.
+ */
+function afterSignIn() {
+  if (location.pathname === '/admin/consent') {
+    const code = new URLSearchParams(location.search).get('user_code');
+    if (code) return `/admin/#/consents?user_code=${encodeURIComponent(code.trim())}`;
+    return '/admin/#/consents';
+  }
+  return '/admin/#/overview';
+}
 const nav = /** @type {HTMLElement} */ (document.getElementById('nav'));
 
 function currentPage() {
@@ -66,7 +79,7 @@ async function route() {
 function loggedIn(s) {
   setCsrf(s.csrf_token);
   nav.hidden = false;
-  if (location.pathname !== '/admin/') history.replaceState(null, '', '/admin/#/overview');
+  if (location.pathname !== '/admin/') history.replaceState(null, '', afterSignIn());
   route();
 }
 
@@ -87,8 +100,11 @@ function showLogin() {
   const pass = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true });
   const err = h('p', { class: 'error', role: 'alert' });
   const status = h('p', { class: 'hint', role: 'status' });
+  const waiting = location.pathname === '/admin/consent'
+    ? h('p', { class: 'hint' }, 'An app is waiting for your approval: sign in to review its request.')
+    : null;
   const form = h('form', { class: 'card login', 'aria-labelledby': 'login-title' },
-    h('h1', { id: 'login-title' }, 'Sign in'),
+    h('h1', { id: 'login-title' }, 'Sign in'), waiting,
     field('Username', user), field('Password', pass), err, status,
     h('button', { type: 'submit', class: 'primary' }, 'Sign in'),
     h('div', { class: 'actions' },

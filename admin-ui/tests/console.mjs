@@ -215,6 +215,32 @@ try {
   assert.deepEqual(decided, { approved_models: ['openai/gpt-4o-mini'], denied: true });
   log('consents decided');
 
+  // The device flow's verification URI, opened signed out: sign in, land on that one request
+  // (app name, key fingerprint, policy), approve it; the app then gets its grant.
+  const device = await ask('device');
+  await go(page, 'account', 'Account');
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  const opened = await page.goto(device.verification_uri_complete);
+  assert.equal(opened?.status(), 200);
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await page.getByText('An app is waiting for your approval').waitFor();
+  await page.locator('input[name="username"]').fill('owner');
+  await page.locator('input[name="password"]').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Consent requests' }).waitFor();
+  const deviceCard = page.locator(`section[data-user-code="${device.user_code}"]`);
+  await deviceCard.getByRole('heading', { name: 'device app' }).waitFor();
+  await deviceCard.getByText(device.fingerprint).waitFor();
+  assert.equal(await page.locator('section.consent').count(), 1, 'only the linked request');
+  assert.ok(page.url().endsWith(`/admin/#/consents?user_code=${device.user_code}`), page.url());
+  await checkLabels(page, 'verification URI');
+  await screenshot(page, 'consent-verification-uri');
+  await deviceCard.getByRole('button', { name: 'Approve' }).click();
+  await deviceCard.getByText('Approved device app').waitFor();
+  assert.deepEqual(await ask('device_decided'), { grant_status: 200 });
+  log('device flow approved from its verification URI');
+
   // Revoke the paired app: its next request is refused.
   await go(page, 'apps', 'Apps');
   const revRow = page.locator('tr', { hasText: 'ui app' }).filter({ hasText: app.fingerprint });

@@ -145,6 +145,11 @@ async fn no_admin_or_approval_route_answers_without_the_owner() {
                 assert_eq!(status, 401, "{} {path} without a token", r.method);
                 checked += 1;
             }
+            Access::Metrics => {
+                // The harness configures a metrics token: without it, 401.
+                assert_eq!(status, 401, "{} {path} without the metrics token", r.method);
+                checked += 1;
+            }
             Access::Open => {}
         }
     }
@@ -379,4 +384,44 @@ async fn repeated_failed_logins_are_locked_out() {
         gw.logs().contains("failed owner login"),
         "failures are logged"
     );
+}
+
+#[tokio::test]
+async fn the_device_flows_verification_uri_is_the_console() {
+    let gw = Gateway::start(Backend::Sqlite).await;
+    let pending = Client::request_consent(
+        &gw.base_url,
+        "device app",
+        &json!({ "models": ["openai/*"] }),
+        PairOptions::default(),
+        MemoryStorage::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pending.verification_uri, gw.url("/admin/consent"));
+    assert_eq!(
+        pending.verification_uri_complete,
+        gw.url(&format!("/admin/consent?user_code={}", pending.user_code))
+    );
+    for uri in [
+        &pending.verification_uri,
+        &pending.verification_uri_complete,
+    ] {
+        let res = reqwest::get(uri.as_str()).await.unwrap();
+        assert_eq!(res.status(), 200, "{uri}");
+        let h = res.headers();
+        assert_eq!(h["content-type"], "text/html; charset=utf-8");
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("script-src 'self'")
+        );
+        assert_eq!(h["x-frame-options"], "DENY");
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains("/admin/assets/app/main.js"),
+            "the console: {html}"
+        );
+    }
 }

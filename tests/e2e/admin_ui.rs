@@ -96,6 +96,7 @@ struct AppSide {
     paired: Option<Client>,
     approve: Option<PendingConsent>,
     deny: Option<PendingConsent>,
+    device: Option<PendingConsent>,
 }
 
 impl AppSide {
@@ -154,6 +155,28 @@ impl AppSide {
                     Err(SdkError::Denied)
                 );
                 json!({ "approved_models": grant["policy"]["models"], "denied": denied })
+            }
+            "device" => {
+                let d = consent(gw_url, "device app").await;
+                let out = json!({
+                    "verification_uri_complete": d.verification_uri_complete,
+                    "user_code": d.user_code,
+                    "fingerprint": d.key_fingerprint,
+                });
+                self.device = Some(d);
+                out
+            }
+            "device_decided" => {
+                let client = self
+                    .device
+                    .as_mut()
+                    .unwrap()
+                    .poll_once()
+                    .await
+                    .unwrap()
+                    .expect("approved from the verification URI");
+                let res = client.get("/v1/grant").send().await.unwrap();
+                json!({ "grant_status": res.status().as_u16() })
             }
             "revoked" => {
                 let client = self.paired.as_ref().unwrap();

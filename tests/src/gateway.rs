@@ -38,12 +38,17 @@ pub fn shared_plugin_cache() -> PathBuf {
     dir
 }
 
-/// A `pairgate` command with a clean environment (no stray `PAIRGATE_*` from the caller).
+/// The `metrics.token` of every gateway under test (a test may set another).
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
+
+/// A `pairgate` command with a clean environment (no stray `PAIRGATE_*` from the caller), and
+/// [`METRICS_TOKEN`] as its metrics token.
 pub fn command(data_dir: &Path) -> Command {
     let mut cmd = Command::new(binary());
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PAIRGATE_PLUGINS__CACHE_DIR", shared_plugin_cache())
+        .env("PAIRGATE_METRICS__TOKEN", METRICS_TOKEN)
         .env("HOME", data_dir)
         .env("XDG_CONFIG_HOME", data_dir.join("config-home"))
         .kill_on_drop(true);
@@ -56,6 +61,7 @@ pub struct GatewayBuilder {
     backend: Backend,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    removed: Vec<String>,
     config: Option<String>,
     shared: Option<TestDb>,
     listen: Option<String>,
@@ -93,6 +99,11 @@ impl GatewayBuilder {
         self.env.push((k.into(), v.into()));
         self
     }
+    /// Leaves out a variable [`command`] sets by default (e.g. `PAIRGATE_METRICS__TOKEN`).
+    pub fn env_remove(mut self, k: impl Into<String>) -> Self {
+        self.removed.push(k.into());
+        self
+    }
     /// TOML written to a config file passed with `--config`.
     pub fn config(mut self, toml: impl Into<String>) -> Self {
         self.config = Some(toml.into());
@@ -106,7 +117,11 @@ impl GatewayBuilder {
             None => TestDb::new(self.backend).await,
         };
         let listen = self.listen.unwrap_or_else(|| "127.0.0.1:0".into());
-        Gateway::spawn(dir, db, self.args, self.env, self.config, &listen).await
+        let env = Env {
+            set: self.env,
+            removed: self.removed,
+        };
+        Gateway::spawn(dir, db, self.args, env, self.config, &listen).await
     }
 }
 
@@ -122,7 +137,14 @@ pub struct Gateway {
     /// The tasks copying the process's output into `logs` (done at its exit).
     readers: Vec<tokio::task::JoinHandle<()>>,
     args: Vec<String>,
-    env: Vec<(String, String)>,
+    env: Env,
+}
+
+/// The environment a gateway runs with, on top of [`command`]'s.
+#[derive(Debug, Default)]
+struct Env {
+    set: Vec<(String, String)>,
+    removed: Vec<String>,
 }
 
 impl Gateway {
@@ -131,6 +153,7 @@ impl Gateway {
             backend,
             args: Vec::new(),
             env: Vec::new(),
+            removed: Vec::new(),
             config: None,
             shared: None,
             listen: None,
@@ -150,7 +173,7 @@ impl Gateway {
         dir: tempfile::TempDir,
         db: TestDb,
         args: Vec<String>,
-        env: Vec<(String, String)>,
+        env: Env,
         config: Option<String>,
         listen: &str,
     ) -> Gateway {
@@ -205,7 +228,10 @@ impl Gateway {
             .args(&self.args);
         let own: Vec<&str> = self.args.iter().map(String::as_str).collect();
         cmd.args(self.config_args(&own));
-        for (k, v) in &self.env {
+        for k in &self.env.removed {
+            cmd.env_remove(k);
+        }
+        for (k, v) in &self.env.set {
             cmd.env(k, v);
         }
         let mut child = cmd
@@ -286,6 +312,18 @@ impl Gateway {
         self.logs.lock().unwrap().join("\n")
     }
 
+    /// `GET /metrics` with [`METRICS_TOKEN`]: the Prometheus text.
+    pub async fn metrics_text(&self) -> String {
+        let res = reqwest::Client::new()
+            .get(self.url("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "GET /metrics with the token");
+        res.text().await.unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }
@@ -353,7 +391,10 @@ pub async fn run_cli(gw: &Gateway, args: &[&str], stdin: Option<&str>) -> (i32, 
     cmd.args(args)
         .args(gw.state_args())
         .args(gw.config_args(args));
-    for (k, v) in &gw.env {
+    for k in &gw.env.removed {
+        cmd.env_remove(k);
+    }
+    for (k, v) in &gw.env.set {
         cmd.env(k, v);
     }
     run(cmd, stdin).await

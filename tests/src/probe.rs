@@ -40,12 +40,7 @@ pub fn proc_stats(gw: &Gateway) -> ProcStats {
 
 /// The sum of every series of a metric on `/metrics` (0 when it has none yet).
 pub async fn metric(gw: &Gateway, name: &str) -> f64 {
-    let text = reqwest::get(gw.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics_text().await;
     text.lines()
         .filter(|l| {
             l.strip_prefix(name)

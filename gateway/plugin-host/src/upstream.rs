@@ -1,10 +1,10 @@
 //! Pure checks on an upstream call before the gateway sends it: the URL's scheme and host, and
 //! the headers a plugin must not set.
 //!
-//! These checks work on the URL text only. Resolving the host name is the gateway's sender's job:
-//! it must refuse a name that resolves to a private, loopback or link-local address (unless the
-//! host is approved as private) and connect to the address it checked, so a DNS answer cannot
-//! point an approved name at an internal service.
+//! These checks work on the URL text only. Resolving the host name is the gateway's sender's job
+//! (`relay/upstream.rs` in the server): it refuses a name that resolves only to addresses
+//! [`is_private`] refuses (unless the provider allows private addresses) and connects to the
+//! address it checked, so a DNS answer cannot point an approved name at an internal service.
 
 use crate::error::UpstreamDenied;
 use crate::types::Credential;
@@ -131,8 +131,10 @@ pub fn strip_auth_headers(
         .collect()
 }
 
-/// Private, loopback, link-local, unspecified, multicast, documentation and other non-public
-/// ranges, including IPv4 addresses embedded in IPv6.
+/// Private, loopback, link-local, unspecified, multicast, documentation, benchmarking, shared
+/// (CGNAT) and other special-purpose ranges (IANA special-purpose registries), including IPv4
+/// addresses carried in IPv6: IPv4-mapped and -compatible, NAT64 (`64:ff9b::/96`; the local-use
+/// `64:ff9b:1::/48` is refused whole), 6to4 (`2002::/16`) and Teredo (`2001::/32`, refused whole).
 pub fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_private_v4(v4),
@@ -151,9 +153,10 @@ fn is_private_v4(ip: Ipv4Addr) -> bool {
         || ip.is_documentation()
         || a == 0
         || a >= 240
-        || (a == 100 && (64..128).contains(&b))
-        || (a == 192 && b == 0 && c == 0)
-        || (a == 198 && (b == 18 || b == 19))
+        || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
 }
 
 fn is_private_v6(ip: Ipv6Addr) -> bool {
@@ -161,20 +164,26 @@ fn is_private_v6(ip: Ipv6Addr) -> bool {
         return is_private_v4(v4);
     }
     let s = ip.segments();
-    // IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) carry an IPv4 address.
     let o = ip.octets();
-    let embedded = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    // IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) carry an IPv4 address at the end.
+    let last32 = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
     if s[..6] == [0; 6] || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        return ip.is_unspecified() || ip.is_loopback() || is_private_v4(embedded);
+        return ip.is_unspecified() || ip.is_loopback() || is_private_v4(last32);
     }
-    ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_multicast()
+    // 6to4 (2002:a.b.c.d::/48) routes to the IPv4 address in its second and third segments.
+    if s[0] == 0x2002 {
+        return is_private_v4(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
+    ip.is_multicast()
+        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64 (64:ff9b:1::/48)
         || (s[0] & 0xfe00) == 0xfc00 // unique local
         || (s[0] & 0xffc0) == 0xfe80 // link-local
         || (s[0] & 0xffc0) == 0xfec0 // site-local
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] == 0x3fff && s[1] < 0x1000) // documentation (3fff::/20)
+        || (s[0] == 0x2001 && s[1] < 0x0200) // IETF assignments: Teredo, benchmarking, ORCHID
         || (s[0] == 0x0100 && s[1..4] == [0, 0, 0]) // discard
+        || (s[0] == 0x5f00) // SRv6 SIDs (5f00::/16)
 }
 
 #[cfg(test)]

@@ -147,12 +147,80 @@ fn private_addresses_pass_when_allowed_and_listed() {
 }
 
 #[test]
+fn special_ranges_and_ipv4_carried_in_ipv6_are_private() {
+    for ip in [
+        "127.0.0.1",
+        "127.255.255.254",
+        "10.0.0.1",
+        "172.31.255.255",
+        "192.168.0.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "100.127.255.255",
+        "0.0.0.0",
+        "0.1.2.3",
+        "192.0.0.8",
+        "192.0.2.1",
+        "192.88.99.1",
+        "198.18.0.1",
+        "198.51.100.1",
+        "203.0.113.1",
+        "224.0.0.1",
+        "240.0.0.1",
+        "255.255.255.255",
+        "::",
+        "::1",
+        "fe80::1",
+        "fec0::1",
+        "fc00::1",
+        "fd12:3456::1",
+        "ff02::1",
+        "2001:db8::1",
+        "3fff::1",
+        "100::1",
+        // IPv4-mapped and IPv4-compatible.
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "::ffff:10.0.0.1",
+        "::127.0.0.1",
+        "::10.0.0.1",
+        // NAT64: the well-known prefix with a private IPv4 address, and the local-use /48.
+        "64:ff9b::7f00:1",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b::10.1.2.3",
+        "64:ff9b:1::8.8.8.8",
+        "64:ff9b:1:ffff::1",
+        // 6to4 embedding a private IPv4 address (2002:AABB:CCDD::).
+        "2002:7f00:1::1",
+        "2002:a9fe:a9fe::",
+        "2002:c0a8:101::1",
+        "2002:a00:1::",
+        // Teredo, benchmarking, ORCHID.
+        "2001::1",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+        "2001:2::1",
+        "2001:10::1",
+        "2001:20::1",
+    ] {
+        let ip: IpAddr = ip.parse().expect("ip");
+        assert!(is_private(ip), "{ip} must count as private");
+    }
+}
+
+#[test]
 fn public_addresses_are_not_private() {
     for ip in [
         "8.8.8.8",
         "1.1.1.1",
+        "100.63.255.255",
+        "100.128.0.1",
+        "172.32.0.1",
+        "192.88.98.1",
         "2606:4700:4700::1111",
+        "2a00:1450:4001::200e",
         "::ffff:8.8.8.8",
+        "64:ff9b::808:808",
+        "2002:808:808::1",
     ] {
         let ip: IpAddr = ip.parse().expect("ip");
         assert!(!is_private(ip), "{ip}");

@@ -92,6 +92,12 @@ pub enum ApiError {
     ProviderRateLimit { retry_after_secs: Option<u64> },
     #[error("{message}")]
     ProviderUnavailable { message: String, timed_out: bool },
+    /// The provider's host resolves only to private or special-purpose addresses, which its
+    /// instance may not reach (`relay/resolve.rs`): the owner's configuration, not the app's.
+    #[error(
+        "the gateway refused to connect to provider {provider}: its host {host} resolves only to private or special-purpose addresses; the owner must correct the provider's address or set providers.{provider}.allow_private"
+    )]
+    ProviderAddressRefused { provider: String, host: String },
     #[error("{message}")]
     Upstream {
         status: u16,
@@ -141,7 +147,9 @@ impl ApiError {
             GrantSuspended | Forbidden { .. } | Csrf => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             Limited { .. } | ProviderRateLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Plugin { .. } | ProviderAuth { .. } => StatusCode::BAD_GATEWAY,
+            Plugin { .. } | ProviderAuth { .. } | ProviderAddressRefused { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             ProviderUnavailable {
                 timed_out: true, ..
             } => StatusCode::GATEWAY_TIMEOUT,
@@ -164,7 +172,8 @@ impl ApiError {
             ApiError::Unavailable(_)
             | ApiError::Degraded { .. }
             | ApiError::Internal(_)
-            | ApiError::Plugin { .. } => Blame::Gateway,
+            | ApiError::Plugin { .. }
+            | ApiError::ProviderAddressRefused { .. } => Blame::Gateway,
             ApiError::ProviderAuth { .. }
             | ApiError::ProviderRateLimit { .. }
             | ApiError::ProviderUnavailable { .. } => Blame::Provider,
@@ -211,6 +220,7 @@ impl ApiError {
             ProviderAuth { .. } => "provider_auth_failed",
             ProviderRateLimit { .. } => "provider_rate_limit",
             ProviderUnavailable { .. } => "provider_unavailable",
+            ProviderAddressRefused { .. } => "provider_address_refused",
             InvalidToken(_) => codes::INVALID_TOKEN,
             InvalidPairing => codes::INVALID_PAIRING,
             ExpiredPairing => codes::EXPIRED_PAIRING,

@@ -64,6 +64,17 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
             addr: config.listen.to_string(),
             reason: e.to_string(),
         })?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| StartError::Listen {
+                    addr: format!("{addr} (metrics.listen)"),
+                    reason: e.to_string(),
+                })?,
+        ),
+        None => None,
+    };
     if !config.public_url_explicit
         && let Ok(addr) = listener.local_addr()
     {
@@ -117,7 +128,30 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
     });
+    if let Some(metrics) = metrics_listener {
+        serve_metrics(metrics, &config);
+    }
     serve(listener, tls, state, config.shutdown_grace).await
+}
+
+/// How many scrapers may be connected to the separate metrics listener at once.
+const METRICS_MAX_CONNECTIONS: usize = 16;
+
+/// Serves `/metrics` on its own listener (`metrics.listen`) for the life of the process.
+fn serve_metrics(listener: TcpListener, config: &Config) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, token = config.metrics_token.is_some(), "metrics on http://{addr}/metrics");
+    }
+    let app = crate::routes::health::metrics_listener_app(config.metrics_token.clone());
+    let listener =
+        crate::conn::Plain::new(listener, crate::conn::Slots::new(METRICS_MAX_CONNECTIONS));
+    let timeouts = crate::conn::Timeouts::of(config);
+    tokio::spawn(crate::conn::serve(
+        listener,
+        app,
+        timeouts,
+        std::future::pending(),
+    ));
 }
 
 async fn serve(
@@ -142,15 +176,15 @@ async fn serve(
         tracing::info!("shutdown requested; draining in-flight requests");
         let _ = signalled_tx.send(());
     };
-    let timeouts = crate::conn::Timeouts {
-        header_read: state.config.header_read_timeout,
-    };
+    let timeouts = crate::conn::Timeouts::of(&state.config);
+    let slots = crate::conn::Slots::new(state.config.max_connections);
     let server = match tls {
-        None => tokio::spawn(crate::conn::serve(listener, app, timeouts, shutdown)),
+        None => {
+            let listener = crate::conn::Plain::new(listener, slots);
+            tokio::spawn(crate::conn::serve(listener, app, timeouts, shutdown))
+        }
         Some(tls) => {
-            let listener = tls
-                .listener(listener)
-                .map_err(|e| StartError::Serve(e.to_string()))?;
+            let listener = tls.listener(listener, slots);
             let _reloader = tls.spawn_reloader();
             tokio::spawn(crate::conn::serve(listener, app, timeouts, shutdown))
         }

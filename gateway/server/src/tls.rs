@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::config::TlsConfig;
+use crate::conn::{Accept, Slot, Slots};
 
 /// How long a client may take to complete its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -183,10 +184,10 @@ impl Tls {
         })
     }
 
-    /// Wraps a bound listener: connections are accepted and their handshakes run in the
-    /// background, so a slow client never holds up the others.
-    pub fn listener(&self, tcp: TcpListener) -> io::Result<TlsListener> {
-        let local = tcp.local_addr()?;
+    /// Wraps a bound listener: connections are accepted (each taking one of `slots`, see
+    /// `conn.rs`) and their handshakes run in the background, so a slow client never holds up
+    /// the others.
+    pub fn listener(&self, tcp: TcpListener, slots: Slots) -> TlsListener {
         let (tx, rx) = mpsc::channel(64);
         let acceptor = self.acceptor.clone();
         tokio::spawn(async move {
@@ -204,13 +205,17 @@ impl Tls {
                         continue;
                     }
                 };
+                let Some(slot) = slots.acquire(peer).await else {
+                    drop(stream);
+                    continue;
+                };
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let _ = stream.set_nodelay(true);
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
+                            let _ = tx.send((tls, peer, slot)).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -218,7 +223,7 @@ impl Tls {
                 });
             }
         });
-        Ok(TlsListener { rx, local })
+        TlsListener { rx }
     }
 }
 
@@ -236,23 +241,17 @@ fn stamp(config: &TlsConfig) -> Stamp {
 /// Connections whose TLS handshake has completed, for the accept loop in `conn.rs`.
 #[derive(Debug)]
 pub struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
+    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr, Slot)>,
 }
 
-impl axum::serve::Listener for TlsListener {
+impl Accept for TlsListener {
     type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+    async fn accept(&mut self) -> (Self::Io, SocketAddr, Slot) {
         match self.rx.recv().await {
             Some(conn) => conn,
             // The accept task only ends when this listener is gone; never reached in practice.
             None => std::future::pending().await,
         }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
     }
 }

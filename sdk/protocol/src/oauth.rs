@@ -78,8 +78,8 @@ mod tests {
     fn device_response_roundtrip() {
         let value = json!({
             "device_code": "dc", "user_code": "WDJB-MJHT",
-            "verification_uri": "https://gateway.example/device",
-            "verification_uri_complete": "https://gateway.example/device?user_code=WDJB-MJHT",
+            "verification_uri": "https://gateway.example/admin/consent",
+            "verification_uri_complete": "https://gateway.example/admin/consent?user_code=WDJB-MJHT",
             "expires_in": 600, "interval": 5
         });
         let parsed: DeviceAuthorizationResponse = serde_json::from_value(value.clone()).unwrap();

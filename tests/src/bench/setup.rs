@@ -334,6 +334,7 @@ pub struct ServerTiming {
 pub async fn server_timings(http: &reqwest::Client, gw: &Gateway) -> Result<Vec<ServerTiming>> {
     let text = http
         .get(gw.url("/metrics"))
+        .bearer_auth(crate::gateway::METRICS_TOKEN)
         .send()
         .await
         .context("scraping /metrics")?

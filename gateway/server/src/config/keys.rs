@@ -108,6 +108,38 @@ pub static KEYS: &[Key] = &[
         |b, v| b.max_in_flight_requests = v.count()?
     ),
     key!(
+        "max_connections",
+        "client connections open at once (TLS handshakes included); beyond, a new one waits up to 250 ms for a free slot, then is closed",
+        |b, v| b.max_connections = v.count()?
+    ),
+    key!(
+        "http2.idle_timeout",
+        "how long an HTTP/2 connection with no request in progress stays open (a client trickling a request's headers included)",
+        |b, v| b.http2_idle_timeout = v.duration()?
+    ),
+    key!(
+        "http2.keep_alive_interval",
+        "how often an HTTP/2 connection that sends nothing is pinged",
+        |b, v| b.http2_keep_alive_interval = v.duration()?
+    ),
+    key!(
+        "http2.keep_alive_timeout",
+        "how long an HTTP/2 ping may go unanswered before the connection is closed",
+        |b, v| b.http2_keep_alive_timeout = v.duration()?
+    ),
+    key!(
+        "metrics.listen",
+        "serve /metrics on this separate address (e.g. 127.0.0.1:9464) instead of the API listener",
+        |b, v| b.metrics_listen = Some(v.socket_addr()?)
+    ),
+    key!(secret "metrics.token", "bearer token a scraper must send for /metrics (16 characters or more); without it and without metrics.listen, /metrics is not served", |b, v| {
+        let token = v.string()?;
+        if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("must be 16 or more characters without spaces".into());
+        }
+        b.metrics_token = Some(token)
+    }),
+    key!(
         "master_key.source",
         "file, env, systemd, command, keyring, passphrase-env, passphrase-file or passphrase-command",
         |b, v| {
@@ -299,6 +331,11 @@ pub static KEYS: &[Key] = &[
         |b, v| b.upstream_timeout = v.duration()?
     ),
     key!(
+        "upstream.resolve",
+        "pin provider host names to addresses instead of asking DNS, each \"NAME=IP\" (a name may repeat); pinned addresses are checked like resolved ones",
+        |b, v| b.upstream_resolve = crate::relay::resolve::parse_pins(&v.string_list()?)?
+    ),
+    key!(
         "tls.cert_file",
         "serve HTTPS with this PEM certificate chain (leaf first); reloaded when it changes",
         |b, v| b.tls_cert_file = Some(v.path()?)
@@ -340,6 +377,12 @@ pub struct Builder {
     header_read_timeout: Duration,
     body_read_timeout: Duration,
     max_in_flight_requests: usize,
+    max_connections: usize,
+    http2_idle_timeout: Duration,
+    http2_keep_alive_interval: Duration,
+    http2_keep_alive_timeout: Duration,
+    metrics_listen: Option<SocketAddr>,
+    metrics_token: Option<String>,
     master_key: MasterKeyConfig,
     pairing_ttl: Duration,
     pairing_max_ttl: Duration,
@@ -359,6 +402,7 @@ pub struct Builder {
     redis_namespace: String,
     upstream_connect_timeout: Duration,
     upstream_timeout: Duration,
+    upstream_resolve: crate::relay::resolve::Pins,
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
     tls_reload_interval: Duration,
@@ -379,6 +423,12 @@ impl Builder {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             max_in_flight_requests: 1024,
+            max_connections: 4096,
+            http2_idle_timeout: Duration::from_secs(60),
+            http2_keep_alive_interval: Duration::from_secs(30),
+            http2_keep_alive_timeout: Duration::from_secs(20),
+            metrics_listen: None,
+            metrics_token: None,
             master_key: MasterKeyConfig {
                 source: MasterKeySourceKind::File,
                 path: None,
@@ -407,6 +457,7 @@ impl Builder {
             redis_namespace: "gw".into(),
             upstream_connect_timeout: Duration::from_secs(10),
             upstream_timeout: Duration::from_secs(300),
+            upstream_resolve: crate::relay::resolve::Pins::new(),
             tls_cert_file: None,
             tls_key_file: None,
             tls_reload_interval: Duration::from_secs(5),
@@ -505,6 +556,12 @@ impl Builder {
             header_read_timeout: self.header_read_timeout,
             body_read_timeout: self.body_read_timeout,
             max_in_flight_requests: self.max_in_flight_requests,
+            max_connections: self.max_connections,
+            http2_idle_timeout: self.http2_idle_timeout,
+            http2_keep_alive_interval: self.http2_keep_alive_interval,
+            http2_keep_alive_timeout: self.http2_keep_alive_timeout,
+            metrics_listen: self.metrics_listen,
+            metrics_token: self.metrics_token.map(pairgate_custody::SecretString::from),
             master_key: self.master_key,
             pairing_ttl: self.pairing_ttl,
             pairing_max_ttl: self.pairing_max_ttl,
@@ -524,6 +581,7 @@ impl Builder {
             redis_namespace: self.redis_namespace,
             upstream_connect_timeout: self.upstream_connect_timeout,
             upstream_timeout: self.upstream_timeout,
+            upstream_resolve: self.upstream_resolve,
             tls,
         })
     }

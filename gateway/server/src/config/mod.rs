@@ -79,6 +79,20 @@ pub struct Config {
     pub body_read_timeout: Duration,
     /// Requests handled at once; beyond, `503 overloaded` at once (see `routes::shed_load`).
     pub max_in_flight_requests: usize,
+    /// Client connections open at once; beyond, a new one waits briefly, then is closed
+    /// (see `conn.rs`).
+    pub max_connections: usize,
+    /// An HTTP/2 connection with no request in progress is closed after this (see `conn.rs`).
+    pub http2_idle_timeout: Duration,
+    /// HTTP/2 keep-alive pings: how often, and how long one may go unanswered.
+    pub http2_keep_alive_interval: Duration,
+    pub http2_keep_alive_timeout: Duration,
+    /// A separate listener for `/metrics` (see `routes::health`); then the API listener has none.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The bearer token `/metrics` requires; without it (and without `metrics_listen`),
+    /// `/metrics` is not served.
+    #[serde(skip)]
+    pub metrics_token: Option<pairgate_custody::SecretString>,
     pub master_key: MasterKeyConfig,
     pub pairing_ttl: Duration,
     pub pairing_max_ttl: Duration,
@@ -106,6 +120,9 @@ pub struct Config {
     /// Upstream timeouts: connecting, and the whole non-streamed call / the gap between chunks.
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,
+    /// Provider host names pinned to addresses (`upstream.resolve`), checked like DNS answers
+    /// (see `relay::resolve`).
+    pub upstream_resolve: crate::relay::resolve::Pins,
     /// Serve HTTPS directly (see docs/deployment.md, "TLS"); `None` serves plain HTTP.
     pub tls: Option<TlsConfig>,
 }

@@ -264,3 +264,46 @@ fn connection_timeouts_have_defaults_and_come_from_file_and_env() {
     let err = load(&s).unwrap_err();
     assert!(err.to_string().contains("body_read_timeout"), "{err}");
 }
+
+#[test]
+fn connection_metrics_and_resolve_settings_load_and_are_checked() {
+    let (s, _f) = sources(None, &[], FlagValues::default());
+    let c = load(&s).unwrap();
+    assert_eq!(c.max_connections, 4096);
+    assert!(c.metrics_listen.is_none() && c.metrics_token.is_none());
+    assert!(c.upstream_resolve.is_empty());
+
+    let file = "max_connections = 8\n[http2]\nidle_timeout = \"2s\"\nkeep_alive_interval = 3\n\
+                [metrics]\nlisten = \"127.0.0.1:9464\"\n\
+                [upstream]\nresolve = [\"llm.lan=10.0.0.5\", \"llm.lan=10.0.0.6\"]\n";
+    let env = [("PAIRGATE_METRICS__TOKEN", "a-scraper-token-0123456789")];
+    let (s, _f) = sources(Some(file), &env, FlagValues::default());
+    let c = load(&s).unwrap();
+    assert_eq!(c.max_connections, 8);
+    assert_eq!(c.http2_idle_timeout.as_secs(), 2);
+    assert_eq!(c.http2_keep_alive_interval.as_secs(), 3);
+    assert_eq!(c.metrics_listen.map(|a| a.port()), Some(9464));
+    assert!(c.metrics_token.is_some());
+    assert_eq!(c.upstream_resolve["llm.lan"].len(), 2);
+    assert!(
+        !format!("{c:?}").contains("a-scraper-token"),
+        "the token is not in Debug"
+    );
+
+    // A short token is refused without echoing it; a pin must be NAME=IP.
+    let env = [
+        ("PAIRGATE_METRICS__TOKEN", "short-secret"),
+        ("PAIRGATE_UPSTREAM__RESOLVE", r#"["llm.lan:10.0.0.5"]"#),
+    ];
+    let (s, _f) = sources(None, &env, FlagValues::default());
+    let text = load(&s).unwrap_err().to_string();
+    assert!(
+        text.contains("`metrics.token` is not valid (value not shown)"),
+        "{text}"
+    );
+    assert!(!text.contains("short-secret"), "{text}");
+    assert!(
+        text.contains("`upstream.resolve`") && text.contains("api.example.com=203.0.113.7"),
+        "{text}"
+    );
+}

@@ -7,6 +7,7 @@
 pub use pairgate_plugin_host::framing;
 pub mod pipeline;
 pub mod probe;
+pub mod resolve;
 pub mod resource;
 pub mod stream;
 pub mod upstream;
@@ -118,11 +119,12 @@ fn quota_kinds(plugin: &str, d: &Descriptor) -> Vec<(QuotaKind, Window)> {
         .collect()
 }
 
-/// Plugins, providers and the shared upstream HTTP client.
+/// Plugins, providers and the upstream HTTP clients.
 #[derive(Debug)]
 pub struct Relay {
     pub host: Arc<PluginHost>,
-    pub http: reqwest::Client,
+    /// The upstream clients: address-checked, and for providers allowed private addresses.
+    pub http: resolve::Clients,
     providers: BTreeMap<String, Provider>,
 }
 
@@ -152,7 +154,8 @@ impl Relay {
         })
         .map_err(|e| fail(e.to_string()))?;
         if !load {
-            let http = upstream::client(config).map_err(|e| fail(format!("HTTP client: {e}")))?;
+            let http =
+                resolve::Clients::new(config).map_err(|e| fail(format!("HTTP client: {e}")))?;
             return Ok(Relay {
                 host: Arc::new(host),
                 http,
@@ -244,7 +247,7 @@ impl Relay {
         if !problems.is_empty() {
             return Err(fail(problems.join("; ")));
         }
-        let http = upstream::client(config).map_err(|e| fail(format!("HTTP client: {e}")))?;
+        let http = resolve::Clients::new(config).map_err(|e| fail(format!("HTTP client: {e}")))?;
         Ok(Relay {
             host: Arc::new(host),
             http,

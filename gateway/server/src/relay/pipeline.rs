@@ -254,10 +254,7 @@ pub fn failure(provider: &Provider, f: Failure) -> ApiError {
 }
 
 fn send_error(provider: &Provider, e: SendError) -> ApiError {
-    ApiError::ProviderUnavailable {
-        message: format!("{} ({})", e, provider.id),
-        timed_out: matches!(e, SendError::Timeout),
-    }
+    e.into_api_error(provider)
 }
 
 /// `POST /v1/chat/completions` and `POST /v1/embeddings`.

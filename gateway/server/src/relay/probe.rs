@@ -41,7 +41,8 @@ pub enum CheckOutcome {
     /// Any other answer (429, 5xx, unexpected 4xx): the credential's validity is unknown.
     ProviderError,
     /// The gateway could not make the call: no such provider here, a plugin without a cheap
-    /// check, a host not approved, or a credential that cannot be decrypted or fetched.
+    /// check, a host not approved or resolving only to private addresses the provider may not
+    /// reach, or a credential that cannot be decrypted or fetched.
     NotTestable,
 }
 
@@ -173,13 +174,24 @@ async fn run(state: &AppState, c: &CredentialInfo) -> Result<ProviderCheck, ApiE
     let resp = match sent {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            let (outcome, what) = match SendError::from(e) {
-                SendError::Timeout => (CheckOutcome::Timeout, "did not answer in time"),
-                SendError::Connect | SendError::Other => {
-                    (CheckOutcome::Unreachable, "could not be reached")
-                }
+            let (outcome, message) = match SendError::from(e) {
+                SendError::Timeout => (
+                    CheckOutcome::Timeout,
+                    format!("provider {} did not answer in time", provider.id),
+                ),
+                SendError::Connect | SendError::Other => (
+                    CheckOutcome::Unreachable,
+                    format!("provider {} could not be reached", provider.id),
+                ),
+                // Refused before connecting: nothing, the credential least, was sent.
+                SendError::Refused(refused) => (
+                    CheckOutcome::NotTestable,
+                    format!(
+                        "provider {}: {refused}; set providers.{}.allow_private if it is meant to be local",
+                        provider.id, provider.id
+                    ),
+                ),
             };
-            let message = format!("provider {} {what}", provider.id);
             return Ok(report(c, outcome, message));
         }
         Err(_) => {

@@ -1,28 +1,16 @@
-//! Sending a plugin's prepared call: the shared pooled client, the host re-check of the URL, the
-//! origin override, stripping any auth header the plugin set, and injecting the credential at
-//! the last moment (as a sensitive header value, never logged). The value is handed back with
+//! Sending a plugin's prepared call: the pooled client (address-checked unless the provider
+//! allows private addresses, see `resolve.rs`), the host re-check of the URL, the origin
+//! override, stripping any auth header the plugin set, and injecting the credential at the last
+//! moment (as a sensitive header value, never logged). The value is handed back with
 //! the request as a [`Redactor`], so the provider's answer can be cleaned of it (providers echo a
 //! rejected key in their error text) before a plugin or the app sees a byte of it.
-
-use std::time::Duration;
 
 use pairgate_custody::{ExposeSecret, SecretString};
 use pairgate_plugin_host::{Credential, UpstreamCall, check_upstream, strip_auth_headers};
 
 use super::Provider;
-use crate::config::Config;
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// The one HTTP client for every provider: pooled, HTTP/2 where offered, bounded timeouts.
-pub fn client(config: &Config) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .connect_timeout(config.upstream_connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("pairgate/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
 
 /// Why the upstream could not be reached.
 #[derive(Debug, thiserror::Error)]
@@ -33,16 +21,37 @@ pub enum SendError {
     Connect,
     #[error("the provider connection failed")]
     Other,
+    /// The provider's host resolves only to addresses it may not reach (see `resolve.rs`).
+    #[error("{0}")]
+    Refused(super::resolve::AddressRefused),
 }
 
 impl From<reqwest::Error> for SendError {
     fn from(e: reqwest::Error) -> Self {
-        if e.is_timeout() {
+        if let Some(refused) = super::resolve::refusal(&e) {
+            SendError::Refused(refused)
+        } else if e.is_timeout() {
             SendError::Timeout
         } else if e.is_connect() {
             SendError::Connect
         } else {
             SendError::Other
+        }
+    }
+}
+
+impl SendError {
+    /// The app's error for a call to `provider` that failed this way.
+    pub fn into_api_error(self, provider: &Provider) -> ApiError {
+        match self {
+            SendError::Refused(refused) => ApiError::ProviderAddressRefused {
+                provider: provider.id.clone(),
+                host: refused.host,
+            },
+            e => ApiError::ProviderUnavailable {
+                message: format!("{} ({})", e, provider.id),
+                timed_out: matches!(e, SendError::Timeout),
+            },
         }
     }
 }
@@ -195,7 +204,8 @@ pub async fn build(
     let method = reqwest::Method::from_bytes(call.method.as_bytes())
         .map_err(|_| plugin_fail("invalid method".into()))?;
     let headers = strip_auth_headers(call.headers, &provider.descriptor.credential);
-    let mut req = state.relay.http.request(method, url).body(call.body);
+    let client = state.relay.http.for_provider(provider);
+    let mut req = client.request(method, url).body(call.body);
     if !stream {
         req = req.timeout(state.config.upstream_timeout);
     }

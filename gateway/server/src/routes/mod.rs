@@ -9,7 +9,7 @@ pub mod app;
 mod body_timeout;
 pub mod client_ip;
 pub mod console;
-mod health;
+pub mod health;
 pub mod oauth;
 pub mod passkeys;
 pub mod plugins;
@@ -43,6 +43,9 @@ pub enum Access {
     App,
     /// The owner: a session cookie plus CSRF token on state-changing requests.
     Owner,
+    /// A metrics scraper with the `metrics.token` bearer token (`/metrics`; not served on this
+    /// listener when no token is configured or the metrics have their own listener).
+    Metrics,
 }
 
 /// One row of the route table.
@@ -53,8 +56,8 @@ pub struct RouteInfo {
     pub access: Access,
 }
 
-/// Paths reachable without authentication. Anything else must be `App` or `Owner`, which the
-/// route-enumeration test checks by calling every route without credentials.
+/// Paths reachable without authentication. Anything else must be `App`, `Owner` or `Metrics`,
+/// which the route-enumeration test checks by calling every route without credentials.
 pub const OPEN_ROUTES: &[&str] = &[
     "/healthz",
     "/readyz",
@@ -65,10 +68,10 @@ pub const OPEN_ROUTES: &[&str] = &[
     "/admin/api/login",
     "/admin/api/login/passkey/start",
     "/admin/api/login/passkey/finish",
-    "/metrics",
     "/admin",
     "/admin/",
     "/admin/setup",
+    "/admin/consent",
     "/admin/assets/{*path}",
 ];
 
@@ -138,7 +141,7 @@ fn table() -> Table {
     .add(App, "GET", "/v1/models/{*id}", get(v1::model))
     .add(App, "POST", "/r/{resource}/{*rest}", post(v1::resource))
     .add(App, "GET", "/r/{resource}/{*rest}", get(v1::resource))
-    .add(Open, "GET", "/metrics", get(health::metrics))
+    .add(Metrics, "GET", "/metrics", get(health::metrics))
     .add(Open, "POST", "/admin/api/setup", post(admin::setup))
     .add(Open, "POST", "/admin/api/login", post(admin::login))
     .add(Owner, "GET", "/admin/api/session", get(admin::session))
@@ -256,6 +259,7 @@ impl Table {
         self.add(Open, "GET", "/admin", get(ui::root))
             .add(Open, "GET", "/admin/", get(ui::page))
             .add(Open, "GET", "/admin/setup", get(ui::page))
+            .add(Open, "GET", "/admin/consent", get(ui::page))
             .add(Open, "GET", "/admin/assets/{*path}", get(ui::asset))
             .add(Owner, "GET", "/admin/api/overview", get(console::overview))
             .add(

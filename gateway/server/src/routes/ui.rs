@@ -78,8 +78,9 @@ pub async fn root() -> Redirect {
     Redirect::to("/admin/")
 }
 
-/// `GET /admin/` and `GET /admin/setup` (the setup link carries its token in the fragment,
-/// which never reaches the server): the console's page.
+/// `GET /admin/`, `GET /admin/setup` (the setup link carries its token in the fragment, which
+/// never reaches the server) and `GET /admin/consent` (the device flow's verification URI: the
+/// console opens the request named by `?user_code=`, after sign-in when needed): the console.
 pub async fn page() -> Response {
     index()
 }

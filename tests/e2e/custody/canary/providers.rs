@@ -322,6 +322,7 @@ impl Ctx<'_> {
     pub(super) async fn metrics_and_usage(&mut self) {
         let res = reqwest::Client::new()
             .get(self.gw.url("/metrics"))
+            .bearer_auth(pairgate_tests::gateway::METRICS_TOKEN)
             .send()
             .await
             .unwrap();
