@@ -264,19 +264,30 @@ fn typescript_sdk() -> Result<()> {
     if major < 20 {
         bail!("Node.js {version} is too old for the TypeScript SDK (it needs 20 or later)");
     }
-    let lock =
-        std::fs::read(dir.join("package-lock.json")).context("sdk/typescript/package-lock.json")?;
-    let stamp = dir.join("node_modules/.pairgate-package-lock.json");
-    if std::fs::read(&stamp).ok().as_deref() != Some(lock.as_slice()) {
-        println!("xtask: installing the TypeScript SDK's pinned packages (npm ci)");
-        run(Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir))?;
-        std::fs::write(&stamp, &lock).context("writing the npm ci stamp")?;
-    }
+    npm_ci(&dir, "the TypeScript SDK")?;
     run(Command::new("npm")
         .args(["run", "--silent", "build"])
-        .current_dir(&dir))
+        .current_dir(&dir))?;
+    // The interop test's generic OAuth/DPoP clients (no pairgate code).
+    npm_ci(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop"),
+        "the interop test",
+    )
+}
+
+/// `npm ci` in `dir` when its lock file changed since the last install.
+fn npm_ci(dir: &std::path::Path, what: &str) -> Result<()> {
+    let lock = std::fs::read(dir.join("package-lock.json"))
+        .with_context(|| format!("{}/package-lock.json", dir.display()))?;
+    let stamp = dir.join("node_modules/.pairgate-package-lock.json");
+    if std::fs::read(&stamp).ok().as_deref() != Some(lock.as_slice()) {
+        println!("xtask: installing {what}'s pinned packages (npm ci)");
+        run(Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(dir))?;
+        std::fs::write(&stamp, &lock).context("writing the npm ci stamp")?;
+    }
+    Ok(())
 }
 
 /// `cargo xtask bench [--smoke] [pairgate-bench args]`: builds the gateway and the benchmark
