@@ -12,6 +12,7 @@ mod faults;
 mod foundation;
 mod grant_edit;
 mod hostile;
+mod hostile_strangers;
 mod limits;
 mod load;
 mod ops;

@@ -33,11 +33,6 @@ pub async fn embeddings(
     pipeline::unified(state, req, "embeddings", addr.ip()).await
 }
 
-fn policy_of(req: &AppRequest) -> Result<GrantPolicy, ApiError> {
-    serde_json::from_value(req.policy.clone())
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored policy is invalid: {e}")))
-}
-
 fn model_object(provider: &str, id: &str) -> Value {
     json!({ "id": format!("{provider}/{id}"), "object": "model", "created": 0, "owned_by": provider })
 }
@@ -68,9 +63,8 @@ pub async fn models(
     State(state): State<AppState>,
     req: AppRequest,
 ) -> Result<Json<Value>, ApiError> {
-    let policy = policy_of(&req)?;
     Ok(Json(
-        json!({ "object": "list", "data": allowed_models(&state, &policy) }),
+        json!({ "object": "list", "data": allowed_models(&state, &req.grant_policy) }),
     ))
 }
 
@@ -80,12 +74,12 @@ pub async fn model(
     Path(id): Path<String>,
     req: AppRequest,
 ) -> Result<Json<Value>, ApiError> {
-    let policy = policy_of(&req)?;
+    let policy = &req.grant_policy;
     let (provider, bare) = state
         .relay
         .resolve_model(&id, &state.config.default_provider)?;
     let known = provider.descriptor.models.iter().any(|m| m.id == bare);
-    if !known || !model_allowed(&policy, &format!("{}/{bare}", provider.id)) {
+    if !known || !model_allowed(policy, &format!("{}/{bare}", provider.id)) {
         return Err(ApiError::Upstream {
             status: 404,
             code: "model_not_found".into(),
