@@ -539,9 +539,16 @@ async fn an_unknown_provider_prefix_reaches_no_provider() {
     let app = pair(&gw, KeyKind::Ed25519, &[]).await;
     let chat = json!({ "model": "nosuch/zzz", "messages": [{ "role": "user", "content": "hi" }] });
     let (status, body) = post(&app, "/v1/chat/completions", &chat).await;
-    assert_eq!((status, &body["error"]["code"]), (400, &json!("model_not_found")), "{body}");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("model_not_found")),
+        "{body}"
+    );
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("openai"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("openai"),
         "lists the providers there are: {body}"
     );
     let res = app.get("/v1/models/nosuch/zzz").send().await.unwrap();

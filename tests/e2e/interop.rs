@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use pairgate_tests::Backend;
 use pairgate_tests::app::pairing_string;
 use pairgate_tests::gateway::run_cli;
 use pairgate_tests::providers::{self, test_key};
-use pairgate_tests::Backend;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn interop_dir() -> PathBuf {
@@ -69,7 +69,9 @@ async fn generic_oauth_and_dpop_libraries_pair_refresh_and_run_the_device_flow()
     assert_eq!(chats.len(), 6, "{}", chats.len());
     let key = format!("Bearer {}", test_key("openai"));
     assert!(
-        chats.iter().all(|r| r.header("authorization") == Some(key.as_str())),
+        chats
+            .iter()
+            .all(|r| r.header("authorization") == Some(key.as_str())),
         "the owner's key was injected"
     );
 }

@@ -15,6 +15,7 @@ mod foundation;
 mod grant_edit;
 mod hostile;
 mod hostile_app;
+mod hostile_strangers;
 mod interop;
 mod limits;
 mod load;

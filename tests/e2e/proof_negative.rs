@@ -373,14 +373,19 @@ async fn token_case(c: &Ctx, name: &str) -> (u16, Value) {
             .await
         }
         "token_proof_for_another_url" => {
+            // The proof is checked once the pairing string is known good (a guess is refused
+            // before any signature check), so this needs a real one.
+            let code = pairing_string(&c.gw, &[]).await;
             let pr = proof(&key, "POST", &c.gw.url("/v1/grant"), None, None);
-            oauth_post(
+            let refused = oauth_post(
                 &c.gw,
                 "/oauth/token",
-                &[("grant_type", GRANT_TYPE_PAIRING), ("pairing_code", "x")],
+                &[("grant_type", GRANT_TYPE_PAIRING), ("pairing_code", &code)],
                 Some(&pr),
             )
-            .await
+            .await;
+            assert_eq!(redeem(code).await.0, 200, "a refused proof uses up nothing");
+            refused
         }
         "unsupported_grant_type" => {
             oauth_post(

@@ -3,7 +3,8 @@
 //! [`check`] looks only at the request's shape (facts the gateway extracted); rate limits,
 //! budgets and concurrency are enforced by the gateway with the arithmetic in
 //! [`crate::limits`]. Checks run in this order and the first failure is reported:
-//! validity window, source address, endpoint, provider, model, streaming, tools, images,
+//! validity window, source address ([`check_access`], which every other use of a grant's
+//! credentials applies too), endpoint, provider, model, streaming, tools, images,
 //! max tokens. Provider and model are not checked for `resource:` endpoints.
 
 use std::net::IpAddr;
@@ -160,6 +161,38 @@ pub fn model_allowed(policy: &GrantPolicy, qualified: &str) -> bool {
     })
 }
 
+/// Whether a credential of a grant under `policy` may be used at all at `now_ms` from
+/// `source_ip`: the validity window (`not_before`, `expires_at`), then the source addresses
+/// (an unknown address is refused while `source_ips` is set). Every use of a grant's
+/// credentials applies it (each app route, refresh, key rotation); [`check`] starts with it.
+pub fn check_access(
+    policy: &GrantPolicy,
+    source_ip: Option<IpAddr>,
+    now_ms: i64,
+) -> Result<(), Denial> {
+    if policy.not_before.is_some_and(|nb| now_ms < nb) {
+        return Err(Denial {
+            code: DenialCode::NotYetValid,
+            message: "this grant is not valid yet".into(),
+        });
+    }
+    if policy.expires_at.is_some_and(|exp| now_ms >= exp) {
+        return Err(Denial {
+            code: DenialCode::Expired,
+            message: "this grant has expired".into(),
+        });
+    }
+    if !policy.source_ips.is_empty()
+        && !source_ip.is_some_and(|ip| net::any_contains(&policy.source_ips, ip))
+    {
+        return Err(Denial {
+            code: DenialCode::SourceIpNotAllowed,
+            message: "requests from this address are not allowed by this grant".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Decide whether the request described by `facts` may proceed under `policy`.
 ///
 /// On success, [`Allowed::max_tokens`] is what to send upstream for `chat`:
@@ -171,22 +204,7 @@ pub fn model_allowed(policy: &GrantPolicy, qualified: &str) -> bool {
 ///
 /// Other endpoints get the client's value back unchanged.
 pub fn check(policy: &GrantPolicy, facts: &RequestFacts) -> Result<Allowed, Denial> {
-    if policy.not_before.is_some_and(|nb| facts.now_ms < nb) {
-        return deny(DenialCode::NotYetValid, "this grant is not valid yet");
-    }
-    if policy.expires_at.is_some_and(|exp| facts.now_ms >= exp) {
-        return deny(DenialCode::Expired, "this grant has expired");
-    }
-    if !policy.source_ips.is_empty()
-        && !facts
-            .source_ip
-            .is_some_and(|ip| net::any_contains(&policy.source_ips, ip))
-    {
-        return deny(
-            DenialCode::SourceIpNotAllowed,
-            "requests from this address are not allowed by this grant",
-        );
-    }
+    check_access(policy, facts.source_ip, facts.now_ms)?;
     if !policy
         .endpoints
         .iter()
@@ -580,6 +598,41 @@ mod tests {
         let d = check(&policy(json!({"source_ips": ["10.0.0.0/8"]})), &facts()).unwrap_err();
         assert!(!d.message.contains("10.0.0.0"));
         assert_eq!(d.to_string(), d.message);
+    }
+
+    #[test]
+    fn check_access_is_the_window_then_the_source_address() {
+        let p =
+            policy(json!({"not_before": 1000, "expires_at": 2000, "source_ips": ["10.0.0.0/8"]}));
+        let inside = Some("10.1.2.3".parse().unwrap());
+        let outside = Some("192.0.2.1".parse().unwrap());
+        let code = |ip, now| check_access(&p, ip, now).map_err(|d| d.code);
+        assert_eq!(code(inside, 1000), Ok(()));
+        assert_eq!(code(inside, 1999), Ok(()));
+        assert_eq!(code(inside, 999), Err(DenialCode::NotYetValid));
+        assert_eq!(code(inside, 2000), Err(DenialCode::Expired));
+        assert_eq!(code(outside, 1500), Err(DenialCode::SourceIpNotAllowed));
+        assert_eq!(
+            code(None, 1500),
+            Err(DenialCode::SourceIpNotAllowed),
+            "an unknown address is refused while source_ips is set"
+        );
+        assert_eq!(
+            code(outside, 2500),
+            Err(DenialCode::Expired),
+            "window first"
+        );
+        assert_eq!(check_access(&policy(json!({})), None, 0), Ok(()));
+        // `check` agrees: it starts with the same checks.
+        let f = RequestFacts {
+            source_ip: outside,
+            now_ms: 1500,
+            ..facts()
+        };
+        assert_eq!(
+            check(&p, &f).unwrap_err().code,
+            DenialCode::SourceIpNotAllowed
+        );
     }
 
     #[test]

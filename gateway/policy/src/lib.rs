@@ -24,7 +24,7 @@ pub mod net;
 #[cfg(test)]
 mod proptests;
 
-pub use decide::{Allowed, Denial, DenialCode, RequestFacts, check, model_allowed};
+pub use decide::{Allowed, Denial, DenialCode, RequestFacts, check, check_access, model_allowed};
 pub use grant::{Budget, GrantPolicy, OutputMode, PolicyError, PolicyErrors};
 pub use limits::{
     Counter, Exhausted, Gcra, Prices, RetryAfter, Usage, Window, cost_micros,

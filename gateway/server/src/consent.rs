@@ -2,6 +2,8 @@
 //! user code and its key fingerprint; only the authenticated owner can approve (narrowing the
 //! request, never widening it) or deny; the app then redeems its device code once.
 
+use std::net::IpAddr;
+
 use pairgate_policy::GrantPolicy;
 use pairgate_protocol::dpop::VerifiedProof;
 use pairgate_protocol::jwk::fingerprint_of;
@@ -10,13 +12,18 @@ use pairgate_protocol::user_code;
 use pairgate_store::DeviceRow;
 use serde_json::json;
 
+use crate::auth::proof::ProofRequest;
 use crate::error::ApiError;
 use crate::keys::{Purpose, ms};
 use crate::pairing::{new_grant, new_refresh, token_response};
+use crate::routes::client_ip::client_key;
 use crate::state::AppState;
 
-/// Pending requests allowed at once (a flood of requests cannot bury the owner's queue).
-pub const MAX_PENDING: usize = 50;
+/// Pending requests allowed at once, from everyone (bounds the table and the owner's queue).
+pub const MAX_PENDING: i64 = 500;
+/// Requests one client address (IPv6: its /64) may have started within `pairing.consent_ttl`:
+/// far below [`MAX_PENDING`], so no one address can fill the queue.
+pub const MAX_PENDING_PER_CLIENT: u32 = 5;
 /// Seconds an app must wait between polls.
 pub const POLL_INTERVAL_SECS: u64 = 5;
 
@@ -29,11 +36,13 @@ pub struct Started {
 }
 
 /// An app starts a consent request; its key is bound now, so the owner sees its fingerprint.
+/// The caps (per client address, then overall) are checked before the proof is verified.
 pub async fn start(
     state: &AppState,
     app_name: &str,
     requested: &serde_json::Value,
-    proof: &VerifiedProof,
+    proof: &ProofRequest<'_>,
+    client: IpAddr,
     now: i64,
 ) -> Result<Started, ApiError> {
     let app_name: String = app_name
@@ -42,13 +51,46 @@ pub async fn start(
         .take(100)
         .collect();
     let policy = crate::grant_policy::parse(requested)?;
-    if state.store.pending_device_requests(now).await?.len() >= MAX_PENDING {
+    let key = client_key(client).to_string();
+    if let Err(retry) = state.consent_starts.take(&key, now) {
+        tracing::warn!(%client, "consent requests refused: this address has too many waiting");
         return Err(ApiError::TooManyRequests {
             code: "too_many_pending_requests",
-            message: "too many consent requests are waiting for the owner".into(),
-            retry_after_secs: 60,
+            message: format!(
+                "this address already started {MAX_PENDING_PER_CLIENT} consent requests; wait \
+                 for the owner to decide them or for them to expire"
+            ),
+            retry_after_secs: retry,
         });
     }
+    // Counted before anything slow, so concurrent requests cannot slip past the cap; given back
+    // when no request is queued after all.
+    let queued = async {
+        if state.store.count_pending_device_requests(now).await? >= MAX_PENDING {
+            return Err(ApiError::TooManyRequests {
+                code: "too_many_pending_requests",
+                message: "too many consent requests are waiting for the owner".into(),
+                retry_after_secs: 60,
+            });
+        }
+        let proof = crate::auth::proof::verify(state, proof, now).await?;
+        queue(state, app_name, &policy, &proof, now).await
+    }
+    .await;
+    if queued.is_err() {
+        state.consent_starts.give_back(&key, now);
+    }
+    queued
+}
+
+/// Stores a consent request whose proof was verified.
+async fn queue(
+    state: &AppState,
+    app_name: String,
+    policy: &GrantPolicy,
+    proof: &VerifiedProof,
+    now: i64,
+) -> Result<Started, ApiError> {
     let device_code = format!("pgdc_{}", user_code::new_device_code(&mut rand_core::OsRng));
     let code = user_code::generate(&mut rand_core::OsRng);
     let ttl = state.config.consent_ttl;
@@ -98,11 +140,12 @@ pub async fn start(
     })
 }
 
-/// The app polls with its device code and a proof by the key it started with.
+/// The app polls with its device code and a proof by the key it started with. An unknown device
+/// code is refused before the proof is verified.
 pub async fn poll(
     state: &AppState,
     device_code: &str,
-    proof: &VerifiedProof,
+    proof: &ProofRequest<'_>,
     now: i64,
 ) -> Result<TokenResponse, ApiError> {
     let invalid = ApiError::InvalidGrant {
@@ -114,9 +157,11 @@ pub async fn poll(
     let hash = state
         .keys
         .digest(Purpose::DeviceCode, device_code.as_bytes());
-    let Some(row) = state.store.poll_device_request(&hash, now).await? else {
+    let Some(row) = state.store.device_by_code_hash(&hash).await? else {
         return Err(invalid);
     };
+    let proof = &crate::auth::proof::verify(state, proof, now).await?;
+    state.store.record_device_poll(&hash, now).await?;
     if row.jkt != proof.jkt {
         return Err(ApiError::InvalidGrant {
             message: "the device code was requested with another key",

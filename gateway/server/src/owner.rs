@@ -129,14 +129,32 @@ pub async fn create_owner(
     Ok(owner)
 }
 
-/// Refuses a sign-in attempt from a client (or from everyone) locked out after repeated failures.
+/// The key a client's sign-in failures count under: the [`client_key`] of its address (IPv4, or
+/// the /64 of IPv6); a client that is not an address (the local CLI) is its own key.
+///
+/// [`client_key`]: crate::routes::client_ip::client_key
+pub fn lockout_key(client: &str) -> String {
+    client
+        .parse::<std::net::IpAddr>()
+        .map(|ip| crate::routes::client_ip::client_key(ip).to_string())
+        .unwrap_or_else(|_| client.to_string())
+}
+
+/// Counts a failed sign-in (password or passkey) against the client's address.
+pub fn record_failure(state: &AppState, client: &str, now: i64) {
+    state.login_attempts.fail(&lockout_key(client), now);
+}
+
+/// Refuses a sign-in attempt from a client address locked out after its own repeated failures.
+/// Only that address is refused (even with the right password, so guessing cannot go on from
+/// it); failures elsewhere never lock out the owner's address.
 pub fn check_lockout(state: &AppState, client: &str, now: i64) -> Result<(), ApiError> {
-    match state.login_attempts.locked(client, now) {
+    match state.login_attempts.locked(&lockout_key(client), now) {
         Some(retry) => {
             tracing::warn!(client, "owner login locked out after repeated failures");
             Err(ApiError::TooManyRequests {
                 code: "too_many_attempts",
-                message: "too many failed logins; wait and try again".into(),
+                message: "too many failed sign-ins from this address; wait and try again".into(),
                 retry_after_secs: retry,
             })
         }
@@ -182,7 +200,7 @@ pub async fn login(
         .unwrap_or_else(|| DUMMY_HASH.to_string());
     let ok = password_matches(&hash, password);
     let Some(owner) = owner.filter(|_| ok) else {
-        state.login_attempts.fail(client, now);
+        record_failure(state, client, now);
         tracing::warn!(client, "failed owner login");
         return Err(ApiError::OwnerRequired);
     };

@@ -1,6 +1,7 @@
 //! Pairing and tokens: the owner creates a pairing string; an app redeems it once with a DPoP
 //! proof, which binds its key to a new grant; refresh and key rotation keep that binding.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use pairgate_protocol::dpop::VerifiedProof;
@@ -10,9 +11,11 @@ use pairgate_store::grants::status;
 use pairgate_store::{GrantRow, NewRefresh, PairingRow};
 use serde_json::json;
 
+use crate::auth::proof::ProofRequest;
 use crate::auth::tokens;
 use crate::error::ApiError;
 use crate::keys::{Purpose, digests_equal, ms, random_token};
+use crate::routes::client_ip::client_key;
 use crate::state::AppState;
 
 /// A pairing as shown to the owner once: the string carries the secret.
@@ -142,11 +145,13 @@ pub fn new_grant(
 
 /// Redeems a pairing string with the app's proof. Unknown ids and wrong secrets get the same
 /// answer, so a guess reveals nothing; only a holder of the secret learns "expired" or "used".
+/// The proof is verified only once the string is known good (a guess costs no signature check
+/// and no replay-cache entry).
 pub async fn redeem(
     state: &AppState,
     code: &str,
     app_name: Option<String>,
-    proof: &VerifiedProof,
+    proof: &ProofRequest<'_>,
     now: i64,
 ) -> Result<TokenResponse, ApiError> {
     let parsed = PairingString::parse(code).map_err(|_| ApiError::InvalidPairing)?;
@@ -168,6 +173,7 @@ pub async fn redeem(
     if row.expires_at <= now {
         return Err(ApiError::ExpiredPairing);
     }
+    let proof = &crate::auth::proof::verify(state, proof, now).await?;
     let name = row
         .app_name
         .clone()
@@ -201,56 +207,74 @@ pub async fn redeem(
 }
 
 /// [`redeem`] behind the brute-force lockout: failed redemptions are counted per client address
-/// and overall; once locked, attempts are refused before any lookup.
+/// (IPv6: per /64); once an address is locked, its attempts are refused before any lookup.
+/// There is no global lock: with 256-bit secrets guessing is hopeless anyway, and a global lock
+/// would let strangers block every legitimate redemption.
 pub async fn redeem_guarded(
     state: &AppState,
     code: &str,
     app_name: Option<String>,
-    proof: &VerifiedProof,
-    client: &str,
+    proof: &ProofRequest<'_>,
+    client: IpAddr,
     now: i64,
 ) -> Result<TokenResponse, ApiError> {
-    if let Some(retry) = state.pairing_attempts.locked(client, now) {
+    let key = client_key(client).to_string();
+    if let Some(retry) = state.pairing_attempts.locked(&key, now) {
         tracing::warn!(
-            client,
+            %client,
             "pairing redemption locked out after repeated failures"
         );
         return Err(ApiError::TooManyRequests {
             code: "too_many_attempts",
-            message: "too many failed pairing attempts; wait and try again".into(),
+            message: "too many failed pairing attempts from this address; wait and try again"
+                .into(),
             retry_after_secs: retry,
         });
     }
     let result = redeem(state, code, app_name, proof, now).await;
     if matches!(result, Err(ApiError::InvalidPairing)) {
-        state.pairing_attempts.fail(client, now);
+        state.pairing_attempts.fail(&key, now);
     }
     result
 }
 
-/// Exchanges a refresh token, presented with a proof by the bound key, for a new pair.
+/// Exchanges a refresh token, presented with a proof by the bound key, for a new pair. The whole
+/// grant is checked first, as on every app route: status, validity window and source addresses.
+/// A refused refresh consumes nothing: after a resume (or from an allowed address) the same
+/// refresh token works.
 pub async fn refresh(
     state: &AppState,
     token: &str,
-    proof: &VerifiedProof,
+    proof: &ProofRequest<'_>,
+    client: IpAddr,
     now: i64,
 ) -> Result<TokenResponse, ApiError> {
-    let invalid = ApiError::InvalidGrant {
+    let invalid = || ApiError::InvalidGrant {
         message: "the refresh token is not valid",
     };
     if !token.starts_with(tokens::REFRESH_PREFIX) || token.len() > 200 {
-        return Err(invalid);
+        return Err(invalid());
     }
     let digest = state.keys.digest(Purpose::RefreshToken, token.as_bytes());
+    let Some((grant, token_jkt)) = state.store.refresh_token_grant(&digest, now).await? else {
+        return Err(invalid());
+    };
+    let proof = crate::auth::proof::verify(state, proof, now).await?;
+    if proof.jkt != token_jkt {
+        return Err(invalid());
+    }
+    crate::auth::extract::check_grant(&grant, Some(client), now)?;
     let (next, next_row) = new_refresh(state, now);
     let Some((grant_id, jkt)) = state
         .store
         .use_refresh_token(&digest, &proof.jkt, now, &next_row)
         .await?
     else {
-        return Err(invalid);
+        // Suspended or revoked meanwhile (the status is checked in the same statement), or the
+        // token was used by a concurrent refresh.
+        crate::auth::extract::active_grant(state, &grant.id).await?;
+        return Err(invalid());
     };
-    crate::auth::extract::active_grant(state, &grant_id).await?;
     token_response(state, &grant_id, &jkt, next, now)
 }
 

@@ -251,7 +251,7 @@ async fn confirm_password(
         .await?
         .ok_or(ApiError::OwnerRequired)?;
     if !password_matches(&owner.password_hash, password) {
-        state.login_attempts.fail(client, now);
+        crate::owner::record_failure(state, client, now);
         tracing::warn!(client, "wrong password when confirming an owner change");
         return Err(ApiError::Forbidden {
             code: "wrong_password",
@@ -458,14 +458,17 @@ pub async fn start_login(
 ) -> Result<PasskeyChallenge, ApiError> {
     let rp = state.passkeys.get()?;
     check_lockout(state, client, now)?;
-    if let Some(retry) = state.passkey_starts.locked(client, now) {
+    if let Err(retry) = state
+        .passkey_starts
+        .take(&crate::owner::lockout_key(client), now)
+    {
         return Err(ApiError::TooManyRequests {
             code: "too_many_attempts",
-            message: "too many passkey sign-ins started; wait and try again".into(),
+            message: "too many passkey sign-ins started from this address; wait and try again"
+                .into(),
             retry_after_secs: retry,
         });
     }
-    state.passkey_starts.fail(client, now);
     let (mut rcr, auth) = rp
         .start_discoverable_authentication()
         .map_err(|e| internal("passkey authentication", e))?;
@@ -484,7 +487,7 @@ pub struct PasskeyLogin {
 
 /// Every refused assertion looks the same to the client, is logged and counts towards the lockout.
 fn rejected(state: &AppState, client: &str, now: i64, why: &str) -> ApiError {
-    state.login_attempts.fail(client, now);
+    crate::owner::record_failure(state, client, now);
     tracing::warn!(client, reason = why, "failed passkey sign-in");
     ApiError::Forbidden {
         code: "passkey_rejected",
@@ -509,7 +512,7 @@ pub async fn finish_login(
         match take_challenge(state, challenge_id, &[KIND_LOGIN, KIND_SECOND_FACTOR], now).await {
             Ok(row) => row,
             Err(e) => {
-                state.login_attempts.fail(client, now);
+                crate::owner::record_failure(state, client, now);
                 return Err(e);
             }
         };

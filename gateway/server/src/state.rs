@@ -6,6 +6,7 @@ use axum::extract::FromRef;
 use pairgate_store::Store;
 
 use crate::auth::attempts::Attempts;
+use crate::auth::client_rate::ClientRate;
 use crate::auth::replay::ReplayCache;
 use crate::config::Config;
 use crate::hosts::HostApprovals;
@@ -28,12 +29,21 @@ pub struct AppState {
     pub owner_prices: Arc<crate::prices::OwnerPrices>,
     pub limiter: Limiter,
     pub ledger: Ledger,
+    /// Replay cache of proofs that came with a credential (paired apps, pairing redemptions).
     pub replay: Arc<ReplayCache>,
-    /// Failed user-code lookups (consent decisions), per actor and overall.
+    /// Replay cache of proofs without one (device authorization and its polls), bounded by
+    /// `dpop.stranger_replay_capacity`.
+    pub stranger_replay: Arc<ReplayCache>,
+    /// Requests to the open OAuth endpoints, per client address.
+    pub oauth_rate: Arc<ClientRate>,
+    /// Consent requests started, per client address, within `pairing.consent_ttl`.
+    pub consent_starts: Arc<Attempts>,
+    /// Failed user-code lookups (consent decisions), per actor.
     pub code_attempts: Arc<Attempts>,
-    /// Failed pairing redemptions, per client address and overall.
+    /// Failed pairing redemptions, per client address (no global lock: the secret is 256 bits).
     pub pairing_attempts: Arc<Attempts>,
-    /// Failed owner logins (password or passkey), per client address and overall.
+    /// Failed owner logins (password or passkey), per client address; never global, so
+    /// strangers cannot lock the owner out.
     pub login_attempts: Arc<Attempts>,
     /// Passkey sign-ins started, per client address (each stores a challenge until it expires).
     pub passkey_starts: Arc<Attempts>,
@@ -51,6 +61,14 @@ impl AppState {
     ) -> AppState {
         let ledger = Ledger::start(store.clone());
         let passkeys = Arc::new(RelyingParty::from_public_url(&config.public_url));
+        let stranger_replay = Arc::new(ReplayCache::new(config.stranger_replay_capacity));
+        let oauth_rate = Arc::new(ClientRate::per_minute(
+            config.oauth_client_requests_per_minute,
+        ));
+        let consent_starts = Arc::new(Attempts::new(
+            crate::keys::ms(config.consent_ttl).max(1000),
+            crate::consent::MAX_PENDING_PER_CLIENT,
+        ));
         AppState {
             config: Arc::new(config),
             store,
@@ -61,10 +79,13 @@ impl AppState {
             limiter,
             ledger,
             replay: Arc::new(ReplayCache::new(crate::auth::replay::DEFAULT_CAPACITY)),
-            code_attempts: Arc::new(Attempts::new(600_000, 10, 100)),
-            pairing_attempts: Arc::new(Attempts::new(600_000, 20, 500)),
-            login_attempts: Arc::new(Attempts::new(600_000, 10, 100)),
-            passkey_starts: Arc::new(Attempts::new(600_000, 60, 10_000)),
+            stranger_replay,
+            oauth_rate,
+            consent_starts,
+            code_attempts: Arc::new(Attempts::new(600_000, 10)),
+            pairing_attempts: Arc::new(Attempts::new(600_000, 20)),
+            login_attempts: Arc::new(Attempts::new(600_000, 10)),
+            passkey_starts: Arc::new(Attempts::new(600_000, 60)),
             passkeys,
         }
     }

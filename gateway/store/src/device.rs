@@ -65,26 +65,42 @@ impl Store {
         .await?)
     }
 
-    /// Records a poll and returns the request as it was before this poll.
-    pub async fn poll_device_request(
+    /// How many requests are pending and unexpired.
+    pub async fn count_pending_device_requests(&self, now: i64) -> Result<i64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM device_requests WHERE status = 'pending' AND expires_at > $1",
+        )
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n)
+    }
+
+    /// The request a device code names, whatever its state.
+    pub async fn device_by_code_hash(
         &self,
         device_code_hash: &str,
-        now: i64,
     ) -> Result<Option<DeviceRow>, StoreError> {
-        let row: Option<DeviceRow> = sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM device_requests WHERE device_code_hash = $1"
         ))
         .bind(device_code_hash)
         .fetch_optional(self.pool())
-        .await?;
-        if row.is_some() {
-            sqlx::query("UPDATE device_requests SET last_poll_at = $1 WHERE device_code_hash = $2")
-                .bind(now)
-                .bind(device_code_hash)
-                .execute(self.pool())
-                .await?;
-        }
-        Ok(row)
+        .await?)
+    }
+
+    /// Records a poll of a request (for `slow_down`).
+    pub async fn record_device_poll(
+        &self,
+        device_code_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE device_requests SET last_poll_at = $1 WHERE device_code_hash = $2")
+            .bind(now)
+            .bind(device_code_hash)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     /// The owner's decision: `Some(policy)` approves with that (narrowed) policy, `None` denies.

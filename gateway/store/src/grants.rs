@@ -244,9 +244,35 @@ impl Store {
         Ok(())
     }
 
-    /// Uses a refresh token once and stores its successor, atomically. Only the key the token is
-    /// bound to (`jkt`) can use it; a stolen token presented with another key is not consumed.
-    /// Returns the grant id and thumbprint, or `None` if unknown, used, expired or bound elsewhere.
+    /// The grant and bound key (thumbprint) of a refresh token that is unused and unexpired at
+    /// `now`; nothing is consumed (the caller checks the proof and the grant first).
+    pub async fn refresh_token_grant(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<(GrantRow, String)>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT grant_id, jkt FROM refresh_tokens \
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?
+        else {
+            return Ok(None);
+        };
+        let grant_id: String = row.try_get("grant_id")?;
+        let jkt: String = row.try_get("jkt")?;
+        Ok(self.get_grant(&grant_id).await?.map(|g| (g, jkt)))
+    }
+
+    /// Uses a refresh token once and stores its successor, atomically, only while its grant is
+    /// active: the status is checked in the same statement, so a suspended (or revoked) grant's
+    /// token is not consumed and works again after a resume. Only the key the token is bound to
+    /// (`jkt`) can use it; a stolen token presented with another key is not consumed. Returns the
+    /// grant id and thumbprint, or `None` if unknown, used, expired, bound elsewhere or its grant
+    /// is not active.
     pub async fn use_refresh_token(
         &self,
         token_hash: &str,
@@ -257,7 +283,9 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let row = sqlx::query(
             "UPDATE refresh_tokens SET used_at = $1 \
-             WHERE token_hash = $2 AND jkt = $3 AND used_at IS NULL AND expires_at > $1 RETURNING grant_id, jkt",
+             WHERE token_hash = $2 AND jkt = $3 AND used_at IS NULL AND expires_at > $1 \
+             AND EXISTS (SELECT 1 FROM grants WHERE grants.id = refresh_tokens.grant_id AND grants.status = 'active') \
+             RETURNING grant_id, jkt",
         )
         .bind(now)
         .bind(token_hash)

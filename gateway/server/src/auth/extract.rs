@@ -1,16 +1,24 @@
 //! `AppRequest`: the extractor behind every app route. A handler that takes it only runs for a
-//! request with a valid DPoP-bound access token, a valid proof by the bound key, and an active
-//! grant; the raw body comes with it (the proof may have bound its digest).
+//! request with a valid DPoP-bound access token, a valid proof by the bound key, and a grant that
+//! may be used now from the client's address ([`check_grant`]: active, inside its validity
+//! window, from one of its `source_ips`); the raw body comes with it (the proof may have bound
+//! its digest). Refresh applies the same [`check_grant`].
+
+use std::net::IpAddr;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, OriginalUri, Request};
 use http::HeaderMap;
+use pairgate_policy::GrantPolicy;
 use pairgate_protocol::dpop::VerifiedProof;
 use pairgate_store::GrantRow;
 use pairgate_store::grants::status;
+use serde::Deserialize;
 
+use crate::auth::replay::Partition;
 use crate::auth::{now_ms, proof, tokens};
 use crate::error::{ApiError, ProofSite};
+use crate::routes::client_ip::ClientIp;
 use crate::state::AppState;
 
 /// A request from a paired app, authenticated by proof of possession (or, where the owner issued
@@ -24,6 +32,10 @@ pub struct AppRequest {
     pub path_and_query: String,
     pub grant: GrantRow,
     pub policy: serde_json::Value,
+    /// The same policy, typed.
+    pub grant_policy: GrantPolicy,
+    /// The client's address (behind trusted proxies), when known.
+    pub client_ip: Option<IpAddr>,
     pub auth: AppAuth,
     pub body: Bytes,
     pub now_ms: i64,
@@ -82,6 +94,15 @@ pub fn dpop_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     }
 }
 
+/// Refuses a grant unless active.
+fn require_active(grant: &GrantRow) -> Result<(), ApiError> {
+    match grant.status.as_str() {
+        status::ACTIVE => Ok(()),
+        status::SUSPENDED => Err(ApiError::GrantSuspended),
+        _ => Err(ApiError::GrantRevoked),
+    }
+}
+
 /// Loads a grant and refuses it unless active.
 pub async fn active_grant(state: &AppState, grant_id: &str) -> Result<GrantRow, ApiError> {
     let grant = state
@@ -89,11 +110,35 @@ pub async fn active_grant(state: &AppState, grant_id: &str) -> Result<GrantRow, 
         .get_grant(grant_id)
         .await?
         .ok_or(ApiError::InvalidToken("the access token is not valid"))?;
-    match grant.status.as_str() {
-        status::ACTIVE => Ok(grant),
-        status::SUSPENDED => Err(ApiError::GrantSuspended),
-        _ => Err(ApiError::GrantRevoked),
-    }
+    require_active(&grant)?;
+    Ok(grant)
+}
+
+/// The whole-grant check every use of a grant's credentials passes (each app route, refresh,
+/// key rotation): the grant is active, inside its validity window, and `client` is one of its
+/// `source_ips` ([`pairgate_policy::check_access`]). Returns the policy, as JSON and typed.
+pub fn check_grant(
+    grant: &GrantRow,
+    client: Option<IpAddr>,
+    now: i64,
+) -> Result<(serde_json::Value, GrantPolicy), ApiError> {
+    require_active(grant)?;
+    let invalid = |e: serde_json::Error| {
+        ApiError::Internal(anyhow::anyhow!(
+            "stored policy of grant {} is invalid: {e}",
+            grant.id
+        ))
+    };
+    let value: serde_json::Value = serde_json::from_str(&grant.policy).map_err(invalid)?;
+    let policy = GrantPolicy::deserialize(&value).map_err(invalid)?;
+    pairgate_policy::check_access(&policy, client, now).map_err(|d| {
+        tracing::info!(grant_id = %grant.id, code = d.code.as_str(), "grant use refused");
+        ApiError::Forbidden {
+            code: d.code.as_str(),
+            message: d.message,
+        }
+    })?;
+    Ok((value, policy))
 }
 
 impl FromRequest<AppState> for AppRequest {
@@ -108,6 +153,7 @@ impl FromRequest<AppState> for AppRequest {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-")
             .to_string();
+        let client_ip = parts.extensions.get::<ClientIp>().map(|c| c.0);
         let method = parts.method.clone();
         let path_and_query = parts
             .uri
@@ -115,7 +161,7 @@ impl FromRequest<AppState> for AppRequest {
             .map(|p| p.as_str().to_string())
             .unwrap_or_default();
         if let Some(key) = bearer_key(&parts.headers) {
-            let mut r = bearer_request(state, &key, body, now, request_id).await?;
+            let mut r = bearer_request(state, &key, body, client_ip, now, request_id).await?;
             r.method = method;
             r.path_and_query = path_and_query;
             return Ok(r);
@@ -125,22 +171,19 @@ impl FromRequest<AppState> for AppRequest {
         let body = axum::body::to_bytes(body, state.config.max_body_bytes)
             .await
             .map_err(|_| ApiError::TooLarge)?;
-        let grant = active_grant(state, &claims.grant_id).await?;
+        let grant = state
+            .store
+            .get_grant(&claims.grant_id)
+            .await?
+            .ok_or(ApiError::InvalidToken("the access token is not valid"))?;
+        require_active(&grant)?;
         if grant.jkt != claims.jkt {
             return Err(ApiError::InvalidToken(
                 "the access token was issued to a key this grant no longer uses",
             ));
         }
-        let policy: serde_json::Value = serde_json::from_str(&grant.policy).map_err(|e| {
-            ApiError::Internal(anyhow::anyhow!(
-                "stored policy of grant {} is invalid: {e}",
-                grant.id
-            ))
-        })?;
-        let require_body_hash = policy
-            .get("require_body_hash")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
+        let (policy, grant_policy) = check_grant(&grant, client_ip, now)?;
+        let require_body_hash = grant_policy.require_body_hash;
         let path = parts
             .extensions
             .get::<OriginalUri>()
@@ -157,6 +200,7 @@ impl FromRequest<AppState> for AppRequest {
                 expected_jkt: Some(&grant.jkt),
                 require_body_hash,
                 site: ProofSite::Resource,
+                partition: Partition::Apps,
             },
             now,
         )
@@ -178,6 +222,8 @@ impl FromRequest<AppState> for AppRequest {
             path_and_query,
             grant,
             policy,
+            grant_policy,
+            client_ip,
             auth: AppAuth::Dpop {
                 access_token: token,
                 proof: Box::new(proof),
@@ -206,6 +252,7 @@ async fn bearer_request(
     state: &AppState,
     key: &str,
     body: axum::body::Body,
+    client_ip: Option<IpAddr>,
     now: i64,
     request_id: String,
 ) -> Result<AppRequest, ApiError> {
@@ -218,22 +265,18 @@ async fn bearer_request(
     if expires <= now {
         return Err(ApiError::InvalidToken("the bearer key has expired"));
     }
-    let grant = active_grant(state, &grant.id).await?;
+    let (policy, grant_policy) = check_grant(&grant, client_ip, now)?;
     let body = axum::body::to_bytes(body, state.config.max_body_bytes)
         .await
         .map_err(|_| ApiError::TooLarge)?;
-    let policy: serde_json::Value = serde_json::from_str(&grant.policy).map_err(|e| {
-        ApiError::Internal(anyhow::anyhow!(
-            "stored policy of grant {} is invalid: {e}",
-            grant.id
-        ))
-    })?;
     Ok(AppRequest {
         request_id,
         method: http::Method::GET,
         path_and_query: String::new(),
         grant,
         policy,
+        grant_policy,
+        client_ip,
         auth: AppAuth::Bearer,
         body,
         now_ms: now,

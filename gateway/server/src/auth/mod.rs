@@ -3,6 +3,7 @@
 //! `pairgate-protocol`; this module feeds them the request and keeps the state they need.
 
 pub mod attempts;
+pub mod client_rate;
 pub mod extract;
 pub mod owner;
 pub mod proof;

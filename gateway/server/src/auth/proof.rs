@@ -1,6 +1,6 @@
 //! Checking the DPoP proof of an incoming request: exactly one `DPoP` header, the protocol
 //! crate's RFC 9449 checklist against the gateway's configured public URL (never the spoofable
-//! `Host` header), server nonces, and the replay cache.
+//! `Host` header), server nonces, and the replay cache (the partition the caller names).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,7 +8,7 @@ use http::HeaderMap;
 use pairgate_protocol::dpop::{VerifiedProof, VerifyOptions, verify_proof};
 use pairgate_protocol::error::codes;
 
-use crate::auth::replay::ReplayError;
+use crate::auth::replay::{Partition, ReplayError};
 use crate::error::{ApiError, ProofSite};
 use crate::keys::ms;
 use crate::state::AppState;
@@ -27,6 +27,8 @@ pub struct ProofRequest<'a> {
     pub expected_jkt: Option<&'a str>,
     pub require_body_hash: bool,
     pub site: ProofSite,
+    /// The replay cache the proof is remembered in.
+    pub partition: Partition,
 }
 
 /// The nonce a client should use now.
@@ -129,10 +131,11 @@ pub async fn verify(
             "this proof was already used (jti replay)",
         )
     };
-    match state
-        .replay
-        .check_and_insert(&verified.jkt, &verified.jti, now_ms, expires)
-    {
+    let cache = match req.partition {
+        Partition::Apps => &state.replay,
+        Partition::Strangers => &state.stranger_replay,
+    };
+    match cache.check_and_insert(&verified.jkt, &verified.jti, now_ms, expires) {
         Ok(()) => match state
             .limiter
             .claim_proof(&verified.jkt, &verified.jti, expires - now_ms)

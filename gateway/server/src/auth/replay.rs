@@ -1,12 +1,29 @@
 //! The DPoP replay cache: every accepted (key thumbprint, jti) pair is remembered until its
 //! proof could no longer pass the freshness window. Bounded: when full of live entries it
 //! refuses new proofs (fail closed) rather than forgetting old ones.
+//!
+//! Two caches ([`Partition`]): one for proofs that came with a credential the gateway issued or
+//! the owner created (access token, refresh token, pairing string), and a smaller one
+//! (`dpop.stranger_replay_capacity`) for proofs anyone can make (device authorization and the
+//! device-code polls that follow). Strangers filling theirs never evict or block paired apps.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
 /// Entries kept at most (about 100 bytes each).
 pub const DEFAULT_CAPACITY: usize = 500_000;
+
+/// Default size of the strangers' partition (`dpop.stranger_replay_capacity`).
+pub const DEFAULT_STRANGER_CAPACITY: usize = 100_000;
+
+/// Which cache a proof is remembered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partition {
+    /// Proofs that came with a credential checked first (paired apps, pairing redemptions).
+    Apps,
+    /// Proofs with no credential of ours (device authorization, device-code polls).
+    Strangers,
+}
 
 /// Why a proof was refused by the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -247,6 +247,16 @@ pub static KEYS: &[Key] = &[
         |b, v| b.dpop_require_nonce = v.boolean()?
     ),
     key!(
+        "dpop.stranger_replay_capacity",
+        "replay-cache entries for proofs that come with no credential (device authorization and its polls), kept apart from paired apps' proofs",
+        |b, v| b.stranger_replay_capacity = v.count()?
+    ),
+    key!(
+        "oauth.client_requests_per_minute",
+        "requests per minute (and burst) one client address (IPv6: its /64) may make to the token and device authorization endpoints",
+        |b, v| b.oauth_client_requests_per_minute = v.count()?
+    ),
+    key!(
         "default_provider",
         "provider id for bare model names",
         |b, v| {
@@ -392,6 +402,8 @@ pub struct Builder {
     dpop_max_age: Duration,
     dpop_max_future: Duration,
     dpop_require_nonce: bool,
+    stranger_replay_capacity: usize,
+    oauth_client_requests_per_minute: usize,
     default_provider: String,
     providers: std::collections::BTreeMap<String, super::providers::ProviderConfig>,
     plugin_cache_dir: Option<PathBuf>,
@@ -447,6 +459,8 @@ impl Builder {
             dpop_max_age: Duration::from_secs(60),
             dpop_max_future: Duration::from_secs(10),
             dpop_require_nonce: false,
+            stranger_replay_capacity: crate::auth::replay::DEFAULT_STRANGER_CAPACITY,
+            oauth_client_requests_per_minute: 600,
             default_provider: "openai".into(),
             providers: std::collections::BTreeMap::new(),
             plugin_cache_dir: None,
@@ -571,6 +585,8 @@ impl Builder {
             dpop_max_age: self.dpop_max_age,
             dpop_max_future: self.dpop_max_future,
             dpop_require_nonce: self.dpop_require_nonce,
+            stranger_replay_capacity: self.stranger_replay_capacity,
+            oauth_client_requests_per_minute: self.oauth_client_requests_per_minute,
             default_provider: self.default_provider,
             providers: self.providers,
             plugin_cache_dir: self.plugin_cache_dir,

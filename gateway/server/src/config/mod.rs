@@ -102,6 +102,10 @@ pub struct Config {
     pub dpop_max_age: Duration,
     pub dpop_max_future: Duration,
     pub dpop_require_nonce: bool,
+    /// Replay-cache entries for proofs without a credential (see `auth::replay::Partition`).
+    pub stranger_replay_capacity: usize,
+    /// Per client address (IPv6: /64) on `/oauth/token` and `/oauth/device_authorization`.
+    pub oauth_client_requests_per_minute: usize,
     /// Provider id used for bare model names (`gpt-4o-mini` means `<default>/gpt-4o-mini`).
     pub default_provider: String,
     /// Configured provider instances (built-in plugins need none).

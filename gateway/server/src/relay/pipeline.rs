@@ -3,7 +3,6 @@
 //! back, settle what was really used, and write the usage ledger row. Every exit path settles or
 //! releases the reservation and writes exactly one ledger row.
 
-use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -258,15 +257,10 @@ fn send_error(provider: &Provider, e: SendError) -> ApiError {
 }
 
 /// `POST /v1/chat/completions` and `POST /v1/embeddings`.
-pub async fn unified(
-    state: AppState,
-    req: AppRequest,
-    endpoint: &'static str,
-    client_ip: IpAddr,
-) -> Response {
+pub async fn unified(state: AppState, req: AppRequest, endpoint: &'static str) -> Response {
     detached(async move {
         let mut meter = Meter::new(&req, endpoint);
-        let prepared = admit_and_prepare(&state, &req, endpoint, client_ip, &mut meter).await;
+        let prepared = admit_and_prepare(&state, &req, endpoint, &mut meter).await;
         send_or_refuse(state, prepared, meter).await
     })
     .await
@@ -352,15 +346,9 @@ async fn admit_and_prepare(
     state: &AppState,
     req: &AppRequest,
     endpoint: &'static str,
-    client_ip: IpAddr,
     meter: &mut Meter,
 ) -> Result<(Provider, Prepared, Admission), ApiError> {
-    let policy: GrantPolicy = serde_json::from_value(req.policy.clone()).map_err(|e| {
-        ApiError::Internal(anyhow::anyhow!(
-            "stored policy of {} is invalid: {e}",
-            req.grant.id
-        ))
-    })?;
+    let policy = &req.grant_policy;
     let mut body: Value = serde_json::from_slice(&req.body).map_err(|e| {
         ApiError::bad_request(
             "invalid_request_error",
@@ -395,10 +383,10 @@ async fn admit_and_prepare(
         has_tools,
         has_images: has_images(&body),
         requested_max_tokens: requested_max_tokens(&body),
-        source_ip: Some(client_ip),
+        source_ip: req.client_ip,
         now_ms: req.now_ms,
     };
-    let allowed = check(&policy, &facts).map_err(denial)?;
+    let allowed = check(policy, &facts).map_err(denial)?;
     if endpoint == "chat"
         && let Some(max) = allowed.max_tokens
     {
@@ -410,7 +398,7 @@ async fn admit_and_prepare(
         body[field] = max.into();
     }
     body["model"] = Value::String(bare.clone());
-    let price = priced(state, &provider, &bare, &policy).await?;
+    let price = priced(state, &provider, &bare, policy).await?;
     meter.prices = price.as_ref().map(|p| p.prices);
     let default_out = if endpoint == "chat" {
         price
@@ -428,7 +416,7 @@ async fn admit_and_prepare(
         .unwrap_or(0);
     let admission = state
         .limiter
-        .admit(&req.grant.id, &policy, estimate, estimated_cost, req.now_ms)
+        .admit(&req.grant.id, policy, estimate, estimated_cost, req.now_ms)
         .await
         .map_err(limited)?;
     let prep = PrepareRequest {

@@ -4,8 +4,6 @@
 //! `resource:<plugin>/<action>`; per-resource quotas the plugin declares (e.g. messages per day)
 //! are counted from the usage ledger.
 
-use std::net::IpAddr;
-
 use axum::response::Response;
 use pairgate_plugin_host::PrepareRequest;
 use pairgate_policy::GrantPolicy;
@@ -23,18 +21,12 @@ use crate::limits::QuotaCharge;
 use crate::state::AppState;
 
 /// Handles one resource call.
-pub async fn handle(
-    state: AppState,
-    req: AppRequest,
-    resource: &str,
-    rest: &str,
-    client_ip: IpAddr,
-) -> Response {
+pub async fn handle(state: AppState, req: AppRequest, resource: &str, rest: &str) -> Response {
     let endpoint_guess = format!("resource:{resource}/{rest}");
     let (resource, rest) = (resource.to_string(), rest.to_string());
     detached(async move {
         let mut meter = Meter::new(&req, &endpoint_guess);
-        let prepared = prepare(&state, &req, &resource, &rest, client_ip, &mut meter).await;
+        let prepared = prepare(&state, &req, &resource, &rest, &mut meter).await;
         send_or_refuse(state, prepared, meter).await
     })
     .await
@@ -45,7 +37,6 @@ async fn prepare(
     req: &AppRequest,
     resource: &str,
     rest: &str,
-    client_ip: IpAddr,
     meter: &mut Meter,
 ) -> Result<(super::Provider, Prepared, crate::limits::Admission), ApiError> {
     let provider = state
@@ -90,8 +81,7 @@ async fn prepare(
             ),
         });
     }
-    let policy: GrantPolicy = serde_json::from_value(req.policy.clone())
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored policy is invalid: {e}")))?;
+    let policy = &req.grant_policy;
     let passthrough = action == endpoint::PASSTHROUGH;
     let probe = if passthrough {
         BodyProbe::of(&req.body)
@@ -106,12 +96,12 @@ async fn prepare(
         has_tools: probe.has_tools,
         has_images: probe.has_images,
         requested_max_tokens: probe.max_tokens,
-        source_ip: Some(client_ip),
+        source_ip: req.client_ip,
         now_ms: req.now_ms,
     };
-    check(&policy, &facts).map_err(denial)?;
+    check(policy, &facts).map_err(denial)?;
     if passthrough {
-        check_passthrough(&policy, &provider, probe.model.as_deref())?;
+        check_passthrough(policy, &provider, probe.model.as_deref())?;
         if let Some(model) = &probe.model {
             meter.model = Some(format!("{}/{model}", provider.id));
         }
@@ -134,7 +124,7 @@ async fn prepare(
         .limiter
         .admit_with_quotas(
             &req.grant.id,
-            &policy,
+            policy,
             Usage::default(),
             0,
             &quotas,

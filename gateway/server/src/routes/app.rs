@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::auth::extract::AppRequest;
 use crate::auth::proof;
+use crate::auth::replay::Partition;
 use crate::error::{ApiError, ProofSite};
 use crate::state::AppState;
 
@@ -18,12 +19,10 @@ pub async fn grant(
     req: AppRequest,
 ) -> Result<Json<Value>, ApiError> {
     let g = &req.grant;
-    let policy: pairgate_policy::GrantPolicy = serde_json::from_value(req.policy.clone())
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored policy is invalid: {e}")))?;
     let quotas = state.relay.quota_limits(&req.policy);
     let remaining = state
         .limiter
-        .remaining_with_quotas(&g.id, &policy, &quotas, req.now_ms)
+        .remaining_with_quotas(&g.id, &req.grant_policy, &quotas, req.now_ms)
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("limits: {e}")))?;
     Ok(Json(json!({
@@ -47,7 +46,8 @@ pub async fn grant(
 }
 
 /// `POST /v1/grant/rotate-key`: authenticated by the current key; the `new-dpop` header holds a
-/// proof for the same request (same method, URL and access token) made with the new key.
+/// proof for the same request (same method, URL and access token) made with the new key. Like
+/// every app route, only for a grant usable now from this address (`AppRequest`).
 pub async fn rotate_key(
     State(state): State<AppState>,
     headers: http::HeaderMap,
@@ -85,6 +85,7 @@ pub async fn rotate_key(
             expected_jkt: None,
             require_body_hash: false,
             site: ProofSite::Resource,
+            partition: Partition::Apps,
         },
         req.now_ms,
     )

@@ -3,7 +3,12 @@
 //! Without `trusted_proxies`, the TCP peer is the client and `X-Forwarded-For` is ignored (a
 //! client could otherwise pick any address and escape its lockout). With it, a request whose
 //! peer is a trusted proxy is attributed to the right-most `X-Forwarded-For` hop that is not
-//! itself trusted; handlers keep reading `ConnectInfo<SocketAddr>`, which this layer rewrites.
+//! itself trusted; handlers keep reading `ConnectInfo<SocketAddr>`, which this layer rewrites,
+//! and extractors read the [`ClientIp`] extension it adds to every request.
+//!
+//! Lockouts and per-client limits count under [`client_key`]: the IPv4 address, or the /64 of an
+//! IPv6 one (a single host is routinely given a whole /64, so counting per address would let it
+//! escape every limit).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -13,6 +18,22 @@ use axum::response::Response;
 use http::HeaderMap;
 
 use crate::state::AppState;
+
+/// The client's address (behind trusted proxies), in every request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// The key a client is counted under: its IPv4 address (an IPv4-mapped IPv6 address is the IPv4
+/// address), or the /64 network of an IPv6 address.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let net = u128::from(v6) & (u128::MAX << 64);
+            IpAddr::V6(net.into())
+        }
+        v4 => v4,
+    }
+}
 
 /// The client address for a request that came from `peer` with these headers.
 pub fn client_addr(peer: SocketAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> SocketAddr {
@@ -41,13 +62,17 @@ pub fn client_addr(peer: SocketAddr, headers: &HeaderMap, trusted: &[ipnet::IpNe
     client
 }
 
-/// Middleware: replaces `ConnectInfo` with the client behind trusted proxies.
+/// Middleware: replaces `ConnectInfo` with the client behind trusted proxies and adds
+/// [`ClientIp`].
 pub async fn resolve(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if !state.config.trusted_proxies.is_empty()
-        && let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied()
-    {
-        let client = client_addr(peer, req.headers(), &state.config.trusted_proxies);
+    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
+        let client = if state.config.trusted_proxies.is_empty() {
+            peer
+        } else {
+            client_addr(peer, req.headers(), &state.config.trusted_proxies)
+        };
         req.extensions_mut().insert(ConnectInfo(client));
+        req.extensions_mut().insert(ClientIp(client.ip()));
     }
     next.run(req).await
 }
@@ -62,6 +87,16 @@ mod tests {
             h.append("x-forwarded-for", v.parse().unwrap());
         }
         h
+    }
+
+    #[test]
+    fn clients_are_counted_per_ipv4_address_and_per_ipv6_64() {
+        let key = |s: &str| client_key(s.parse().unwrap()).to_string();
+        assert_eq!(key("198.51.100.7"), "198.51.100.7");
+        assert_eq!(key("::ffff:198.51.100.7"), "198.51.100.7");
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
     }
 
     #[test]

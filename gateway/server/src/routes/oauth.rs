@@ -3,7 +3,7 @@
 //! the RFC 8414 metadata document. Errors here use the RFC 6749 body shape.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -14,6 +14,7 @@ use pairgate_protocol::error::codes;
 use pairgate_protocol::oauth::{GRANT_TYPE_DEVICE_CODE, GRANT_TYPE_PAIRING, GRANT_TYPE_REFRESH};
 use serde_json::{Value, json};
 
+use crate::auth::replay::Partition;
 use crate::auth::{now_ms, proof};
 use crate::error::{ApiError, OAuthError, ProofSite};
 use crate::state::AppState;
@@ -69,7 +70,46 @@ pub fn no_store(state: &AppState, body: impl serde::Serialize, now: i64) -> Resp
     res
 }
 
-/// `POST /oauth/token`.
+/// The cheap checks every open OAuth request passes before anything costly (a database lookup,
+/// a signature check, a replay-cache entry): exactly one `DPoP` header, then the client
+/// address's request rate (`oauth.client_requests_per_minute`).
+fn admit(state: &AppState, headers: &HeaderMap, client: IpAddr, now: i64) -> Result<(), ApiError> {
+    proof::single_proof_header(headers, ProofSite::TokenEndpoint)?;
+    state.oauth_rate.check(client, now).map_err(|retry| {
+        tracing::warn!(%client, "OAuth request rate exceeded");
+        ApiError::TooManyRequests {
+            code: "too_many_requests",
+            message: "too many token requests from this address; slow down and retry later".into(),
+            retry_after_secs: retry,
+        }
+    })
+}
+
+/// A proof request for an open OAuth endpoint.
+fn token_proof<'a>(
+    path: &'a str,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+    partition: Partition,
+) -> proof::ProofRequest<'a> {
+    proof::ProofRequest {
+        method: "POST",
+        path,
+        headers,
+        body: Some(body),
+        access_token: None,
+        expected_jkt: None,
+        require_body_hash: false,
+        site: ProofSite::TokenEndpoint,
+        partition,
+    }
+}
+
+/// `POST /oauth/token`. In order: the form, a known `grant_type` and its parameters, the DPoP
+/// header and the client's rate ([`admit`]); then the credential it names (pairing string,
+/// device code, refresh token), and only for a live one the proof. Pairing and refresh proofs
+/// go into the apps' replay partition, device-code polls (anyone can start a consent request)
+/// into the strangers'.
 pub async fn token(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -77,41 +117,13 @@ pub async fn token(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let now = now_ms();
+    let client = addr.ip();
     let form = form(&headers, &body)?;
-    let verified = proof::verify(
-        &state,
-        &proof::ProofRequest {
-            method: "POST",
-            path: TOKEN_PATH,
-            headers: &headers,
-            body: Some(&body),
-            access_token: None,
-            expected_jkt: None,
-            require_body_hash: false,
-            site: ProofSite::TokenEndpoint,
-        },
-        now,
-    )
-    .await?;
-    let response = match param(&form, "grant_type")? {
-        GRANT_TYPE_PAIRING => {
-            let app_name = form.get("client_name").cloned();
-            crate::pairing::redeem_guarded(
-                &state,
-                param(&form, "pairing_code")?,
-                app_name,
-                &verified,
-                &addr.ip().to_string(),
-                now,
-            )
-            .await?
-        }
-        GRANT_TYPE_DEVICE_CODE => {
-            crate::consent::poll(&state, param(&form, "device_code")?, &verified, now).await?
-        }
-        GRANT_TYPE_REFRESH => {
-            crate::pairing::refresh(&state, param(&form, "refresh_token")?, &verified, now).await?
-        }
+    let grant_type = param(&form, "grant_type")?;
+    let credential = match grant_type {
+        GRANT_TYPE_PAIRING => param(&form, "pairing_code")?,
+        GRANT_TYPE_DEVICE_CODE => param(&form, "device_code")?,
+        GRANT_TYPE_REFRESH => param(&form, "refresh_token")?,
         _ => {
             return Err(ApiError::bad_request(
                 codes::UNSUPPORTED_GRANT_TYPE,
@@ -120,39 +132,44 @@ pub async fn token(
             .into());
         }
     };
+    admit(&state, &headers, client, now)?;
+    let apps = token_proof(TOKEN_PATH, &headers, &body, Partition::Apps);
+    let response = match grant_type {
+        GRANT_TYPE_PAIRING => {
+            let app_name = form.get("client_name").cloned();
+            crate::pairing::redeem_guarded(&state, credential, app_name, &apps, client, now).await?
+        }
+        GRANT_TYPE_DEVICE_CODE => {
+            let strangers = token_proof(TOKEN_PATH, &headers, &body, Partition::Strangers);
+            crate::consent::poll(&state, credential, &strangers, now).await?
+        }
+        _ => crate::pairing::refresh(&state, credential, &apps, client, now).await?,
+    };
     Ok(no_store(&state, response, now))
 }
 
-/// `POST /oauth/device_authorization`: an app asks the owner for access.
+/// `POST /oauth/device_authorization`: an app asks the owner for access. The parameters, the
+/// DPoP header, the client's rate and the caps on waiting requests come before the proof, which
+/// goes into the strangers' replay partition.
 pub async fn device_authorization(
     State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let now = now_ms();
+    let client = addr.ip();
     let form = form(&headers, &body)?;
-    let verified = proof::verify(
-        &state,
-        &proof::ProofRequest {
-            method: "POST",
-            path: DEVICE_PATH,
-            headers: &headers,
-            body: Some(&body),
-            access_token: None,
-            expected_jkt: None,
-            require_body_hash: false,
-            site: ProofSite::TokenEndpoint,
-        },
-        now,
-    )
-    .await?;
     let app_name = param(&form, "client_name")?;
     let requested: Value = match form.get("policy") {
         Some(text) => serde_json::from_str(text)
             .map_err(|_| ApiError::bad_request("invalid_policy", "parameter policy is not JSON"))?,
         None => json!({}),
     };
-    let response = crate::consent::start(&state, app_name, &requested, &verified, now).await?;
+    admit(&state, &headers, client, now)?;
+    let strangers = token_proof(DEVICE_PATH, &headers, &body, Partition::Strangers);
+    let response =
+        crate::consent::start(&state, app_name, &requested, &strangers, client, now).await?;
     Ok(no_store(&state, response, now))
 }
 

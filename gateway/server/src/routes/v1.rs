@@ -1,10 +1,8 @@
 //! The OpenAI-compatible surface under `/v1` and resource calls under `/r`: thin handlers that
 //! take an authenticated `AppRequest` and hand it to the relay.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use pairgate_policy::GrantPolicy;
 use pairgate_policy::decide::model_allowed;
@@ -16,26 +14,13 @@ use crate::relay::pipeline;
 use crate::state::AppState;
 
 /// `POST /v1/chat/completions`.
-pub async fn chat(
-    State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    req: AppRequest,
-) -> Response {
-    pipeline::unified(state, req, "chat", addr.ip()).await
+pub async fn chat(State(state): State<AppState>, req: AppRequest) -> Response {
+    pipeline::unified(state, req, "chat").await
 }
 
 /// `POST /v1/embeddings`.
-pub async fn embeddings(
-    State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    req: AppRequest,
-) -> Response {
-    pipeline::unified(state, req, "embeddings", addr.ip()).await
-}
-
-fn policy_of(req: &AppRequest) -> Result<GrantPolicy, ApiError> {
-    serde_json::from_value(req.policy.clone())
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored policy is invalid: {e}")))
+pub async fn embeddings(State(state): State<AppState>, req: AppRequest) -> Response {
+    pipeline::unified(state, req, "embeddings").await
 }
 
 fn model_object(provider: &str, id: &str) -> Value {
@@ -68,9 +53,8 @@ pub async fn models(
     State(state): State<AppState>,
     req: AppRequest,
 ) -> Result<Json<Value>, ApiError> {
-    let policy = policy_of(&req)?;
     Ok(Json(
-        json!({ "object": "list", "data": allowed_models(&state, &policy) }),
+        json!({ "object": "list", "data": allowed_models(&state, &req.grant_policy) }),
     ))
 }
 
@@ -80,7 +64,7 @@ pub async fn model(
     Path(id): Path<String>,
     req: AppRequest,
 ) -> Result<Json<Value>, ApiError> {
-    let policy = policy_of(&req)?;
+    let policy = &req.grant_policy;
     let not_found = || ApiError::Upstream {
         status: 404,
         code: "model_not_found".into(),
@@ -95,7 +79,7 @@ pub async fn model(
         .resolve_model(&id, &state.config.default_provider)
         .map_err(|_| not_found())?;
     let known = provider.descriptor.models.iter().any(|m| m.id == bare);
-    if !known || !model_allowed(&policy, &format!("{}/{bare}", provider.id)) {
+    if !known || !model_allowed(policy, &format!("{}/{bare}", provider.id)) {
         return Err(not_found());
     }
     Ok(Json(model_object(&provider.id, &bare)))
@@ -105,9 +89,8 @@ pub async fn model(
 /// path the plugin declares for pass-through.
 pub async fn resource(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path((resource, rest)): Path<(String, String)>,
     req: AppRequest,
 ) -> Response {
-    crate::relay::resource::handle(state, req, &resource, &rest, addr.ip()).await
+    crate::relay::resource::handle(state, req, &resource, &rest).await
 }
