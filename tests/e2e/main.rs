@@ -25,6 +25,7 @@ mod pairing;
 mod passkeys;
 mod plugins;
 mod proof_negative;
+mod protocol_fixes;
 mod provider_check;
 mod public_url;
 mod redaction;

@@ -5,7 +5,6 @@
 use std::net::IpAddr;
 
 use pairgate_policy::GrantPolicy;
-use pairgate_protocol::dpop::VerifiedProof;
 use pairgate_protocol::jwk::fingerprint_of;
 use pairgate_protocol::oauth::{DeviceAuthorizationResponse, TokenResponse};
 use pairgate_protocol::user_code;
@@ -35,13 +34,22 @@ pub struct Started {
     pub key_fingerprint: String,
 }
 
+/// How a consent request names the app's key.
+#[derive(Debug)]
+pub enum KeyBinding<'a> {
+    /// A DPoP proof by the key, and optionally `dpop_jkt`, which must then be its thumbprint.
+    Proof(&'a ProofRequest<'a>, Option<&'a str>),
+    /// Only `dpop_jkt` (RFC 9449 §10): the key proves itself at the token poll.
+    Thumbprint(&'a str),
+}
+
 /// An app starts a consent request; its key is bound now, so the owner sees its fingerprint.
 /// The caps (per client address, then overall) are checked before the proof is verified.
 pub async fn start(
     state: &AppState,
     app_name: &str,
     requested: &serde_json::Value,
-    proof: &ProofRequest<'_>,
+    binding: KeyBinding<'_>,
     client: IpAddr,
     now: i64,
 ) -> Result<Started, ApiError> {
@@ -73,8 +81,21 @@ pub async fn start(
                 retry_after_secs: 60,
             });
         }
-        let proof = crate::auth::proof::verify(state, proof, now).await?;
-        queue(state, app_name, &policy, &proof, now).await
+        let (jkt, alg) = match binding {
+            KeyBinding::Proof(proof, named) => {
+                let proof = crate::auth::proof::verify(state, proof, now).await?;
+                if named.is_some_and(|j| j != proof.jkt) {
+                    return Err(ApiError::bad_request(
+                        "invalid_dpop_proof",
+                        "the DPoP proof's key is not the one dpop_jkt names",
+                    ));
+                }
+                (proof.jkt, proof.alg.as_str().to_string())
+            }
+            // The algorithm is learnt from the first token poll's proof.
+            KeyBinding::Thumbprint(jkt) => (jkt.to_string(), String::new()),
+        };
+        queue(state, app_name, &policy, jkt, alg, now).await
     }
     .await;
     if queued.is_err() {
@@ -88,7 +109,8 @@ async fn queue(
     state: &AppState,
     app_name: String,
     policy: &GrantPolicy,
-    proof: &VerifiedProof,
+    jkt: String,
+    alg: String,
     now: i64,
 ) -> Result<Started, ApiError> {
     let device_code = format!("pgdc_{}", user_code::new_device_code(&mut rand_core::OsRng));
@@ -103,8 +125,8 @@ async fn queue(
         requested_policy: serde_json::to_string(&policy)
             .map_err(|e| ApiError::Internal(e.into()))?,
         granted_policy: None,
-        jkt: proof.jkt.clone(),
-        alg: proof.alg.as_str().into(),
+        jkt: jkt.clone(),
+        alg,
         status: "pending".into(),
         created_at: now,
         expires_at: now + ms(ttl),
@@ -118,7 +140,7 @@ async fn queue(
             "app",
             "consent.requested",
             Some(&code),
-            Some(&json!({ "app_name": app_name, "jkt": proof.jkt })),
+            Some(&json!({ "app_name": app_name, "jkt": jkt })),
         )
         .await?;
     let base = state
@@ -136,7 +158,7 @@ async fn queue(
             expires_in: ttl.as_secs(),
             interval: POLL_INTERVAL_SECS,
         },
-        key_fingerprint: fingerprint_of(&proof.jkt),
+        key_fingerprint: fingerprint_of(&jkt),
     })
 }
 

@@ -92,7 +92,7 @@ pub fn token_response(
     let ttl = state.config.access_token_ttl;
     let access = tokens::issue_access(
         &state.keys,
-        state.config.public_url.as_str(),
+        state.config.public_url.as_str().trim_end_matches('/'),
         grant_id,
         jkt,
         now,
@@ -257,7 +257,10 @@ pub async fn refresh(
     }
     let digest = state.keys.digest(Purpose::RefreshToken, token.as_bytes());
     let Some((grant, token_jkt)) = state.store.refresh_token_grant(&digest, now).await? else {
-        return Err(invalid());
+        return Err(match state.store.used_refresh_token(&digest).await? {
+            Some((grant_id, jkt)) => reused(state, &grant_id, &jkt, proof, now).await?,
+            None => invalid(),
+        });
     };
     let proof = crate::auth::proof::verify(state, proof, now).await?;
     if proof.jkt != token_jkt {
@@ -276,6 +279,52 @@ pub async fn refresh(
         return Err(invalid());
     };
     token_response(state, &grant_id, &jkt, next, now)
+}
+
+/// A refresh token presented again with a valid proof by its own key: one of two parties holding
+/// the key is not the app (RFC 9700 §4.14.2), so the grant's whole refresh-token family ends and
+/// the owner's audit log says so. Without a proof by the token's key nothing changes, so a
+/// leaked old token alone cannot end an app's session.
+async fn reused(
+    state: &AppState,
+    grant_id: &str,
+    jkt: &str,
+    proof: &ProofRequest<'_>,
+    now: i64,
+) -> Result<ApiError, ApiError> {
+    let proof = crate::auth::proof::verify(state, proof, now).await?;
+    if proof.jkt != jkt {
+        return Ok(ApiError::InvalidGrant {
+            message: "the refresh token is not valid",
+        });
+    }
+    // The owner revoked the grant (which ends its tokens): say so, it is no theft.
+    match state.store.get_grant(grant_id).await? {
+        Some(g) if g.status == pairgate_store::grants::status::REVOKED => {
+            return Ok(ApiError::GrantRevoked);
+        }
+        None => return Ok(ApiError::GrantRevoked),
+        Some(_) => {}
+    }
+    let ended = state.store.end_refresh_family(grant_id, now).await?;
+    tracing::warn!(
+        grant = grant_id,
+        ended,
+        "a used refresh token was presented again by its key: the grant's refresh tokens are revoked"
+    );
+    state
+        .store
+        .audit(
+            &format!("app:{grant_id}"),
+            "grant.refresh_token_reused",
+            Some(grant_id),
+            Some(&json!({ "refresh_tokens_revoked": ended })),
+        )
+        .await?;
+    Ok(ApiError::InvalidGrant {
+        message: "this refresh token was already used, so every refresh token of this grant is \
+                  now revoked (RFC 9700); pair again, or ask the owner",
+    })
 }
 
 /// Moves a grant to another key: the request is authenticated by the old key (access token +

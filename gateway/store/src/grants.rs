@@ -169,10 +169,15 @@ impl Store {
             affected += r.rows_affected();
         }
         if to == status::REVOKED && affected > 0 {
-            sqlx::query("DELETE FROM refresh_tokens WHERE grant_id = $1")
-                .bind(id)
-                .execute(self.pool())
-                .await?;
+            // Ended, not deleted: a later refresh is then answered `grant_revoked`, not
+            // "unknown token". They go when they expire.
+            sqlx::query(
+                "UPDATE refresh_tokens SET used_at = $1 WHERE grant_id = $2 AND used_at IS NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
         }
         Ok(affected > 0)
     }
@@ -265,6 +270,34 @@ impl Store {
         let grant_id: String = row.try_get("grant_id")?;
         let jkt: String = row.try_get("jkt")?;
         Ok(self.get_grant(&grant_id).await?.map(|g| (g, jkt)))
+    }
+
+    /// The grant and key of a refresh token that was already used (`None` if unknown or unused).
+    pub async fn used_refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT grant_id, jkt FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| Ok((r.try_get("grant_id")?, r.try_get("jkt")?)))
+            .transpose()
+    }
+
+    /// Marks every unused refresh token of a grant used: the whole token family ends (a reused
+    /// refresh token means two parties hold the grant's key). Returns how many were live.
+    pub async fn end_refresh_family(&self, grant_id: &str, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1 WHERE grant_id = $2 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(grant_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Uses a refresh token once and stores its successor, atomically, only while its grant is

@@ -34,12 +34,16 @@ pub fn issue_access(
     let mut header = JwsHeader::new();
     header.set_token_type("at+jwt");
     let mut p = JwtPayload::new();
-    let now = UNIX_EPOCH + Duration::from_millis(now_ms.max(0) as u64);
+    // Whole seconds: `iat` and `exp` are NumericDate integers (RFC 7519), as everywhere else
+    // on the wire.
+    let now = UNIX_EPOCH + Duration::from_secs(now_ms.max(0) as u64 / 1000);
     p.set_issuer(issuer);
     p.set_subject(grant_id);
     p.set_audience(vec![AUDIENCE]);
-    p.set_issued_at(&now);
-    p.set_expires_at(&(now + ttl));
+    let iat = now_ms.max(0) / 1000;
+    p.set_claim("iat", Some(json!(iat)))
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("token claims: {e}")))?;
+    p.set_expires_at(&(now + Duration::from_secs(ttl.as_secs().max(1))));
     p.set_jwt_id(random_token(12));
     p.set_claim("cnf", Some(json!({ "jkt": jkt })))
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("token claims: {e}")))?;

@@ -35,8 +35,9 @@ pub async fn grant(
         "key_thumbprint": g.jkt,
         "key_alg": g.alg,
         "policy": req.policy,
-        "expires_at": req.policy.get("expires_at"),
-        "created_at": g.created_at,
+        // Unix seconds, like every time on the wire (the policy's own fields are milliseconds).
+        "expires_at": req.grant_policy.expires_at.map(|ms| ms.div_euclid(1000)),
+        "created_at": g.created_at.div_euclid(1000),
         "body_hash_claim": BODY_HASH_CLAIM,
         "auth": match req.auth {
             crate::auth::extract::AppAuth::Dpop { .. } => "dpop",
@@ -59,15 +60,24 @@ pub async fn rotate_key(
             message: "key rotation needs proof of possession, not a bearer key".into(),
         });
     };
-    let new_proof = headers
-        .get("new-dpop")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            ApiError::bad_request(
+    let mut values = headers.get_all("new-dpop").iter();
+    let new_proof = match (values.next(), values.next()) {
+        (Some(v), None) => v.to_str().map_err(|_| {
+            ApiError::bad_request("invalid_request", "the New-DPoP header is not ASCII")
+        })?,
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "exactly one New-DPoP header is allowed",
+            ));
+        }
+        (None, _) => {
+            return Err(ApiError::bad_request(
                 "invalid_request",
                 "the New-DPoP header with a proof by the new key is required",
-            )
-        })?;
+            ));
+        }
+    };
     let mut h = http::HeaderMap::new();
     h.insert(
         "dpop",

@@ -75,6 +75,11 @@ pub fn no_store(state: &AppState, body: impl serde::Serialize, now: i64) -> Resp
 /// address's request rate (`oauth.client_requests_per_minute`).
 fn admit(state: &AppState, headers: &HeaderMap, client: IpAddr, now: i64) -> Result<(), ApiError> {
     proof::single_proof_header(headers, ProofSite::TokenEndpoint)?;
+    rate(state, client, now)
+}
+
+/// The client address's request rate on the open OAuth endpoints.
+fn rate(state: &AppState, client: IpAddr, now: i64) -> Result<(), ApiError> {
     state.oauth_rate.check(client, now).map_err(|retry| {
         tracing::warn!(%client, "OAuth request rate exceeded");
         ApiError::TooManyRequests {
@@ -148,9 +153,11 @@ pub async fn token(
     Ok(no_store(&state, response, now))
 }
 
-/// `POST /oauth/device_authorization`: an app asks the owner for access. The parameters, the
-/// DPoP header, the client's rate and the caps on waiting requests come before the proof, which
-/// goes into the strangers' replay partition.
+/// `POST /oauth/device_authorization`: an app asks the owner for access, naming the key it will
+/// use by a DPoP proof, or by its thumbprint in `dpop_jkt` (RFC 9449 §10, for generic OAuth
+/// clients that sign only token requests), or both (they must agree). The parameters, the DPoP
+/// header, the client's rate and the caps on waiting requests come before the proof, which goes
+/// into the strangers' replay partition.
 pub async fn device_authorization(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -166,11 +173,38 @@ pub async fn device_authorization(
             .map_err(|_| ApiError::bad_request("invalid_policy", "parameter policy is not JSON"))?,
         None => json!({}),
     };
-    admit(&state, &headers, client, now)?;
+    let dpop_jkt = match form.get("dpop_jkt").map(String::as_str) {
+        None => None,
+        Some(j) if is_thumbprint(j) => Some(j),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                codes::INVALID_REQUEST,
+                "dpop_jkt must be the key's RFC 7638 thumbprint: base64url of a SHA-256 digest, 43 characters",
+            )
+            .into());
+        }
+    };
+    let has_proof = headers.contains_key("dpop");
+    if has_proof || dpop_jkt.is_none() {
+        admit(&state, &headers, client, now)?;
+    } else {
+        rate(&state, client, now)?;
+    }
     let strangers = token_proof(DEVICE_PATH, &headers, &body, Partition::Strangers);
-    let response =
-        crate::consent::start(&state, app_name, &requested, &strangers, client, now).await?;
+    // Without a proof, `admit` above refused a request that names no key either.
+    let key = match (has_proof, dpop_jkt) {
+        (false, Some(jkt)) => crate::consent::KeyBinding::Thumbprint(jkt),
+        (_, jkt) => crate::consent::KeyBinding::Proof(&strangers, jkt),
+    };
+    let response = crate::consent::start(&state, app_name, &requested, key, client, now).await?;
     Ok(no_store(&state, response, now))
+}
+
+/// An RFC 7638 SHA-256 thumbprint: 43 base64url characters.
+fn is_thumbprint(s: &str) -> bool {
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
@@ -188,6 +222,7 @@ pub async fn metadata(State(state): State<AppState>) -> Json<Value> {
         "grant_types_supported": [GRANT_TYPE_PAIRING, GRANT_TYPE_DEVICE_CODE, GRANT_TYPE_REFRESH],
         "token_endpoint_auth_methods_supported": ["none"],
         "dpop_signing_alg_values_supported": ["EdDSA", "Ed25519", "ES256"],
+        "dpop_bound_access_tokens_required": true,
         "response_types_supported": [],
         "pairgate_body_hash_claim": pairgate_protocol::dpop::BODY_HASH_CLAIM,
         "pairgate_dpop_nonce_required": state.config.dpop_require_nonce,
