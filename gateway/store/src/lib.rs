@@ -13,6 +13,7 @@ mod error;
 pub mod grants;
 pub mod hosts;
 pub mod ledger;
+mod lock;
 mod maintenance;
 mod meta;
 mod owners;
@@ -34,6 +35,7 @@ pub use error::StoreError;
 pub use grants::{GrantRow, NewRefresh, PairingRow};
 pub use hosts::HostApproval;
 pub use ledger::{LedgerRow, RollupRow, UsageFilter};
+pub use lock::{DatabaseLock, LockError, LockMode, sqlite_lock_path};
 pub use owners::{OwnerRow, SessionRow};
 pub use passkeys::{ChallengeRow, PasskeyRemoval, PasskeyRow};
 
