@@ -5,6 +5,7 @@
 mod admin;
 mod admin_ui;
 mod bench;
+mod cli_safety;
 mod connections;
 mod console_api;
 mod custody;

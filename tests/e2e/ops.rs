@@ -71,7 +71,10 @@ async fn doctor_passes_a_healthy_gateway_and_names_what_is_broken() {
     assert!(out.contains("DOCTOR_TEST_KEY"), "names the variable: {out}");
     assert!(!out.contains("gsk-doctor-test-value"));
     assert!(out.lines().any(|l| l.starts_with("skip  plugins")), "{out}");
-    assert!(out.contains("fix: run `pairgate owner create`"), "{out}");
+    assert!(
+        out.contains("fix: run `pairgate owner create USERNAME`"),
+        "{out}"
+    );
 
     // A wrong master key: that check fails with a fix, exit 1, credentials are skipped.
     let env = [

@@ -1,18 +1,25 @@
 //! Opening the gateway's state, shared by `serve` and the CLI commands: data dir, database and
 //! migrations, master key, gateway secret. All-or-nothing: whatever this call created is removed
 //! if it fails.
+//!
+//! Only `serve` and the commands that set a gateway up ([`Access::Create`]) create a data dir,
+//! database or master key; every other command needs an existing database and says so.
+//! Whoever opens the state holds the database's in-use lock (shared) for as long as the state
+//! lives, which `restore` checks (see `pairgate_store::DatabaseLock`). The data dir is created
+//! 0700 and the SQLite database (so its WAL and shared-memory files) 0600.
 
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use pairgate_store::{Store, StoreOptions};
+use pairgate_store::{DatabaseLock, LockError, LockMode, Store, StoreOptions};
 
 use crate::config::Config;
 use crate::serve::StartError;
 use crate::state::AppState;
 
-/// Opens everything a command needs, or nothing.
-pub async fn open(config: &Config) -> Result<AppState, StartError> {
-    open_for(config, Purpose::Serve).await
+/// Opens everything `serve` needs, or nothing.
+pub async fn open(config: &Config) -> Result<Opened, StartError> {
+    open_for(config, Purpose::Serve, Access::Create).await
 }
 
 /// What the state is opened for: serving loads the plugins; CLI commands need none.
@@ -22,11 +29,32 @@ pub enum Purpose {
     Command,
 }
 
+/// Whether a missing data dir, database and master key are created, or refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `serve` and the set-up commands (`owner create`, `credential add`, `plugin install`).
+    Create,
+    /// Everything else: the database must exist and have been started once.
+    Existing,
+}
+
+/// The opened state and the database lock held for as long as it is used (`None` only for an
+/// in-memory database, which no other process can reach).
+#[derive(Debug)]
+pub struct Opened {
+    pub state: AppState,
+    pub lock: Option<DatabaseLock>,
+}
+
 /// [`open`] for a purpose.
-pub async fn open_for(config: &Config, purpose: Purpose) -> Result<AppState, StartError> {
+pub async fn open_for(
+    config: &Config,
+    purpose: Purpose,
+    access: Access,
+) -> Result<Opened, StartError> {
     let mut created = Created::default();
-    match prepare(config, &mut created, purpose).await {
-        Ok(state) => Ok(state),
+    match prepare(config, &mut created, purpose, access).await {
+        Ok(opened) => Ok(opened),
         Err(e) => {
             created.undo();
             Err(e)
@@ -50,40 +78,107 @@ impl Created {
     }
 }
 
-/// Data dir, database, migrations: everything a command needs before it touches state.
+/// Data dir, lock, database, master key: everything a command needs before it touches state.
 async fn prepare(
     config: &Config,
     created: &mut Created,
     purpose: Purpose,
+    access: Access,
+) -> Result<Opened, StartError> {
+    let sqlite = config.sqlite_file();
+    match access {
+        Access::Create => ensure_data_dir(&config.data_dir, created)?,
+        Access::Existing => {
+            if sqlite.as_ref().is_some_and(|file| !file.is_file()) {
+                return Err(no_database(config));
+            }
+        }
+    }
+    let lock = take_lock(config, sqlite.as_deref(), created).await?;
+    let store = open_store(config, sqlite.as_deref(), created, access).await?;
+    match unlock_state(config, &store, created, purpose).await {
+        Ok(state) => Ok(Opened { state, lock }),
+        Err(e) => {
+            store.close().await;
+            if let Some(lock) = lock {
+                lock.release().await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// "no pairgate database at X": a command that only uses a database found none.
+fn no_database(config: &Config) -> StartError {
+    match config.sqlite_file() {
+        Some(file) => StartError::NoDatabase {
+            at: file.display().to_string(),
+            flag: if config.uses_embedded_sqlite() {
+                "--data-dir"
+            } else {
+                "--database-url"
+            },
+        },
+        None => {
+            let mut url = config.effective_database_url();
+            if let Ok(mut parsed) = url::Url::parse(&url) {
+                let _ = parsed.set_password(None);
+                parsed.set_query(None);
+                url = parsed.to_string();
+            }
+            StartError::NoDatabase {
+                at: url,
+                flag: "--database-url",
+            }
+        }
+    }
+}
+
+/// Takes the database's in-use lock, shared. A restore holding it refuses the start.
+async fn take_lock(
+    config: &Config,
+    sqlite: Option<&Path>,
+    created: &mut Created,
+) -> Result<Option<DatabaseLock>, StartError> {
+    let url = config.effective_database_url();
+    let taken = match sqlite {
+        Some(file) => {
+            let path = pairgate_store::sqlite_lock_path(file);
+            let existed = path.exists();
+            let lock = DatabaseLock::sqlite(file, LockMode::Shared);
+            if lock.is_ok() && !existed {
+                created.0.push(path);
+            }
+            lock
+        }
+        // In memory: private to this process, nobody else to exclude.
+        None if url.starts_with("sqlite:") => return Ok(None),
+        None => DatabaseLock::postgres(&url, LockMode::Shared).await,
+    };
+    match taken {
+        Ok(lock) => Ok(Some(lock)),
+        Err(LockError::Busy) => Err(StartError::Busy(
+            "a `pairgate restore` is replacing this database; try again when it has finished"
+                .into(),
+        )),
+        Err(other) => Err(StartError::Database(other.to_string())),
+    }
+}
+
+/// Master key, gateway secret, plugins and limits over an opened store.
+async fn unlock_state(
+    config: &Config,
+    store: &Store,
+    created: &mut Created,
+    purpose: Purpose,
 ) -> Result<AppState, StartError> {
-    ensure_data_dir(&config.data_dir, created)?;
-    let store = open_store(config, created).await?;
-    let (master, key_file) = match crate::keys::load_master_key(config, &store, true).await {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            store.close().await;
-            return Err(e);
-        }
-    };
+    let (master, key_file) = crate::keys::load_master_key(config, store, true).await?;
     created.0.extend(key_file);
-    let secret = match crate::keys::load_gateway_secret(&master, &store).await {
-        Ok(secret) => secret,
-        Err(e) => {
-            store.close().await;
-            return Err(e);
-        }
-    };
+    let secret = crate::keys::load_gateway_secret(&master, store).await?;
     let keys = crate::keys::GatewayKeys::new(master, secret)?;
     let relay = match purpose {
-        Purpose::Serve => crate::relay::Relay::start(config),
-        Purpose::Command => crate::relay::Relay::without_plugins(config),
-    };
-    let relay = match relay {
-        Ok(r) => r,
-        Err(e) => {
-            store.close().await;
-            return Err(e);
-        }
+        Purpose::Serve => crate::relay::Relay::start(config)?,
+        Purpose::Command => crate::relay::Relay::without_plugins(config)?,
     };
     let backend = match (config.limits_backend.as_str(), &config.redis_url) {
         ("redis", Some(url)) => crate::limits::LimitsBackend::Redis { url: url.clone() },
@@ -93,40 +188,103 @@ async fn prepare(
         namespace: config.redis_namespace.clone(),
         ..crate::limits::LimiterOptions::default()
     };
-    let limiter = match crate::limits::Limiter::with_options(backend, store.clone(), options).await
-    {
-        Ok(l) => l,
-        Err(e) => {
-            store.close().await;
-            return Err(StartError::Limits(e.to_string()));
-        }
-    };
-    Ok(AppState::new(config.clone(), store, keys, relay, limiter))
+    let limiter = crate::limits::Limiter::with_options(backend, store.clone(), options)
+        .await
+        .map_err(|e| StartError::Limits(e.to_string()))?;
+    Ok(AppState::new(
+        config.clone(),
+        store.clone(),
+        keys,
+        relay,
+        limiter,
+    ))
 }
 
-/// Opens and migrates the configured database. Used by `serve` and by the CLI commands.
-async fn open_store(config: &Config, created: &mut Created) -> Result<Store, StartError> {
-    if config.uses_embedded_sqlite() {
-        let path = config.sqlite_path();
+/// Opens and migrates the configured database. A new SQLite file is created 0600 before SQLite
+/// opens it, so its WAL and shared-memory files (which SQLite creates with the database file's
+/// mode) are 0600 too; an existing one open to other users is tightened.
+async fn open_store(
+    config: &Config,
+    sqlite: Option<&Path>,
+    created: &mut Created,
+    access: Access,
+) -> Result<Store, StartError> {
+    if let Some(path) = sqlite {
         if !path.exists() {
-            created.0.push(path.clone());
+            let mut new = std::fs::OpenOptions::new();
+            new.write(true).create_new(true).mode(0o600);
+            new.open(path).map_err(|e| {
+                StartError::Database(format!("cannot create {}: {e}", path.display()))
+            })?;
+            created.0.push(path.to_path_buf());
             for suffix in ["-wal", "-shm"] {
-                created
-                    .0
-                    .push(PathBuf::from(format!("{}{suffix}", path.display())));
+                created.0.push(sidecar(path, suffix));
             }
         }
+        tighten(path);
     }
     let store = Store::connect(&config.effective_database_url(), &StoreOptions::default())
         .await
         .map_err(|e| StartError::Database(e.to_string()))?;
-    if let Err(e) = store.migrate().await {
+    let checked = async {
+        if access == Access::Existing {
+            // Before migrating: a database nothing was ever sealed in was never started.
+            match store.meta_get(crate::keys::VERIFIER).await {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return Err(no_database(config)),
+            }
+        }
+        store
+            .migrate()
+            .await
+            .map_err(|e| StartError::Database(e.to_string()))
+    }
+    .await;
+    if let Err(e) = checked {
         store.close().await;
-        return Err(StartError::Database(e.to_string()));
+        return Err(e);
+    }
+    if let Some(path) = sqlite {
+        tighten(path);
     }
     Ok(store)
 }
 
+/// `<database><suffix>`: SQLite's `-wal` and `-shm` files.
+fn sidecar(database: &Path, suffix: &str) -> PathBuf {
+    let mut p = database.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// Makes the database and its WAL and shared-memory files private to this user (0600) when
+/// they are open to others (a database from before files were created private).
+fn tighten(database: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let path = sidecar(database, suffix);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
+                Ok(()) => tracing::warn!(
+                    file = %path.display(),
+                    "{} was open to other users (mode {mode:o}); made it private (0600)",
+                    path.display()
+                ),
+                Err(e) => tracing::warn!(
+                    file = %path.display(),
+                    error = %e,
+                    "{} is open to other users (mode {mode:o}) and cannot be made private",
+                    path.display()
+                ),
+            }
+        }
+    }
+}
+
+/// Creates the data dir (0700; missing ancestors get the usual mode) and checks it is writable.
 fn ensure_data_dir(dir: &Path, created: &mut Created) -> Result<(), StartError> {
     let fail = |reason: String| StartError::DataDir {
         path: dir.to_path_buf(),
@@ -140,7 +298,13 @@ fn ensure_data_dir(dir: &Path, created: &mut Created) -> Result<(), StartError> 
             .map(Path::to_path_buf)
             .collect();
         missing.reverse();
-        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
+        }
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| fail(e.to_string()))?;
         created.0.extend(missing);
     }
     if !dir.is_dir() {

@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{self, CommandError};
+use crate::commands::{self, Access, CommandError};
 use crate::config::{self, FlagValues, Sources};
 use crate::serve::{self, StartError};
 
-/// pairgate: a self-hosted proof-of-possession gateway for AI-provider keys.
+/// pairgate: a self-hosted proof-of-possession (DPoP) pairing gateway for AI-provider keys.
 #[derive(Debug, Parser)]
-#[command(name = "pairgate", version, about)]
+#[command(name = "pairgate", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -51,7 +51,7 @@ pub enum Command {
         #[command(subcommand)]
         command: commands::pair::PairCommand,
     },
-    /// Paired apps: list, show, revoke, suspend, resume.
+    /// Paired apps: list, show, edit, revoke, suspend, resume, bearer-issue, bearer-revoke.
     Grant {
         #[command(flatten)]
         common: CommonArgs,
@@ -65,7 +65,7 @@ pub enum Command {
         #[command(subcommand)]
         command: commands::plugin::PluginCommand,
     },
-    /// The owner account: create, sign out everywhere.
+    /// The owner account: create, sign-out-everywhere, password-only.
     Owner {
         #[command(flatten)]
         common: CommonArgs,
@@ -86,7 +86,8 @@ pub enum Command {
         #[command(flatten)]
         command: commands::usage::UsageArgs,
     },
-    /// Provider keys: add (value on stdin, or a reference), list, remove, rotate, check.
+    /// Provider keys: add (typed without echo, piped, or a reference), list, remove, rotate,
+    /// check.
     Credential {
         #[command(flatten)]
         common: CommonArgs,
@@ -100,8 +101,8 @@ pub enum Command {
         #[command(subcommand)]
         command: commands::master_key::MasterKeyCommand,
     },
-    /// Check configuration, database, master key, credentials, plugins and clocks; print what
-    /// to fix. Exits 1 when a check fails.
+    /// Check configuration, data dir, database, public URL, the running gateway, master key,
+    /// credentials, plugins and clocks; print what to fix. Exits 1 when a check fails.
     Doctor {
         #[command(flatten)]
         common: CommonArgs,
@@ -116,8 +117,9 @@ pub enum Command {
         #[command(flatten)]
         args: commands::backup::BackupArgs,
     },
-    /// Put a backup back, with the gateway stopped (SQLite: checks the master key opens it and
-    /// keeps the replaced file; PostgreSQL: pg_restore).
+    /// Put a backup back, with the gateway stopped (refused while a gateway uses the database;
+    /// SQLite: checks the master key opens it and keeps the replaced file; PostgreSQL:
+    /// pg_restore).
     Restore {
         #[command(flatten)]
         common: CommonArgs,
@@ -147,34 +149,52 @@ pub fn main() -> ExitCode {
         Command::Serve { common, listen } => {
             run_serve(common.sources(listen)).map_err(CommandError::from)
         }
-        Command::Pair { common, command } => run_command(&common, |state| {
+        Command::Pair { common, command } => run_command(&common, Access::Existing, |state| {
             Box::pin(async move { commands::pair::run(&state, command).await })
         }),
-        Command::Grant { common, command } => run_command(&common, |state| {
+        Command::Grant { common, command } => run_command(&common, Access::Existing, |state| {
             Box::pin(async move { commands::grant::run(&state, command).await })
         }),
-        Command::Plugin { common, command } => run_command(&common, |state| {
-            Box::pin(async move { commands::plugin::run(&state, command).await })
-        }),
-        Command::Owner { common, command } => run_command(&common, |state| {
-            Box::pin(async move { commands::owner::run(&state, command).await })
-        }),
-        Command::Consent { common, command } => run_command(&common, |state| {
+        Command::Plugin { common, command } => {
+            let access = match command {
+                commands::plugin::PluginCommand::Install { .. } => Access::Create,
+                _ => Access::Existing,
+            };
+            run_command(&common, access, |state| {
+                Box::pin(async move { commands::plugin::run(&state, command).await })
+            })
+        }
+        Command::Owner { common, command } => {
+            let access = match command {
+                commands::owner::OwnerCommand::Create { .. } => Access::Create,
+                _ => Access::Existing,
+            };
+            run_command(&common, access, |state| {
+                Box::pin(async move { commands::owner::run(&state, command).await })
+            })
+        }
+        Command::Consent { common, command } => run_command(&common, Access::Existing, |state| {
             Box::pin(async move { commands::consent::run(&state, command).await })
         }),
-        Command::Usage { common, command } => run_command(&common, |state| {
+        Command::Usage { common, command } => run_command(&common, Access::Existing, |state| {
             Box::pin(async move { commands::usage::run(&state, command).await })
         }),
-        Command::Credential { common, command } => run_command(&common, |state| {
-            Box::pin(async move { commands::credential::run(&state, command).await })
-        }),
-        Command::MasterKey { common, command } => run_command(&common, |state| {
+        Command::Credential { common, command } => {
+            let access = match command {
+                commands::credential::CredentialCommand::Add { .. } => Access::Create,
+                _ => Access::Existing,
+            };
+            run_command(&common, access, |state| {
+                Box::pin(async move { commands::credential::run(&state, command).await })
+            })
+        }
+        Command::MasterKey { common, command } => run_command(&common, Access::Existing, |state| {
             Box::pin(async move { commands::master_key::run(&state, command).await })
         }),
         Command::Doctor { common, args } => run_plain(|| {
             Box::pin(async move { commands::doctor::run(&common.sources(None), args).await })
         }),
-        Command::Backup { common, args } => run_command(&common, |state| {
+        Command::Backup { common, args } => run_command(&common, Access::Existing, |state| {
             Box::pin(async move { commands::backup::backup(&state, args).await })
         }),
         Command::Restore { common, args } => run_plain(|| {
@@ -195,9 +215,11 @@ pub fn main() -> ExitCode {
 
 type CommandFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), CommandError>>>>;
 
-/// Opens the state and runs one management command on a small runtime.
+/// Opens the state and runs one management command on a small runtime; the database lock is
+/// held until the command has finished.
 fn run_command(
     common: &CommonArgs,
+    access: Access,
     f: impl FnOnce(crate::state::AppState) -> CommandFuture,
 ) -> Result<(), CommandError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -205,9 +227,12 @@ fn run_command(
         .build()
         .map_err(|e| StartError::Runtime(e.to_string()))?;
     runtime.block_on(async {
-        let state = commands::open(&common.sources(None)).await?;
-        let result = f(state.clone()).await;
-        state.shutdown().await;
+        let opened = commands::open(&common.sources(None), access).await?;
+        let result = f(opened.state.clone()).await;
+        opened.state.shutdown().await;
+        if let Some(lock) = opened.lock {
+            lock.release().await;
+        }
         result
     })
 }

@@ -14,6 +14,9 @@ use crate::state::AppState;
 
 /// Meta key holding the public URL of the last `serve` (used by CLI commands).
 pub const SERVED_URL: &str = "served_public_url";
+/// Meta key holding the address the last `serve` listened on, as `http(s)://IP:PORT` (where
+/// `doctor` looks for a running gateway).
+pub const SERVED_LISTEN: &str = "served_listen_url";
 
 /// Why the gateway did not start. Each is one line for the owner.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +29,12 @@ pub enum StartError {
     DataDir { path: PathBuf, reason: String },
     #[error("{0}")]
     Database(String),
+    /// A command that only uses a database found none (and created nothing).
+    #[error("no pairgate database at {at}; pass {flag} or start `pairgate serve` first")]
+    NoDatabase { at: String, flag: &'static str },
+    /// Another process holds the database in a conflicting way (a restore, or a gateway).
+    #[error("{0}")]
+    Busy(String),
     #[error("master key: {0}")]
     MasterKey(String),
     #[error("plugins: {0}")]
@@ -41,10 +50,13 @@ pub enum StartError {
 }
 
 impl StartError {
-    /// sysexits(3) codes: 64 usage/config, 69 unavailable, 73 cannot create, 78 config (keys).
+    /// sysexits(3) codes: 64 usage/config, 66 no database (nothing created), 69 unavailable,
+    /// 73 cannot create, 75 busy (try again later), 78 config (keys).
     pub fn exit_code(&self) -> u8 {
         match self {
             StartError::Config(_) => 64,
+            StartError::NoDatabase { .. } => 66,
+            StartError::Busy(_) => 75,
             StartError::Listen { .. } | StartError::Database(_) | StartError::Limits(_) => 69,
             StartError::DataDir { .. } => 73,
             StartError::MasterKey(_) | StartError::Plugins(_) | StartError::Tls(_) => 78,
@@ -83,20 +95,32 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
             let _ = config.public_url.set_scheme("https");
         }
     }
-    let state = crate::boot::open(&config).await?;
+    let crate::boot::Opened { state, lock } = crate::boot::open(&config).await?;
+    // Held until the process ends: `restore` refuses while any gateway holds it.
+    let _lock = keep_lock(lock);
     // CLI commands on this machine embed the URL the gateway really serves on in pairing strings
-    // (unless public_url is configured, which always wins).
-    if let Err(e) = state
-        .store
-        .meta_set(SERVED_URL, config.public_url.as_str())
-        .await
-    {
+    // (unless public_url is configured, which always wins); doctor checks the address.
+    let listen_url = listener.local_addr().ok().map(|addr| {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{addr}")
+    });
+    let recorded = async {
+        state
+            .store
+            .meta_set(SERVED_URL, config.public_url.as_str())
+            .await?;
+        if let Some(url) = &listen_url {
+            state.store.meta_set(SERVED_LISTEN, url).await?;
+        }
+        Ok::<(), pairgate_store::StoreError>(())
+    };
+    if let Err(e) = recorded.await {
         state.shutdown().await;
         return Err(StartError::Database(e.to_string()));
     }
     match crate::owner::setup_token_if_needed(&state).await {
         Ok(Some(token)) => tracing::warn!(
-            "no owner account yet: create it at {}/admin/setup#{token} (this link works once and is replaced at every start), or run `pairgate owner create`",
+            "no owner account yet: create it at {}/admin/setup#{token} (this link works once and is replaced at every start), or run `pairgate owner create USERNAME`",
             config.public_url.as_str().trim_end_matches('/')
         ),
         Ok(None) => {}
@@ -205,6 +229,20 @@ async fn serve(
     state.shutdown().await;
     tracing::info!("pairgate stopped");
     outcome.map_err(StartError::Serve)
+}
+
+/// Keeps the database lock for the life of the process. A PostgreSQL lock lives on its own
+/// connection: it is checked every 30 s and taken again if the connection was lost.
+fn keep_lock(lock: Option<pairgate_store::DatabaseLock>) -> Option<tokio::task::JoinHandle<()>> {
+    let mut lock = lock?;
+    Some(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            if let Err(e) = lock.refresh().await {
+                tracing::warn!(error = %e, "the database in-use lock was lost and cannot be taken again: `pairgate restore` would not see this gateway");
+            }
+        }
+    }))
 }
 
 /// Registers SIGINT and SIGTERM handlers now; the returned future completes on either.

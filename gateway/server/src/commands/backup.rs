@@ -5,17 +5,20 @@
 //! A backup holds sealed credentials and digests, never a provider key, master key or token in
 //! clear, and it does not hold the master key: keep that separately (a key replaced by
 //! `master-key rotate` is kept as `KEY.retired-ID` for exactly this). A SQLite restore first
-//! proves the configured master key opens the backup, and keeps the database it replaces.
+//! proves the configured master key opens the backup, and keeps the database it replaces. A
+//! restore refuses while any gateway (or command) uses the database: see
+//! `pairgate_store::DatabaseLock`.
 
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use pairgate_store::{Backend, Store, StoreOptions, sqlite_url};
+use pairgate_store::{Backend, DatabaseLock, LockError, LockMode, Store, StoreOptions, sqlite_url};
 
 use super::CommandError;
 use crate::config::Config;
+use crate::serve::StartError;
 use crate::state::AppState;
 
 #[derive(Debug, clap::Args)]
@@ -140,7 +143,8 @@ async fn run_pg(
 }
 
 /// Puts a backup back. The gateway must be stopped (a running one would keep writing to the
-/// database being replaced).
+/// database being replaced): the database's in-use lock is taken exclusively first, which
+/// fails while any gateway or command uses it, and is held until the restore is done.
 pub async fn restore(config: &Config, args: RestoreArgs) -> Result<(), CommandError> {
     let from = &args.from;
     if !from.is_file() {
@@ -149,10 +153,78 @@ pub async fn restore(config: &Config, args: RestoreArgs) -> Result<(), CommandEr
             from.display()
         )));
     }
-    if !config.uses_embedded_sqlite() {
-        return restore_postgres(config, from).await;
+    match config.sqlite_file() {
+        Some(live) => {
+            ensure_parent(&live)?;
+            let lock = exclusive(|| async { DatabaseLock::sqlite(&live, LockMode::Exclusive) })
+                .await
+                .map_err(|e| in_use(e, &live.display().to_string()))?;
+            let result = restore_sqlite(config, from, &live).await;
+            lock.release().await;
+            result
+        }
+        None if config.effective_database_url().starts_with("sqlite:") => Err(CommandError::Usage(
+            "an in-memory database cannot be restored into".into(),
+        )),
+        None => {
+            let url = config.effective_database_url();
+            let lock = exclusive(|| DatabaseLock::postgres(&url, LockMode::Exclusive))
+                .await
+                .map_err(|e| in_use(e, "the configured PostgreSQL database"))?;
+            let result = restore_postgres(config, from).await;
+            lock.release().await;
+            result
+        }
     }
-    let live = config.sqlite_path();
+}
+
+/// Takes the lock exclusively, trying for a few seconds: a gateway stopped a moment ago may
+/// still be letting go of it (PostgreSQL ends its session after the process has gone).
+async fn exclusive<F, Fut>(mut take: F) -> Result<DatabaseLock, LockError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<DatabaseLock, LockError>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match take().await {
+            Err(LockError::Busy) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The refusal when the database is in use: which one, and how to stop what uses it.
+fn in_use(e: LockError, what: &str) -> CommandError {
+    match e {
+        LockError::Busy => CommandError::Start(StartError::Busy(format!(
+            "refusing to restore: a running gateway (or another pairgate command) is using {what}; \
+             stop the gateway first (`systemctl stop pairgate`, or Ctrl-C / SIGTERM the `pairgate \
+             serve` process; on PostgreSQL every replica), then run restore again. Nothing was \
+             changed"
+        ))),
+        other => failed(other),
+    }
+}
+
+/// A restore onto a new machine creates the data dir (0700).
+fn ensure_parent(live: &Path) -> Result<(), CommandError> {
+    let Some(dir) = live
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    else {
+        return Ok(());
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))
+}
+
+async fn restore_sqlite(config: &Config, from: &Path, live: &Path) -> Result<(), CommandError> {
     let tmp = PathBuf::from(format!("{}.restore-tmp", live.display()));
     let _ = std::fs::remove_file(&tmp);
     create_private(&tmp)?;
@@ -171,7 +243,7 @@ pub async fn restore(config: &Config, args: RestoreArgs) -> Result<(), CommandEr
         return Err(e);
     }
     let kept = if live.exists() {
-        let db = Store::connect(&sqlite_url(&live), &StoreOptions::default())
+        let db = Store::connect(&sqlite_url(live), &StoreOptions::default())
             .await
             .map_err(failed)?;
         db.sqlite_checkpoint().await.map_err(failed)?;
@@ -181,7 +253,7 @@ pub async fn restore(config: &Config, args: RestoreArgs) -> Result<(), CommandEr
             live.display(),
             crate::auth::now_ms() / 1000
         ));
-        std::fs::rename(&live, &kept)
+        std::fs::rename(live, &kept)
             .map_err(|e| failed(format!("cannot move the database aside: {e}")))?;
         for suffix in ["-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", live.display()));
@@ -190,7 +262,7 @@ pub async fn restore(config: &Config, args: RestoreArgs) -> Result<(), CommandEr
     } else {
         None
     };
-    std::fs::rename(&tmp, &live)
+    std::fs::rename(&tmp, live)
         .map_err(|e| failed(format!("cannot put the backup in place: {e}")))?;
     match kept {
         Some(kept) => println!(

@@ -1,6 +1,7 @@
 //! `pairgate credential add|list|remove|rotate|check`: the owner's provider keys. A value is
 //! read from standard input only (never from an argument, which would land in shell history and
-//! `ps`), and no command ever prints one: only fingerprints and the last characters.
+//! `ps`): typed at a terminal without echo, or piped. No command ever prints one: only
+//! fingerprints and the last characters.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -17,8 +18,9 @@ const STDIN_LIMIT: usize = 64 * 1024;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum CredentialCommand {
-    /// Add a provider key: its value is read from standard input, or give a reference to where
-    /// it lives (--from-env, --from-file, --from-keychain, --from-command).
+    /// Add a provider key: its value is typed (not shown) or piped on standard input, or give a
+    /// reference to where it lives (--from-env, --from-file, --from-keychain, --from-command).
+    /// Creates the data dir and database if needed (a headless set-up).
     #[command(group(clap::ArgGroup::new("from").multiple(false).args(["from_env", "from_file", "from_keychain", "from_command"])))]
     Add {
         /// Provider id, e.g. openai (lowercase a-z, 0-9, -).
@@ -72,8 +74,8 @@ pub enum CredentialCommand {
         #[arg(long, value_name = "ID")]
         id: Option<String>,
     },
-    /// Replace a stored key with a new value read from standard input; the old value stays
-    /// usable until the grace period ends.
+    /// Replace a stored key with a new value typed (not shown) or piped on standard input; the
+    /// old value stays usable until the grace period ends.
     Rotate {
         provider: String,
         #[arg(long, default_value = DEFAULT_NAME)]
@@ -289,36 +291,31 @@ fn print_one(info: &CredentialInfo, json: bool) {
     }
 }
 
-/// Reads a secret value from standard input: one line on a terminal (with a hint on stderr),
-/// everything otherwise. One trailing newline is removed; an empty value is refused.
+/// Reads a secret value from standard input: one line typed at a terminal, not echoed (with a
+/// hint on stderr), or everything piped in. One trailing newline is removed; an empty value is
+/// refused.
 pub fn read_value(what: &str) -> Result<SecretString, CommandError> {
-    use std::io::BufRead;
-    let stdin = std::io::stdin();
+    if std::io::stdin().is_terminal() {
+        let typed = read_hidden(&format!(
+            "paste the {what} and press Enter (it is not shown): "
+        ))
+        .map_err(|e| {
+            CommandError::Usage(format!("cannot read the {what} from the terminal: {e}"))
+        })?;
+        return checked(what, typed);
+    }
     // Room for the whole value up front, so reading never reallocates (no stray copies).
     let mut text = String::with_capacity(STDIN_LIMIT + 2);
-    let mut limited = stdin.lock().take(STDIN_LIMIT as u64 + 1);
-    let read = if std::io::stdin().is_terminal() {
-        eprintln!(
-            "paste the {what} and press Enter (the terminal shows what you type; piping it in, \
-             e.g. from a password manager, avoids that)"
-        );
-        limited.read_line(&mut text)
-    } else {
-        limited.read_to_string(&mut text)
-    };
+    let read = std::io::stdin()
+        .lock()
+        .take(STDIN_LIMIT as u64 + 1)
+        .read_to_string(&mut text);
     let value = text
         .strip_suffix('\n')
         .map(|s| s.strip_suffix('\r').unwrap_or(s))
         .unwrap_or(&text);
     let problem = match read {
         Err(e) => Some(format!("cannot read the {what} from stdin: {e}")),
-        Ok(_) if value.len() > STDIN_LIMIT => {
-            Some(format!("the {what} is longer than {STDIN_LIMIT} bytes"))
-        }
-        Ok(_) if value.trim().is_empty() => Some(format!(
-            "the {what} is empty: pipe it on standard input, e.g. \
-             `pass show openai | pairgate credential add openai`"
-        )),
         Ok(_) => None,
     };
     // An exact-size copy becomes the secret without another reallocation; the read buffer is
@@ -333,6 +330,31 @@ pub fn read_value(what: &str) -> Result<SecretString, CommandError> {
     drop(text);
     match problem {
         Some(p) => Err(CommandError::Usage(p)),
-        None => Ok(SecretString::from(exact)),
+        None => checked(what, exact),
+    }
+}
+
+/// Prompts on the terminal and reads one line with echo off (the terminal is restored after,
+/// also on Ctrl-C).
+pub fn read_hidden(prompt: &str) -> std::io::Result<String> {
+    rpassword::prompt_password(prompt)
+}
+
+/// Refuses an empty or oversized value; the value becomes a secret without another copy.
+fn checked(what: &str, value: String) -> Result<SecretString, CommandError> {
+    let problem = if value.len() > STDIN_LIMIT {
+        Some(format!("the {what} is longer than {STDIN_LIMIT} bytes"))
+    } else if value.trim().is_empty() {
+        Some(format!(
+            "the {what} is empty: type or paste it, or pipe it on standard input, e.g. \
+             `pass show openai | pairgate credential add openai`"
+        ))
+    } else {
+        None
+    };
+    let secret = SecretString::from(value);
+    match problem {
+        Some(p) => Err(CommandError::Usage(p)),
+        None => Ok(secret),
     }
 }

@@ -1,13 +1,15 @@
 //! `pairgate doctor`: checks the configuration, data dir, database, master key, gateway secret,
-//! credentials, plugins, Redis and clocks one by one, and prints what to fix.
+//! credentials, plugins, Redis and clocks one by one, checks the gateway answers where it
+//! listens, and prints what to fix.
 //!
 //! Each check runs even when an earlier one failed, unless it needs what failed (no database,
-//! no master key check). Nothing is created or migrated: doctor reads; the only writes are the
-//! ones any command makes when it opens state (none on a database that `serve` has started).
+//! no master key check). Nothing is created or migrated: doctor reads, and opens the state only
+//! when the database exists (the only writes are the ones any command makes when it opens
+//! state: none on a database that `serve` has started).
 //! Output names credentials and key ids, never a value. `--test-credentials` also calls each
 //! credential's provider once (and audits that, as `credential.tested`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pairgate_store::{Backend, Store, StoreOptions};
@@ -113,15 +115,21 @@ pub async fn run(sources: &Sources, args: DoctorArgs) -> Result<(), CommandError
 }
 
 async fn check_all(config: &Config, args: &DoctorArgs, report: &mut Report) {
-    public_url(config, report);
-    data_dir(&config.data_dir, report);
-    let store = match database(config, report).await {
-        Some(store) => store,
-        None => {
-            report.push(Status::Skip, "master key", "needs the database", None);
-            return;
-        }
+    data_dir(config, report);
+    let Some(store) = database(config, report).await else {
+        public_url(config, None, report);
+        gateway(config, None, report).await;
+        report.push(Status::Skip, "master key", "needs the database", None);
+        return;
     };
+    let served = |key: &'static str| {
+        let store = store.clone();
+        async move { store.meta_get(key).await.ok().flatten() }
+    };
+    let served_url = served(crate::serve::SERVED_URL).await;
+    let served_listen = served(crate::serve::SERVED_LISTEN).await;
+    public_url(config, served_url.as_deref(), report);
+    gateway(config, served_listen.as_deref(), report).await;
     let keys_ok = master_key(config, &store, report).await;
     let owners = store.owner_count().await.unwrap_or(0);
     if owners == 0 {
@@ -129,7 +137,7 @@ async fn check_all(config: &Config, args: &DoctorArgs, report: &mut Report) {
             Status::Warn,
             "owner",
             "no owner account yet",
-            Some("run `pairgate owner create`, or open the setup link `pairgate serve` logs"),
+            Some("run `pairgate owner create USERNAME`, or open the setup link `pairgate serve` logs"),
         );
     } else {
         report.ok("owner", "an owner account exists");
@@ -149,23 +157,39 @@ async fn check_all(config: &Config, args: &DoctorArgs, report: &mut Report) {
     redis(config, report).await;
 }
 
-fn public_url(config: &Config, report: &mut Report) {
-    let url = config.public_url.as_str();
-    let loopback = config.listen.ip().is_loopback();
+/// The public URL in effect: the configured one, else the one the last `serve` used (it
+/// follows the address it bound), else the guess from the configured listen address.
+fn public_url(config: &Config, served: Option<&str>, report: &mut Report) {
+    let served = served.and_then(|u| url::Url::parse(u).ok());
+    let (url, origin) = match (&served, config.public_url_explicit) {
+        (_, true) => (config.public_url.clone(), "configured"),
+        (Some(url), false) => (
+            url.clone(),
+            "not configured; the last `pairgate serve` used it",
+        ),
+        (None, false) => (
+            config.public_url.clone(),
+            "not configured; guessed from the listen address",
+        ),
+    };
+    let host_is_loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    let loopback = config.listen.ip().is_loopback() && host_is_loopback;
     if !config.public_url_explicit && !loopback {
         report.push(
             Status::Warn,
             "public url",
-            format!(
-                "not set; the gateway listens on {} and guesses {url}",
-                config.listen
-            ),
+            format!("{url} ({origin}); listen address {}", config.listen),
             Some(
                 "set public_url to the exact https URL apps use: DPoP `htu` checks and pairing \
                  strings depend on it, never on request headers",
             ),
         );
-    } else if config.public_url.scheme() == "http" && !loopback {
+    } else if url.scheme() == "http" && !loopback {
         report.push(
             Status::Warn,
             "public url",
@@ -173,12 +197,93 @@ fn public_url(config: &Config, report: &mut Report) {
             Some("serve https (tls.cert_file/tls.key_file) or put a TLS reverse proxy in front"),
         );
     } else {
-        report.ok("public url", url);
+        report.ok("public url", format!("{url} ({origin})"));
     }
 }
 
-fn data_dir(dir: &Path, report: &mut Report) {
+/// Whether a gateway answers `GET /healthz` where the last `serve` listened (else at the
+/// configured listen address). Not running is a warning: doctor also serves before a start.
+async fn gateway(config: &Config, served_listen: Option<&str>, report: &mut Report) {
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let configured = format!("{scheme}://{}", reachable(config.listen));
+    let base = served_listen
+        .and_then(|u| u.split_once("://"))
+        .and_then(|(scheme, addr)| Some(format!("{scheme}://{}", reachable(addr.parse().ok()?))))
+        .unwrap_or_else(|| configured.clone());
+    let listen = if base == configured {
+        format!("listen address {}", config.listen)
+    } else {
+        format!(
+            "where the last `pairgate serve` listened; the configured listen address is {}",
+            config.listen
+        )
+    };
+    let health = format!("{base}/healthz");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        // Only whether something answers is asked (nothing is sent); a certificate for the
+        // public name does not match the bare address.
+        .danger_accept_invalid_certs(true)
+        .build();
+    let answer = match client {
+        Ok(client) => client.get(&health).send().await.map(|r| r.status()),
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(status) if status.is_success() => {
+            report.ok("gateway", format!("answers at {health} ({listen})"));
+        }
+        Ok(status) => report.push(
+            Status::Warn,
+            "gateway",
+            format!("{health} answered {status} ({listen})"),
+            Some("something else may be listening there: check the gateway's logs and address"),
+        ),
+        Err(e) => report.push(
+            Status::Warn,
+            "gateway",
+            format!(
+                "not running: no answer at {health} ({listen}): {}",
+                if e.is_timeout() {
+                    "timed out".to_string()
+                } else if e.is_connect() {
+                    "connection refused".to_string()
+                } else {
+                    e.to_string()
+                }
+            ),
+            Some("start it: `pairgate serve` (with the same --config / --data-dir)"),
+        ),
+    }
+}
+
+/// An address a client can connect to: an unspecified IP (0.0.0.0, ::) becomes loopback.
+fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+/// The data dir, and the files in it that hold secrets: private to this user (0700 / 0600).
+fn data_dir(config: &Config, report: &mut Report) {
     use std::os::unix::fs::PermissionsExt;
+    let dir = config.data_dir.as_path();
+    let mode_of = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o777)
+    };
     match std::fs::metadata(dir) {
         Err(_) => report.push(
             Status::Warn,
@@ -202,8 +307,46 @@ fn data_dir(dir: &Path, report: &mut Report) {
             ),
             Some("chmod 700 the data dir: it holds the database (and by default the key file)"),
         ),
-        Ok(_) => report.ok("data dir", dir.display().to_string()),
+        Ok(_) => {
+            let mut files: Vec<PathBuf> = Vec::new();
+            if let Some(db) = config.sqlite_file() {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = db.as_os_str().to_owned();
+                    p.push(suffix);
+                    files.push(PathBuf::from(p));
+                }
+            }
+            if config.master_key.source == MasterKeySourceKind::File {
+                files.push(key_file(config));
+            }
+            let open: Vec<String> = files
+                .iter()
+                .filter_map(|f| {
+                    mode_of(f)
+                        .filter(|m| m & 0o077 != 0)
+                        .map(|m| format!("{} (mode {m:o})", f.display()))
+                })
+                .collect();
+            if open.is_empty() {
+                report.ok("data dir", format!("{} (private)", dir.display()));
+            } else {
+                report.push(
+                    Status::Warn,
+                    "data dir",
+                    format!("open to other users: {}", open.join(", ")),
+                    Some("chmod 600 them: they hold the database and the key"),
+                );
+            }
+        }
     }
+}
+
+fn key_file(config: &Config) -> PathBuf {
+    config
+        .master_key
+        .path
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("master.key"))
 }
 
 async fn database(config: &Config, report: &mut Report) -> Option<Store> {
@@ -286,11 +429,7 @@ async fn master_key(config: &Config, store: &Store, report: &mut Report) -> bool
     };
     let kid = key.key_id();
     if config.master_key.source == MasterKeySourceKind::File {
-        let file = config
-            .master_key
-            .path
-            .clone()
-            .unwrap_or_else(|| config.data_dir.join("master.key"));
+        let file = key_file(config);
         if crate::master_key::next_path(&file).exists() {
             report.push(
                 Status::Warn,
@@ -369,14 +508,15 @@ async fn credentials(config: &Config, test: bool, report: &mut Report) {
     } else {
         crate::boot::Purpose::Command
     };
-    let state = match crate::boot::open_for(config, purpose).await {
-        Ok(state) => state,
+    let opened = match crate::boot::open_for(config, purpose, crate::boot::Access::Existing).await {
+        Ok(opened) => opened,
         Err(e) => {
             report.push(Status::Fail, "credentials", e.to_string(), None);
             return;
         }
     };
-    match crate::credentials::list(&state).await {
+    let state = &opened.state;
+    match crate::credentials::list(state).await {
         Ok(list) if list.is_empty() => report.push(
             Status::Warn,
             "credentials",
@@ -386,7 +526,7 @@ async fn credentials(config: &Config, test: bool, report: &mut Report) {
         Ok(list) => {
             for c in list {
                 let check = format!("credential {}/{}", c.provider, c.name);
-                match crate::credentials::resolve(&state, &c.provider, &c.name).await {
+                match crate::credentials::resolve(state, &c.provider, &c.name).await {
                     Ok(value) => {
                         drop(value);
                         report.ok(
@@ -394,7 +534,7 @@ async fn credentials(config: &Config, test: bool, report: &mut Report) {
                             format!("{} usable, fingerprint {}", c.kind, c.fingerprint),
                         );
                         if test {
-                            test_credential(&state, &c, report).await;
+                            test_credential(state, &c, report).await;
                         }
                     }
                     Err(e) => report.push(
@@ -409,6 +549,9 @@ async fn credentials(config: &Config, test: bool, report: &mut Report) {
         Err(e) => report.push(Status::Fail, "credentials", e.to_string(), None),
     }
     state.shutdown().await;
+    if let Some(lock) = opened.lock {
+        lock.release().await;
+    }
 }
 
 /// One credential against its provider, with the console's domain function.

@@ -106,7 +106,11 @@ pub async fn run(state: &AppState, cmd: GrantCommand) -> Result<(), CommandError
         }
         GrantCommand::BearerIssue { id, valid_for } => {
             let (key, expires) =
-                crate::pairing::issue_bearer(state, &id, valid_for, CLI_ACTOR, now).await?;
+                crate::pairing::issue_bearer(state, &id, valid_for, CLI_ACTOR, now)
+                    .await
+                    .map_err(|e| {
+                        CommandError::not_found(e, &format!("active grant {id}"), LIST_GRANTS)
+                    })?;
             println!("{key}");
             eprintln!(
                 "bearer key for {id}, valid until {}. WEAKER than pairing: it works without the app's key, so anyone who copies it can use this grant. All of the grant's policy still applies.",
@@ -115,7 +119,9 @@ pub async fn run(state: &AppState, cmd: GrantCommand) -> Result<(), CommandError
             return Ok(());
         }
         GrantCommand::BearerRevoke { id } => {
-            crate::pairing::revoke_bearer(state, &id, CLI_ACTOR, now).await?;
+            crate::pairing::revoke_bearer(state, &id, CLI_ACTOR, now)
+                .await
+                .map_err(|e| CommandError::not_found(e, &format!("grant {id}"), LIST_GRANTS))?;
             eprintln!("bearer key of {id} revoked");
             return Ok(());
         }
@@ -123,9 +129,27 @@ pub async fn run(state: &AppState, cmd: GrantCommand) -> Result<(), CommandError
         GrantCommand::Suspend { id } => (id, GrantAction::Suspend),
         GrantCommand::Resume { id } => (id, GrantAction::Resume),
     };
-    crate::pairing::set_status(state, &id, action, CLI_ACTOR, now).await?;
-    eprintln!("grant {id}: {action:?}d");
+    crate::pairing::set_status(state, &id, action, CLI_ACTOR, now)
+        .await
+        .map_err(|e| CommandError::not_found(e, &format!("grant {id}"), LIST_GRANTS))?;
+    eprintln!("{}", done(&id, action));
     Ok(())
+}
+
+/// The command that lists grants, named when one is not found.
+const LIST_GRANTS: &str = "pairgate grant list";
+
+/// What a status change did, for the owner.
+fn done(id: &str, action: GrantAction) -> String {
+    match action {
+        GrantAction::Revoke => {
+            format!("grant {id} revoked: the app's next request is refused, for good")
+        }
+        GrantAction::Suspend => format!(
+            "grant {id} suspended: the app's requests are refused until `pairgate grant resume {id}`"
+        ),
+        GrantAction::Resume => format!("grant {id} resumed: the app's requests work again"),
+    }
 }
 
 async fn grant(state: &AppState, id: &str) -> Result<pairgate_store::GrantRow, CommandError> {
@@ -134,5 +158,7 @@ async fn grant(state: &AppState, id: &str) -> Result<pairgate_store::GrantRow, C
         .get_grant(id)
         .await
         .map_err(ApiError::from)?
-        .ok_or_else(|| CommandError::Api(format!("no grant {id}")))
+        .ok_or_else(|| {
+            CommandError::Api(format!("grant {id} not found; `{LIST_GRANTS}` lists them"))
+        })
 }

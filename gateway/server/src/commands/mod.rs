@@ -14,23 +14,26 @@ pub mod plugin;
 pub mod policy_args;
 pub mod usage;
 
+pub use crate::boot::Access;
+use crate::boot::Opened;
 use crate::config::{self, Sources};
 use crate::serve::StartError;
-use crate::state::AppState;
 
 /// The actor recorded in the audit log for CLI actions.
 pub const CLI_ACTOR: &str = "owner:cli";
 
-/// Loads config and opens the state; quiet logging (warnings only) unless configured.
-pub async fn open(sources: &Sources) -> Result<AppState, StartError> {
+/// Loads config and opens the state; quiet logging (warnings only) unless configured. Only
+/// [`Access::Create`] commands create a missing data dir, database or master key.
+pub async fn open(sources: &Sources, access: Access) -> Result<Opened, StartError> {
     let mut config = config::load(sources).map_err(StartError::Config)?;
     if config.log_level == "info" {
         config.log_level = "warn".into();
     }
     crate::telemetry::init(&config);
-    let mut state = crate::boot::open_for(&config, crate::boot::Purpose::Command).await?;
+    let mut opened = crate::boot::open_for(&config, crate::boot::Purpose::Command, access).await?;
     if !config.public_url_explicit {
-        let served = state
+        let served = opened
+            .state
             .store
             .meta_get(crate::serve::SERVED_URL)
             .await
@@ -38,10 +41,10 @@ pub async fn open(sources: &Sources) -> Result<AppState, StartError> {
             .flatten();
         if let Some(url) = served.and_then(|u| url::Url::parse(&u).ok()) {
             config.public_url = url;
-            state.config = std::sync::Arc::new(config);
+            opened.state.config = std::sync::Arc::new(config);
         }
     }
-    Ok(state)
+    Ok(opened)
 }
 
 /// A command's failure: the message for stderr and an exit code.
@@ -61,6 +64,17 @@ impl CommandError {
             CommandError::Start(e) => e.exit_code(),
             CommandError::Api(_) => 1,
             CommandError::Usage(_) => 64,
+        }
+    }
+
+    /// An API "not found" as a message naming what was looked for and how to list what
+    /// exists; any other error unchanged.
+    pub fn not_found(e: crate::error::ApiError, what: &str, list: &str) -> CommandError {
+        match e {
+            crate::error::ApiError::NotFound => {
+                CommandError::Api(format!("{what} not found; `{list}` lists them"))
+            }
+            other => other.into(),
         }
     }
 }

@@ -10,18 +10,30 @@ use crate::state::AppState;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum OwnerCommand {
-    /// Create the owner account; the password is read from standard input.
-    Create { username: String },
+    /// Create the owner account USERNAME; the password is typed (not shown) or read from
+    /// standard input. Creates the data dir and database if needed (a headless set-up).
+    Create {
+        /// The owner's user name, used to sign in.
+        username: String,
+    },
     /// Sign the owner out everywhere (ends every session).
-    SignOutEverywhere { username: String },
+    SignOutEverywhere {
+        /// The owner's user name.
+        username: String,
+    },
     /// Stop requiring a passkey at sign-in, so the password alone signs in again (for an owner
     /// who lost every passkey). Registered passkeys stay.
-    PasswordOnly { username: String },
+    PasswordOnly {
+        /// The owner's user name.
+        username: String,
+    },
 }
 
+/// The password: typed at a terminal without echo, or the first line of standard input.
 fn read_password() -> Result<String, CommandError> {
     if std::io::stdin().is_terminal() {
-        eprintln!("password (at least 12 characters), then Enter:");
+        return super::credential::read_hidden("password (at least 12 characters, not shown): ")
+            .map_err(|e| CommandError::Usage(format!("cannot read the password: {e}")));
     }
     let mut line = String::new();
     std::io::stdin()
@@ -78,5 +90,9 @@ async fn owner_named(
         .owner_by_username(username)
         .await
         .map_err(ApiError::from)?
-        .ok_or_else(|| CommandError::Api(format!("no owner {username}")))
+        .ok_or_else(|| {
+            CommandError::Api(format!(
+                "owner {username} not found; check the user name (the one given to `pairgate owner create`)"
+            ))
+        })
 }

@@ -90,7 +90,9 @@ pub async fn run(state: &AppState, cmd: PairCommand) -> Result<(), CommandError>
                 .await
                 .map_err(crate::error::ApiError::from)?
             {
-                return Err(CommandError::Api(format!("no unused pairing {id}")));
+                return Err(CommandError::Api(format!(
+                    "unused pairing {id} not found; `pairgate pair list` lists them"
+                )));
             }
             state
                 .store

@@ -158,6 +158,19 @@ impl Config {
     pub fn uses_embedded_sqlite(&self) -> bool {
         self.database_url.is_none()
     }
+
+    /// The SQLite database file in use: the embedded one, or the file a `sqlite:` database_url
+    /// names. `None` for PostgreSQL and for an in-memory database.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        let Some(url) = &self.database_url else {
+            return Some(self.sqlite_path());
+        };
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or_default();
+        (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+    }
 }
 
 /// Values given on the command line; each overrides every other source.
