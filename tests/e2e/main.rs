@@ -29,6 +29,7 @@ mod proof_negative;
 mod protocol_fixes;
 mod provider_check;
 mod public_url;
+mod readme_snippets;
 mod redaction;
 mod sdk_python;
 mod sdk_typescript;

@@ -219,8 +219,8 @@ async fn revocation_and_suspension_apply_to_the_very_next_request() {
     );
     assert_eq!(
         client.refresh().await.unwrap_err().code(),
-        Some("invalid_grant"),
-        "refresh tokens die with the grant"
+        Some("grant_revoked"),
+        "refresh tokens die with the grant, and the refusal says why"
     );
     let (code, _, err) = run_cli(&gw, &["grant", "resume", &id], None).await;
     assert_ne!(code, 0, "a revoked grant cannot be resumed: {err}");

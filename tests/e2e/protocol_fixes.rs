@@ -256,3 +256,53 @@ async fn times_are_whole_seconds_and_the_issuer_matches_discovery() {
         .unwrap();
     assert_eq!(claims["iss"], meta["issuer"], "{claims} {meta}");
 }
+
+#[tokio::test]
+async fn with_nonces_on_every_app_answer_carries_the_next_nonce() {
+    let (gw, _fake) = providers::start_with(
+        Backend::Sqlite,
+        "",
+        &[("PAIRGATE_DPOP__REQUIRE_NONCE", "true")],
+    )
+    .await;
+    let app = pairgate_tests::app::pair(&gw, KeyKind::Ed25519, &[]).await;
+    for path in ["/v1/grant", "/v1/models"] {
+        let res = app.get(path).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert!(
+            res.headers().contains_key("dpop-nonce"),
+            "{path} answers with the next nonce: {:?}",
+            res.headers()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_provider_without_a_credential_says_so_and_sends_nothing() {
+    let fake = pairgate_tests::fake::FakeProvider::start().await;
+    let extra = format!(
+        "[providers.nokey]\nplugin = \"openai\"\norigin_override = \"{}\"\n",
+        fake.url()
+    );
+    let gw = pairgate_tests::Gateway::builder(Backend::Sqlite)
+        .config(providers::fake_config(&fake, &extra))
+        .start()
+        .await;
+    providers::add_credentials(&gw).await;
+    let app = pairgate_tests::app::pair(&gw, KeyKind::Ed25519, &[]).await;
+    let res = app
+        .post("/v1/chat/completions")
+        .json(&serde_json::json!({ "model": "nokey/gpt-4o-mini",
+            "messages": [{ "role": "user", "content": "hi" }] }))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("provider_not_configured")),
+        "{body}"
+    );
+    assert!(fake.received().is_empty(), "nothing was sent");
+}

@@ -82,7 +82,19 @@ pub mod endpoint {
 }
 
 /// What happens when a request asks for more output tokens than `max_output_tokens`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ts_rs::TS)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    ts_rs::TS,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputMode {
     /// Lower the request's max tokens to the limit and let it through (default).
@@ -93,7 +105,19 @@ pub enum OutputMode {
 }
 
 /// A token or cost budget per calendar window (UTC); `None` means no limit in that window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ts_rs::TS)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    ts_rs::TS,
+    schemars::JsonSchema,
+)]
 #[serde(default, deny_unknown_fields)]
 pub struct Budget {
     /// Limit per UTC calendar day.
@@ -115,7 +139,7 @@ impl Budget {
 }
 
 /// The policy attached to a grant. See the module documentation for the JSON form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct GrantPolicy {
     /// Allowed providers: exact provider ids (`"openai"`) or `"*"`. Default `["*"]`.

@@ -20,6 +20,7 @@ pub mod glob;
 pub mod grant;
 pub mod limits;
 pub mod net;
+pub mod schema;
 
 #[cfg(test)]
 mod proptests;

@@ -88,6 +88,10 @@ pub enum ApiError {
     Plugin { plugin: String, message: String },
     #[error("{message}")]
     ProviderAuth { message: String },
+    /// The gateway has no usable credential for the provider (none added, or it cannot be
+    /// decrypted or fetched): the owner's setup, not the provider's refusal. Nothing was sent.
+    #[error("{message}")]
+    CredentialUnavailable { code: &'static str, message: String },
     #[error("the provider is rate limiting the owner's account; retry later")]
     ProviderRateLimit { retry_after_secs: Option<u64> },
     #[error("{message}")]
@@ -162,7 +166,9 @@ impl ApiError {
             TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Unavailable(_) | Degraded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable(_) | Degraded { .. } | CredentialUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -173,6 +179,7 @@ impl ApiError {
             | ApiError::Degraded { .. }
             | ApiError::Internal(_)
             | ApiError::Plugin { .. }
+            | ApiError::CredentialUnavailable { .. }
             | ApiError::ProviderAddressRefused { .. } => Blame::Gateway,
             ApiError::ProviderAuth { .. }
             | ApiError::ProviderRateLimit { .. }
@@ -214,7 +221,8 @@ impl ApiError {
             | Forbidden { code, .. }
             | TooManyRequests { code, .. }
             | Limited { code, .. }
-            | Degraded { code, .. } => code,
+            | Degraded { code, .. }
+            | CredentialUnavailable { code, .. } => code,
             Upstream { code, .. } => code,
             Plugin { .. } => "plugin_failed",
             ProviderAuth { .. } => "provider_auth_failed",

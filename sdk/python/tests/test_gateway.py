@@ -139,7 +139,20 @@ def test_refresh_rotates_tokens_and_the_old_refresh_token_dies(
     with pytest.raises(pairgate.GatewayError) as err:
         pairgate.Session(old).refresh()
     assert err.value.code == "invalid_grant"
-    # A resumed session whose access token has expired refreshes before its first request.
+    # Presented again by its own key, the used token ended the whole token family (RFC 9700):
+    # one of two holders of the key is not the app, so the successor is dead too.
+    with pytest.raises(pairgate.GatewayError) as err:
+        pairgate.Session(new).refresh()
+    assert err.value.code == "invalid_grant"
+
+
+def test_a_resumed_session_whose_token_expired_refreshes_before_its_first_request(
+    owner: Owner, tmp_path: Path
+) -> None:
+    storage = pairgate.FileStorage(tmp_path / "s.json")
+    pairgate.pair(owner.pairing_string(), storage)
+    new = storage.load()
+    assert new is not None
     storage.save(dataclasses.replace(new, expires_at=0))
     resumed = pairgate.Session.from_storage(storage)
     assert resumed is not None

@@ -307,3 +307,18 @@ fn connection_metrics_and_resolve_settings_load_and_are_checked() {
         "{text}"
     );
 }
+
+#[test]
+fn a_relative_data_dir_is_taken_from_the_working_directory() {
+    let (s, _f) = sources(
+        Some("data_dir = \"rel/pairgate\"\n"),
+        &[],
+        FlagValues::default(),
+    );
+    let c = load(&s).unwrap();
+    assert!(c.data_dir.is_absolute(), "{}", c.data_dir.display());
+    assert_eq!(
+        c.data_dir,
+        std::env::current_dir().unwrap().join("rel/pairgate")
+    );
+}

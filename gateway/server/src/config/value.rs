@@ -36,8 +36,12 @@ impl RawValue {
             .map_err(|_| format!("`{s}` is not an address like 127.0.0.1:8787"))
     }
 
+    /// A path, made absolute against the working directory at start (a relative `--data-dir`
+    /// means the folder the user is in, and the plugin cache needs an absolute path).
     pub fn path(&self) -> Result<PathBuf, String> {
-        Ok(PathBuf::from(self.string()?))
+        let p = PathBuf::from(self.string()?);
+        std::path::absolute(&p)
+            .map_err(|e| format!("`{}` cannot be made absolute: {e}", p.display()))
     }
 
     pub fn url(&self) -> Result<url::Url, String> {

@@ -225,9 +225,19 @@ pub async fn build(
             }
             // The detail (reference names, paths, ids) is for the owner's log, not the app.
             tracing::error!(provider = %provider.id, error = %e, "the provider credential could not be used");
-            ApiError::ProviderAuth {
+            if let crate::credentials::CredentialError::NotFound(_) = e {
+                return ApiError::CredentialUnavailable {
+                    code: "provider_not_configured",
+                    message: format!(
+                        "the owner has not added a credential for provider {}; nothing was sent",
+                        provider.id
+                    ),
+                };
+            }
+            ApiError::CredentialUnavailable {
+                code: "provider_credential_unavailable",
                 message: format!(
-                    "the gateway has no usable credential for provider {}; the owner must fix it",
+                    "the gateway cannot use its credential for provider {} right now; the owner must fix it",
                     provider.id
                 ),
             }

@@ -340,6 +340,31 @@ pub fn route_table() -> Vec<RouteInfo> {
     table().rows
 }
 
+/// With server nonces on, every answer of an app route (`/v1/...`, `/r/...`) carries the nonce
+/// the app's next proof should use (RFC 9449 §8.2), so a well-behaved app never needs a retry.
+async fn next_nonce(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let app_route = {
+        let path = req.uri().path();
+        path.starts_with("/v1/") || path.starts_with("/r/")
+    };
+    let mut res = next.run(req).await;
+    if app_route
+        && state.config.dpop_require_nonce
+        && !res.headers().contains_key("dpop-nonce")
+        && let Ok(v) = http::HeaderValue::from_str(&crate::auth::proof::current_nonce(
+            &state,
+            crate::auth::now_ms(),
+        ))
+    {
+        res.headers_mut().insert("dpop-nonce", v);
+    }
+    res
+}
+
 /// Builds the whole application.
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
@@ -347,6 +372,10 @@ pub fn app(state: AppState) -> Router {
     let body_read_timeout = state.config.body_read_timeout;
     table()
         .router()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            next_nonce,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             client_ip::resolve,

@@ -75,6 +75,15 @@ mod tests {
                 "https://gateway.example/v1/chat",
             ),
             ("http://gateway.example:80/v1", "http://gateway.example/v1"),
+            // ports compare as numbers: leading zeros are not significant
+            (
+                "http://gateway.example:018440/v1",
+                "http://gateway.example:18440/v1",
+            ),
+            (
+                "https://gateway.example:0443/v1",
+                "https://gateway.example/v1",
+            ),
             (
                 "https://gateway.example:8443/v1",
                 "https://gateway.example:8443/v1",
