@@ -1,5 +1,6 @@
-//! The end-to-end benchmark in smoke mode: every phase runs (fixed rates, maximum throughput,
-//! streaming, many grants, start-up, RSS) and answers without an error; timings are not judged.
+//! The end-to-end benchmark in smoke mode: every phase runs (fixed rates and maximum throughput
+//! through direct, the nginx hop and the gateway, streaming, many grants, start-up, RSS) and
+//! answers without an error; timings are not judged.
 
 use pairgate_tests::bench::{self, BenchConfig};
 
@@ -12,6 +13,12 @@ async fn the_benchmark_runs_every_phase_in_smoke_mode() {
         assert!(d.ok > 0 && g.ok > 0, "{}", report.markdown());
     }
     assert!(report.max.0.ok > 0 && report.max.1.ok > 0);
+    assert_eq!(report.nginx.fixed.len(), report.fixed.len());
+    assert!(
+        report.nginx.fixed.iter().all(|n| n.ok > 0) && report.nginx.max.ok > 0,
+        "the nginx baseline answers: {}",
+        report.markdown()
+    );
     let (sd, sg) = &report.stream;
     assert_eq!((sd.ok, sg.ok), (sd.sent, sg.sent), "{}", report.markdown());
     // The fake sends a role chunk, the content chunks and a finish chunk at least.
@@ -38,4 +45,6 @@ async fn the_benchmark_runs_every_phase_in_smoke_mode() {
         "{md}"
     );
     assert!(report.json()["fixed"][0]["added_us"].is_array());
+    assert!(md.contains("nginx hop"), "{md}");
+    assert!(report.json()["max"]["fraction_of_nginx"].is_number());
 }

@@ -102,6 +102,7 @@ fn test(extra: &[String]) -> Result<()> {
     typescript_sdk()?;
     let python = python_sdk_venv()?;
     admin_ui_prerequisites()?;
+    nginx_prerequisite()?;
     run(cargo()
         .args(["test", "--workspace", "--all-targets"])
         .env("PAIRGATE_TEST_PYTHON", &python)
@@ -295,6 +296,7 @@ fn npm_ci(dir: &std::path::Path, what: &str) -> Result<()> {
 /// `target/bench/report.md` (`smoke.md`) and `.json`. See docs/benchmarks.md.
 fn bench(extra: &[String]) -> Result<()> {
     let smoke = extra.iter().any(|a| a == "--smoke");
+    nginx_prerequisite()?;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("xtask lives in the repository")?;
@@ -383,29 +385,51 @@ fn python_sdk_venv() -> Result<std::path::PathBuf> {
     Ok(python)
 }
 
+/// Installs Debian's `package` with apt-get when `path` is missing (as root, or with `sudo -n`).
+fn apt_install(path: &str, package: &str, why: &str, override_var: &str) -> Result<()> {
+    if std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let sudo = if root { "" } else { "sudo -n " };
+    let install = format!(
+        "{sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {package} \
+         || ({sudo}apt-get update && {sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {package})"
+    );
+    println!("xtask: {path} is missing ({why}); installing: {install}");
+    run(Command::new("sh").arg("-c").arg(&install)).with_context(|| {
+        format!(
+            "could not install {package}; install it yourself (`{install}`) or set {override_var}"
+        )
+    })
+}
+
+/// Debian's `nginx-light`, the one-hop baseline of the benchmark (its smoke run is a test too).
+fn nginx_prerequisite() -> Result<()> {
+    let nginx = std::env::var("PAIRGATE_NGINX").unwrap_or_else(|_| "/usr/sbin/nginx".into());
+    apt_install(
+        &nginx,
+        "nginx-light",
+        "the benchmark's one-hop baseline",
+        "PAIRGATE_NGINX",
+    )
+}
+
 /// The admin UI tests need Debian's chromium and `admin-ui/node_modules` (playwright-core and
 /// typescript, pinned by `admin-ui/package-lock.json`). Installs what is missing; idempotent.
 /// Any failure stops the run (the tests would fail anyway; this says why).
 fn admin_ui_prerequisites() -> Result<()> {
     let chromium =
         std::env::var("PAIRGATE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !std::path::Path::new(&chromium).exists() {
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.starts_with(b"0"));
-        let sudo = if root { "" } else { "sudo -n " };
-        let install = format!(
-            "{sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
-             || ({sudo}apt-get update && {sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)"
-        );
-        println!(
-            "xtask: {chromium} is missing (the admin UI test drives it); installing: {install}"
-        );
-        run(Command::new("sh").arg("-c").arg(&install)).with_context(|| {
-            format!("could not install chromium; install it yourself (`{install}`) or set PAIRGATE_CHROMIUM")
-        })?;
-    }
+    apt_install(
+        &chromium,
+        "chromium",
+        "the admin UI test drives it",
+        "PAIRGATE_CHROMIUM",
+    )?;
     let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../admin-ui");
     run(Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])

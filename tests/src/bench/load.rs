@@ -72,6 +72,19 @@ impl Route {
         }
     }
 
+    /// Through the nginx one-hop baseline, which injects the provider key itself (the client's
+    /// `Authorization` is replaced).
+    pub fn nginx(client: reqwest::Client, url: String, body: &[u8]) -> Route {
+        Route {
+            name: "nginx",
+            client,
+            url,
+            body: body.into(),
+            auth: HeaderValue::from_static("Bearer replaced-by-nginx"),
+            signer: None,
+        }
+    }
+
     /// Through the gateway, signed by `signer`.
     pub fn gateway(client: reqwest::Client, url: String, body: &[u8], signer: Signer) -> Route {
         Route {

@@ -1,11 +1,13 @@
 //! The end-to-end benchmark (docs/benchmarks.md): a fake provider, a real `pairgate serve` with a
 //! grant whose policy has every check on, and a load generator that signs each request like an
-//! app; every figure is set against the same load sent straight to the fake at the same moment.
+//! app; every figure is set against the same load sent straight to the fake, and through an nginx
+//! reverse proxy (one hop, the key injected), at the same moment.
 //!
 //! Run it with `cargo xtask bench` (release build, full run, report in `target/bench/`) or
 //! `cargo xtask bench --smoke` (debug build, seconds). The e2e test `bench` runs the smoke mode.
 
 pub mod load;
+pub mod nginx;
 pub mod report;
 pub mod setup;
 
@@ -99,6 +101,11 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
         .build()
         .context("building the HTTP client")?;
     let machine = report::Machine::read();
+    let proxy = nginx::Nginx::start(
+        fake.url().trim_start_matches("http://"),
+        &crate::providers::test_key("openai"),
+    )
+    .await?;
 
     // Start-up: cold (new data dir, empty plugin cache: every plugin is compiled), then warm
     // (restart on the same data dir, plugins loaded from the cache).
@@ -134,8 +141,14 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
         &crate::providers::test_key("openai"),
     );
 
+    let hop = Route::nginx(
+        http.clone(),
+        format!("{}/v1/chat/completions", proxy.url),
+        &chat_body(false, false),
+    );
+
     // Warm-up: connections, the grant's limiter state, allocator pools.
-    for route in [&direct, &via] {
+    for route in [&direct, &hop, &via] {
         let p = load::closed_loop_count(route, 8, cfg.warmup).await;
         anyhow::ensure!(
             p.errors == 0,
@@ -146,8 +159,11 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
     }
 
     let mut fixed: Vec<(Phase, Phase)> = Vec::new();
+    let mut nginx_fixed: Vec<Phase> = Vec::new();
     for &rate in &cfg.rates {
         let d = load::open_loop(&direct, rate, cfg.phase).await;
+        settle().await;
+        nginx_fixed.push(load::open_loop(&hop, rate, cfg.phase).await);
         settle().await;
         let g = load::open_loop(&via, rate, cfg.phase).await;
         settle().await;
@@ -155,6 +171,9 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
     }
     let max_direct = load::closed_loop(&direct, cfg.max_concurrency, cfg.max_duration).await;
     settle().await;
+    let nginx_max = load::closed_loop(&hop, cfg.max_concurrency, cfg.max_duration).await;
+    settle().await;
+    proxy.stop().await;
     let profiler = match &cfg.perf {
         Some(file) => Some(setup::perf_record(&gw, file, cfg.max_duration)?),
         None => None,
@@ -214,6 +233,10 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
         grants_phase,
         fixed,
         max: (max_direct, max_gateway),
+        nginx: report::NginxPhases {
+            fixed: nginx_fixed,
+            max: nginx_max,
+        },
         stream: (sd, sg),
         ledger_rows,
         server_timings,
