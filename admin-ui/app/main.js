@@ -107,11 +107,10 @@ function showLogin() {
     h('h1', { id: 'login-title' }, 'Sign in'), waiting,
     field('Username', user), field('Password', pass), err, status,
     h('button', { type: 'submit', class: 'primary' }, 'Sign in'),
-    h('div', { class: 'actions' },
+    !webauthn.supported() ? null : h('div', { class: 'actions' },
       button('Sign in with a passkey', async () => {
         err.textContent = '';
         try {
-          if (!webauthn.supported()) throw new Error('This browser offers no passkeys on this page (it needs https or localhost).');
           loggedIn(await passkeySignIn(await post('/admin/api/login/passkey/start')));
         } catch (e) {
           err.textContent = e instanceof Error ? e.message : String(e);
@@ -135,7 +134,10 @@ function showLogin() {
         loggedIn(r);
       }
     } catch (e) {
-      err.textContent = e instanceof Error ? e.message : String(e);
+      err.textContent = e instanceof ApiError && e.code === 'owner_required'
+        ? 'Wrong username or password.'
+        : e instanceof Error ? e.message : String(e);
+      pass.select();
     }
   });
   fill(main, form);
