@@ -43,24 +43,30 @@ export function niceScale(max) {
  * @param {(n: number) => string} fmt
  */
 export function timeChart(title, buckets, series, fmt) {
-  const w = 640;
-  const ht = 240;
-  const left = 64;
+  // Drawn narrower on a phone so that the text keeps a readable size once scaled to the screen.
+  const narrow = window.innerWidth < 600;
+  const w = narrow ? 360 : 640;
+  const ht = narrow ? 200 : 240;
   const bottom = 28;
   const top = 10;
-  const plotW = w - left - 8;
   const plotH = ht - bottom - top;
   const totals = buckets.map((b) => b.values.reduce((a, v) => a + v, 0));
   const { top: max, step } = niceScale(Math.max(0, ...totals));
+  /** @type {number[]} */
+  const ticks = [];
+  for (let v = 0; v <= max + step / 2; v += step) ticks.push(v);
+  // Room for the longest tick label (12px text, about 7px a character).
+  const left = 12 + 7 * Math.max(...ticks.map((v) => fmt(v).length));
+  const plotW = w - left - 8;
   const y = (/** @type {number} */ v) => top + plotH - (v / max) * plotH;
   const svg = s('svg', { class: 'chart', viewBox: `0 0 ${w} ${ht}`, role: 'img',
     'aria-label': `${title}: ` + buckets.map((b, i) => `${b.tip} ${fmt(totals[i])}`).join(', ') });
-  for (let v = 0; v <= max + step / 2; v += step) {
+  for (const v of ticks) {
     svg.append(s('line', { class: 'grid', x1: left, x2: w - 8, y1: y(v), y2: y(v) }),
       s('text', { class: 'axis', x: left - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmt(v)));
   }
   const slot = buckets.length ? plotW / buckets.length : plotW;
-  const every = Math.max(1, Math.ceil(buckets.length / 8));
+  const every = Math.max(1, Math.ceil(buckets.length / (narrow ? 5 : 8)));
   buckets.forEach((b, i) => {
     const x = left + i * slot;
     const g = s('g', { class: 'bucket' });

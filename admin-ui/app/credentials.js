@@ -45,7 +45,8 @@ export async function render(root) {
   const panel = h('div', {});
   /** @type {PluginsView} */
   const plugins = await get('/admin/api/plugins');
-  const enabled = plugins.providers.map((p) => p.id).sort();
+  // Providers whose plugin sends a key (a local runtime such as Ollama needs none).
+  const enabled = plugins.providers.filter((p) => p.needs_credential).map((p) => p.id).sort();
   const load = async () => {
     /** @type {Credentials} */
     const creds = await get('/admin/api/credentials');

@@ -56,6 +56,8 @@ function currentPage() {
 
 async function route() {
   while (cleanups.length) cleanups.pop()?.();
+  const t = document.getElementById('toast');
+  if (t) t.textContent = '';
   const name = currentPage();
   const page = PAGES[name];
   for (const a of nav.querySelectorAll('a')) {

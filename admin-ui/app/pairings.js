@@ -60,7 +60,7 @@ export async function render(root) {
     h('div', { class: 'grid' },
       field('App name', h('input', { name: 'app_name', placeholder: 'my app', required: true, maxlength: 100 }), '(shown in Apps and Usage)'),
       field('Pairing valid for (minutes)', h('input', { name: 'ttl_min', type: 'number', min: 1, value: 10 }))),
-    ctx.keyed.size === 0
+    ctx.keys === 0
       ? h('p', { class: 'warn' }, 'No provider key yet: add one on the ', h('a', { href: '#/credentials' }, 'Credentials'), ' page first, or the app\'s requests will fail.')
       : null,
     policyFields(ctx),

@@ -12,17 +12,21 @@ import { h, intVal, val } from './dom.js';
  * @typedef {import('../api-types').Budget} Budget
  * @typedef {import('../api-types').ListOf<CatalogueModel>} Models
  * @typedef {import('../api-types').ListOf<import('../api-types').CredentialInfo>} Credentials
- * @typedef {{ catalogue: CatalogueModel[], keyed: Set<string> }} PolicyContext
+ * @typedef {import('../api-types').PluginsView} PluginsView
+ * @typedef {{ catalogue: CatalogueModel[], usable: Set<string>, keys: number }} PolicyContext
  */
 
 /**
- * What the form needs: the catalogue and the providers that have a key.
+ * What the form needs: the catalogue, the providers that can answer (a key is stored, or the
+ * plugin sends none), and how many keys are stored.
  * @returns {Promise<PolicyContext>}
  */
 export async function policyContext() {
-  /** @type {[Models, Credentials]} */
-  const [models, creds] = await Promise.all([get('/admin/api/models'), get('/admin/api/credentials')]);
-  return { catalogue: models.data, keyed: new Set(creds.data.map((c) => c.provider)) };
+  /** @type {[Models, Credentials, PluginsView]} */
+  const [models, creds, plugins] = await Promise.all([get('/admin/api/models'), get('/admin/api/credentials'), get('/admin/api/plugins')]);
+  const usable = new Set(creds.data.map((c) => c.provider));
+  for (const p of plugins.providers) if (!p.needs_credential) usable.add(p.id);
+  return { catalogue: models.data, usable, keys: creds.data.length };
 }
 
 /** @param {number | null | undefined} v */
@@ -60,7 +64,7 @@ function limit(label, name, value, unit, o = {}) {
  */
 export function policyFields(ctx, current) {
   const c = current ?? {};
-  const { catalogue, keyed } = ctx;
+  const { catalogue, usable } = ctx;
   const providers = [...new Set([...catalogue.map((m) => m.provider), ...(c.providers ?? []).filter((p) => p !== '*')])].sort();
   const chosen = (c.providers ?? []).filter((p) => p !== '*');
   const models = (c.models ?? []).filter((m) => m !== '*');
@@ -96,7 +100,7 @@ export function policyFields(ctx, current) {
     }
     const picked = list.querySelectorAll('input:checked').length;
     count.textContent = `${shown} shown · ${picked ? `${picked} selected` : 'none selected: every model of the chosen providers'}`;
-    const missing = on.filter((p) => !keyed.has(p));
+    const missing = on.filter((p) => !usable.has(p));
     warning.textContent = missing.length
       ? `No key for ${missing.join(', ')} yet: requests to ${missing.length > 1 ? 'them' : 'it'} will fail until you add one on the Credentials page.`
       : '';

@@ -24,7 +24,12 @@ const compact = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFra
 const utcDay = (ms) => new Date(ms).toISOString().slice(0, 10);
 
 /** Dollars for an axis or a tooltip, with the precision small amounts need. @param {number} micros */
-const dollars = (micros) => (micros === 0 ? '$0' : '$' + (micros / 1e6).toFixed(micros < 10000 ? 4 : 2));
+const dollars = (micros) => {
+  if (micros === 0) return '$0';
+  if (micros >= 1e8) return '$' + Math.round(micros / 1e6).toLocaleString('en-US');
+  if (micros >= 1e4) return '$' + (micros / 1e6).toFixed(2);
+  return '$' + Number((micros / 1e6).toPrecision(2)).toString();
+};
 
 /** A row's model as a policy names it (`provider/model`), whether or not it is stored qualified. @param {{ provider: string | null, model: string | null }} r */
 export function modelName(r) {

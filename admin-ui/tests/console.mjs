@@ -143,6 +143,10 @@ try {
   await screenshot(page, 'credentials');
   await row.getByRole('button', { name: 'Delete' }).click();
   await row.waitFor({ state: 'detached' });
+  // Gemini's key goes too: the pairing form then warns that gemini has none.
+  const gemini = page.locator('tr', { hasText: 'gemini' });
+  await gemini.getByRole('button', { name: 'Delete' }).click();
+  await gemini.waitFor({ state: 'detached' });
   log('credential added, checked, deleted');
 
   // Pairings: create one through the policy form; string, QR and countdown.
@@ -151,6 +155,14 @@ try {
   // Choosing a provider filters the model list; the search narrows it further.
   const visibleModels = () => pairingForm.locator('label.model:visible input').evaluateAll((els) => els.map((e) => /** @type {HTMLInputElement} */ (e).value));
   assert.ok((await visibleModels()).some((m) => m.startsWith('anthropic/')), 'every provider\'s models at first');
+  // A provider without a key is warned about; one whose plugin needs none (Ollama) is not.
+  const warning = pairingForm.locator('p.warn');
+  await pairingForm.getByRole('checkbox', { name: 'gemini', exact: true }).check();
+  await pairingForm.getByRole('checkbox', { name: 'ollama', exact: true }).check();
+  assert.match(await warning.innerText(), /^No key for gemini yet/);
+  await pairingForm.getByRole('checkbox', { name: 'gemini', exact: true }).uncheck();
+  await pairingForm.getByRole('checkbox', { name: 'ollama', exact: true }).uncheck();
+  assert.equal(await warning.textContent(), '');
   await pairingForm.getByRole('checkbox', { name: 'openai', exact: true }).check();
   const openaiModels = await visibleModels();
   assert.ok(openaiModels.length > 0 && openaiModels.every((m) => m.startsWith('openai/')), openaiModels.join(', '));
