@@ -347,6 +347,8 @@ try {
   for (const a of ['owner.created', 'owner.login', 'pairing.created', 'pairing.redeemed', 'consent.approved', 'consent.denied', 'credential.removed']) {
     await page.locator('td code', { hasText: a }).first().waitFor();
   }
+  assert.ok(!(await page.locator('main').innerText()).includes('{"'), 'details are fields, not JSON');
+  await page.locator('tr', { hasText: 'grant.revoked' }).getByText('ui app').first().waitFor();
   await screenshot(page, 'audit');
 
   await go(page, 'account', 'Account');
