@@ -272,6 +272,9 @@ try {
   const requestsToday = page.locator('dl.stats div', { hasText: 'Requests today' }).locator('dd');
   assert.equal(await requestsToday.innerText(), '3');
   await screenshot(page, 'overview');
+  // The overview refreshes itself: a request made meanwhile shows up without a reload.
+  assert.equal((await ask('one_more')).status, 200);
+  await page.locator('dl.stats div', { hasText: 'Requests today' }).locator('dd', { hasText: /^4$/ }).waitFor({ timeout: 15000 });
 
   // Consent requests appear by themselves on the open page; approve one with a policy narrowed
   // through the form, deny the other.

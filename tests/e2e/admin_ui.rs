@@ -184,6 +184,16 @@ impl AppSide {
                     "models": grant["policy"]["models"],
                 })
             }
+            "one_more" => {
+                let client = self.paired.as_ref().unwrap();
+                let res = client
+                    .post("/v1/chat/completions")
+                    .json(&chat())
+                    .send()
+                    .await
+                    .unwrap();
+                json!({ "status": res.status().as_u16() })
+            }
             "revoked" => {
                 let client = self.paired.as_ref().unwrap();
                 let res = client
