@@ -1,7 +1,8 @@
 // The policy part of a form, shared by "Create a pairing" (pairings.js), consent approvals
 // (consents.js) and "Edit limits" (apps.js): providers as a choice that filters a searchable
-// list of the catalogue's models, limits with their units, budgets in dollars, the end of access
-// as a date; and reading it back as a policy (new, or applied over a current/requested one).
+// list of the catalogue's models, limits with their units, budgets in dollars, the start and end
+// of access as dates; and reading it back as a policy (new, or applied over a current or
+// requested one).
 
 import { get } from './api.js';
 import { h, intVal, val } from './dom.js';
@@ -112,6 +113,8 @@ export function policyFields(ctx, current) {
 
   const expires = h('input', { id: `f-expires-${uid}`, name: 'expires_on', type: 'date', min: isoDay(new Date()), value: c.expires_at ? lastDay(c.expires_at) : null });
   expires.dataset.initial = expires.value;
+  const starts = h('input', { id: `f-starts-${uid}`, name: 'starts_on', type: 'date', value: c.not_before ? isoDay(new Date(c.not_before)) : null });
+  starts.dataset.initial = starts.value;
   return [
     h('fieldset', {},
       h('legend', {}, 'Providers ', h('span', { class: 'hint' }, '(none checked: all)')),
@@ -135,6 +138,9 @@ export function policyFields(ctx, current) {
         limit('Tokens per day', 'tokens_daily', text(c.token_budget?.daily), 'tokens'),
         limit('Tokens per month', 'tokens_monthly', text(c.token_budget?.monthly), 'tokens'))),
     h('div', { class: 'grid' },
+      h('div', {},
+        h('label', { for: starts.id }, 'Access starts on ', h('span', { class: 'hint' }, '(local time; empty: at once)')),
+        starts),
       h('div', {},
         h('label', { for: expires.id }, 'Access ends after ', h('span', { class: 'hint' }, '(this day, local time; empty: never)')),
         expires)),
@@ -179,19 +185,31 @@ function micros(form, name) {
 }
 
 /**
- * The end of access the form names: `undefined` when unchanged from what it was filled with,
- * `null` for never, else the end of the chosen local day.
+ * A date control as a moment: `undefined` when unchanged from what it was filled with, `null`
+ * when emptied, else the start of the chosen local day (`next`: of the day after it).
  * @param {HTMLFormElement} form
+ * @param {string} name
+ * @param {boolean} next
  * @returns {number | null | undefined}
  */
-function expiry(form) {
-  const el = /** @type {HTMLInputElement} */ (form.elements.namedItem('expires_on'));
+function day(form, name, next) {
+  const el = /** @type {HTMLInputElement} */ (form.elements.namedItem(name));
   if (el.value === (el.dataset.initial ?? '')) return undefined;
   if (el.value === '') return null;
   const [y, m, d] = el.value.split('-').map(Number);
-  const end = new Date(y, m - 1, d + 1).getTime();
-  if (end <= Date.now()) throw new Error('Access must end after today.');
-  return end;
+  return new Date(y, m - 1, d + (next ? 1 : 0)).getTime();
+}
+
+/**
+ * The start and end of access the form names (see `day`); the end after today and the start.
+ * @param {HTMLFormElement} form
+ */
+function validity(form) {
+  const start = day(form, 'starts_on', false);
+  const end = day(form, 'expires_on', true);
+  if (end && end <= Date.now()) throw new Error('Access must end after today.');
+  if (end && start && start >= end) throw new Error('Access must start before it ends.');
+  return { start, end };
 }
 
 /** The limits every form reads the same way. @param {HTMLFormElement} form */
@@ -223,7 +241,8 @@ export function policyOf(form) {
   if (tokens.some((t) => t !== undefined)) p.token_budget = budget(undefined, tokens[0], tokens[1]);
   const cost = [micros(form, 'cost_daily'), micros(form, 'cost_monthly')];
   if (cost.some((t) => t !== undefined)) p.cost_budget_micros = budget(undefined, cost[0], cost[1]);
-  const end = expiry(form);
+  const { start, end } = validity(form);
+  if (start) p.not_before = start;
   if (end) p.expires_at = end;
   return p;
 }
@@ -247,7 +266,8 @@ export function policyOver(form, current) {
     token_budget: budget(current.token_budget, intVal(form, 'tokens_daily'), intVal(form, 'tokens_monthly')),
     cost_budget_micros: budget(current.cost_budget_micros, micros(form, 'cost_daily'), micros(form, 'cost_monthly')),
   };
-  const end = expiry(form);
+  const { start, end } = validity(form);
+  if (start !== undefined) p.not_before = start;
   if (end !== undefined) p.expires_at = end;
   return p;
 }
@@ -260,5 +280,5 @@ export function hasLimits(p) {
   const set = (/** @type {unknown} */ v) => v !== null && v !== undefined;
   const budgetSet = (/** @type {Budget | undefined} */ b) => !!b && (set(b.daily) || set(b.monthly) || set(b.lifetime));
   return set(p.requests_per_minute) || set(p.requests_per_day) || set(p.tokens_per_minute) || set(p.max_output_tokens)
-    || set(p.max_concurrent) || set(p.expires_at) || budgetSet(p.token_budget) || budgetSet(p.cost_budget_micros);
+    || set(p.max_concurrent) || set(p.expires_at) || set(p.not_before) || budgetSet(p.token_budget) || budgetSet(p.cost_budget_micros);
 }

@@ -230,10 +230,16 @@ try {
   assert.ok(await edit.getByRole('checkbox', { name: 'openai', exact: true }).isChecked());
   assert.equal(await edit.locator('input[name="cost_daily"]').inputValue(), '2.5', 'the budget in dollars');
   await rpm.fill('50');
+  // Access ends at the end of a day 30 days from now (local time).
+  const until = new Date(Date.now() + 30 * 86400000);
+  const untilDay = `${until.getFullYear()}-${String(until.getMonth() + 1).padStart(2, '0')}-${String(until.getDate()).padStart(2, '0')}`;
+  await edit.locator('input[name="expires_on"]').fill(untilDay);
   await screenshot(page, 'apps-edit');
   await edit.getByRole('button', { name: 'Save limits' }).click();
   await page.locator('#toast', { hasText: 'limits saved' }).waitFor();
   await summary.getByText('Requests: 50 per minute').first().waitFor();
+  const ends = new Date(until.getFullYear(), until.getMonth(), until.getDate() + 1);
+  await summary.getByText(`until ${ends.toLocaleString('en-US', { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit' })}`).waitFor();
   await summary.locator('.budget', { hasText: 'Tokens today (UTC)' }).getByText(/of 100,000 used/).waitFor();
   log('limits edited');
 
