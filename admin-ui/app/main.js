@@ -54,8 +54,13 @@ function currentPage() {
   return name in PAGES ? name : 'overview';
 }
 
-async function route() {
+/** Stops what the page shown last left running (refreshes, countdowns). */
+function leavePage() {
   while (cleanups.length) cleanups.pop()?.();
+}
+
+async function route() {
+  leavePage();
   const t = document.getElementById('toast');
   if (t) t.textContent = '';
   const name = currentPage();
@@ -96,6 +101,7 @@ async function passkeySignIn(ch) {
 }
 
 function showLogin() {
+  leavePage();
   nav.hidden = true;
   document.title = 'Sign in · pairgate';
   const user = h('input', { name: 'username', autocomplete: 'username webauthn', required: true });
@@ -148,6 +154,7 @@ function showLogin() {
 
 /** @param {string} token */
 function showSetup(token) {
+  leavePage();
   nav.hidden = true;
   document.title = 'Create the owner · pairgate';
   const user = h('input', { name: 'username', autocomplete: 'username', required: true, value: 'owner' });

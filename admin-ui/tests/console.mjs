@@ -445,6 +445,19 @@ try {
   await go(page, 'overview', 'Overview');
   await screenshot(page, 'overview-phone');
 
+  // The session cookie gone while the overview refreshes itself: the login form appears, and the
+  // refresh stops (what is typed stays). The cookie back, the console is back.
+  await go(page, 'overview', 'Overview');
+  const cookies = await context.cookies();
+  await context.clearCookies();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor({ timeout: 15000 });
+  await page.locator('input[name="username"]').fill('owner');
+  await page.waitForTimeout(6000);
+  assert.equal(await page.locator('input[name="username"]').inputValue(), 'owner', 'the login form is not redrawn');
+  await context.addCookies(cookies);
+  await page.reload();
+  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+
   // Sign out everywhere: the console is back to the login form.
   await go(page, 'account', 'Account');
   await page.getByRole('button', { name: 'Sign out everywhere' }).click();
