@@ -152,11 +152,33 @@ function showLogin() {
   user.focus();
 }
 
+/**
+ * Whether a setup link is still good, asked without using it: the gateway checks the token
+ * before the username and password, so an empty account is refused for being empty only when the
+ * token is valid, and nothing is created.
+ * @param {string} token
+ */
+async function setupLinkValid(token) {
+  try {
+    await post('/admin/api/setup', { token, username: '', password: '' });
+  } catch (e) {
+    return !(e instanceof ApiError && e.code === 'invalid_setup_token');
+  }
+  return true;
+}
+
 /** @param {string} token */
-function showSetup(token) {
+async function showSetup(token) {
   leavePage();
   nav.hidden = true;
   document.title = 'Create the owner · pairgate';
+  if (!(await setupLinkValid(token))) {
+    fill(main, h('section', { class: 'card login', 'aria-labelledby': 'setup-title' },
+      h('h1', { id: 'setup-title' }, 'This setup link cannot be used'),
+      h('p', {}, 'It was already used to create the owner account, or the gateway has restarted since (a new link is logged at every start until an owner exists).'),
+      h('p', {}, h('a', { href: '/admin/' }, 'Sign in to the console'))));
+    return;
+  }
   const user = h('input', { name: 'username', autocomplete: 'username', required: true, value: 'owner' });
   const pass = h('input', { name: 'password', type: 'password', autocomplete: 'new-password', required: true, minlength: 12 });
   const again = h('input', { name: 'again', type: 'password', autocomplete: 'new-password', required: true, minlength: 12 });
@@ -193,7 +215,7 @@ export async function start() {
     const token = location.hash.slice(1);
     // The token is single-use; keep it out of the history and of any later Referer.
     history.replaceState(null, '', '/admin/setup');
-    showSetup(token);
+    await showSetup(token);
     return;
   }
   try {

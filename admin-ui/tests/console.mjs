@@ -125,6 +125,13 @@ try {
   await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
   log('signed in');
 
+  // The setup link once used: said at once, with no form to fill in first.
+  await page.goto(`${URL}/admin/setup#${TOKEN}`);
+  await page.getByRole('heading', { name: 'This setup link cannot be used' }).waitFor();
+  assert.equal(await page.locator('input[name="password"]').count(), 0);
+  await page.getByRole('link', { name: 'Sign in to the console' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+
   // Credentials: add one (never shown again), check it, delete it.
   await go(page, 'credentials', 'Credentials');
   const providerChoice = page.locator('select[name="provider"]');
