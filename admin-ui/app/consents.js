@@ -1,8 +1,8 @@
 // Consent requests: what the app asked for (as a summary), its key fingerprint (the app shows the
 // same one), approve (optionally narrowed with the policy form) or deny; the list refreshes
-// itself while open. `#/consents?user_code=CODE` shows
-// that one request: the device flow's verification URI (`/admin/consent?user_code=CODE`) leads
-// here, after sign-in when needed.
+// itself while open. `#/consents?user_code=CODE` shows that one request, its form open: the
+// device flow's verification URI (`/admin/consent?user_code=CODE`) leads here, after sign-in
+// when needed.
 
 import { get, post } from './api.js';
 import { button, fill, h, local, poll, toast } from './dom.js';

@@ -269,8 +269,17 @@ try {
   assert.ok(tips.some((t) => t.includes('answered: 3')), tips.join(' | '));
   assert.ok((await requestsChart.locator('text.axis').count()) > 4, 'labelled axes');
   await screenshot(page, 'usage-today');
+  // Custom: any two UTC days.
+  await page.getByRole('button', { name: 'Custom' }).click();
+  const today = new Date().toISOString().slice(0, 10);
+  const weekAgo = new Date(Date.now() - 6 * 86400000).toISOString().slice(0, 10);
+  await page.locator('input[name="from"]').fill(weekAgo);
+  await page.locator('input[name="to"]').fill(today);
+  await page.getByRole('button', { name: 'Show' }).click();
+  await page.locator('.period', { hasText: '(7 UTC days), day by day' }).waitFor();
+  assert.equal(await page.locator('svg.chart').first().locator('g.bucket').count(), 7);
   await page.getByRole('button', { name: '30 days' }).click();
-  await page.locator('.period', { hasText: 'day by day' }).waitFor();
+  await page.locator('.period', { hasText: '(30 UTC days)' }).waitFor();
   await page.locator('input[name="status"]').fill('200');
   await page.getByRole('button', { name: 'Show' }).click();
   await page.getByText('Requests 1–3 of 3').waitFor();
