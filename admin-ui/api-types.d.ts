@@ -233,6 +233,11 @@ export type PluginView = { id: string, builtin: boolean, display_name: string, v
 hosts: Array<string>, actions: Array<string>, models: number, };
 export type ProviderView = { id: string, plugin: string, credential: string, 
 /**
+ * Whether the plugin sends a credential at all (a local runtime such as Ollama does not),
+ * so whether requests fail while no key is stored for this provider.
+ */
+needs_credential: boolean, 
+/**
  * Every host the plugin declares for this instance, with who approved it. A call may go
  * to a host approved by the configuration or the console.
  */

@@ -1,16 +1,18 @@
-// Apps (grants): policy, remaining limits and budgets, last use, key fingerprint; edit the
-// limits; suspend, resume, revoke; issue or revoke the optional bearer key.
+// Apps (grants): spend over 30 days on the list; details as a readable summary of the policy with
+// budget bars and reset times (policy_summary.js); edit the limits; suspend, resume, revoke;
+// issue or revoke the optional bearer key.
 
 import { get, post, put } from './api.js';
-import { button, fill, h, table, time, toast } from './dom.js';
-import { policyFields, policyOver } from './policy_form.js';
+import { button, fill, h, local, table, time, toast, usd } from './dom.js';
+import { policyContext, policyFields, policyOver } from './policy_form.js';
+import { policySummary } from './policy_summary.js';
 
 /**
  * @typedef {import('../api-types').GrantView} GrantView
  * @typedef {import('../api-types').RemainingView} RemainingView
  * @typedef {import('../api-types').ListOf<GrantView>} Grants
  * @typedef {import('../api-types').GrantPolicy} GrantPolicy
- * @typedef {import('../api-types').ListOf<import('../api-types').CatalogueModel>} Models
+ * @typedef {import('../api-types').UsageRollup} UsageRollup
  */
 
 /**
@@ -21,15 +23,14 @@ import { policyFields, policyOver } from './policy_form.js';
  * @param {() => Promise<void>} reload
  */
 async function editForm(panel, g, reload) {
-  /** @type {Models} */
-  const models = await get('/admin/api/models');
+  const ctx = await policyContext();
   const current = /** @type {Partial<GrantPolicy>} */ (g.policy);
   const err = h('p', { class: 'error', role: 'alert' });
   const titleId = `edit-${g.id}`;
   const form = h('form', { class: 'card', 'aria-labelledby': titleId },
     h('h3', { id: titleId }, `Edit limits of ${g.app_name}`),
     h('p', { class: 'hint' }, 'Applies from the app\'s next request. Spending so far counts against a lowered budget.'),
-    policyFields(models.data, current),
+    policyFields(ctx, current),
     err,
     h('div', { class: 'actions' },
       h('button', { type: 'submit', class: 'primary' }, 'Save limits'),
@@ -67,9 +68,13 @@ async function details(box, g, reload) {
     toast(`${g.app_name}: ${action}d.`);
     await reload();
   };
+  const titleId = `app-${g.id}-title`;
+  box.setAttribute('aria-labelledby', titleId);
+  box.dataset.grantId = g.id;
   fill(box,
-    h('h3', {}, 'Policy'), h('pre', {}, JSON.stringify(g.policy, null, 2)),
-    h('h3', {}, 'Remaining'), h('pre', {}, Object.keys(r.remaining).length ? JSON.stringify(r.remaining, null, 2) : 'No limits set.'),
+    h('h2', { id: titleId }, g.app_name, ' ', h('span', { class: `status-${g.status}` }, g.status)),
+    h('p', { class: 'hint' }, `Paired ${local(g.created_at)} by ${g.origin}; key ${g.key_alg}. Last used ${g.last_used_at ? local(g.last_used_at) : 'never'}.`),
+    policySummary(/** @type {Partial<GrantPolicy>} */ (g.policy), r.remaining),
     h('div', { class: 'actions' },
       g.status !== 'revoked' ? button('Edit limits', async () => editForm(panel, g, reload)) : null,
       g.status === 'active' ? button('Suspend', act('suspend')) : null,
@@ -92,20 +97,35 @@ async function details(box, g, reload) {
 /** @param {HTMLElement} root */
 export async function render(root) {
   const list = h('div', {});
+  const box = h('section', { class: 'card app-details', hidden: true });
+  /** @type {string | null} */
+  let open = null;
+  /** @param {GrantView} g */
+  const show = async (g) => {
+    open = g.id;
+    box.hidden = false;
+    await details(box, g, load);
+  };
   const load = async () => {
-    /** @type {Grants} */
-    const grants = await get('/admin/api/grants');
-    fill(list, table('Paired apps', ['App', 'Status', 'Key fingerprint', 'Last used', 'Created', ''],
-      grants.data.map((g) => {
-        const box = h('div', {});
-        const d = h('details', { 'data-grant-id': g.id }, h('summary', {}, 'Details'), box);
-        d.addEventListener('toggle', () => {
-          if (d.open) details(box, g, load).catch((e) => fill(box, h('p', { class: 'error' }, String(e))));
-        });
-        return [g.app_name, h('span', { class: `status-${g.status}` }, g.status), h('code', {}, g.key_fingerprint),
-          time(g.last_used_at), time(g.created_at), d];
-      })));
+    /** @type {[Grants, UsageRollup]} */
+    const [grants, usage] = await Promise.all([get('/admin/api/grants'), get('/admin/api/usage/rollup')]);
+    /** @type {Map<string, number>} */
+    const spend = new Map();
+    for (const u of usage.rows) {
+      if (u.grant_id) spend.set(u.grant_id, (spend.get(u.grant_id) ?? 0) + u.cost_micros);
+    }
+    fill(list, table('Paired apps; spend over the last 30 days', ['App', 'Status', 'Spend (30 days)', 'Key fingerprint', 'Last used', 'Paired', ''],
+      grants.data.map((g) => [g.app_name, h('span', { class: `status-${g.status}` }, g.status), usd(spend.get(g.id) ?? 0),
+        h('code', {}, g.key_fingerprint), local(g.last_used_at), local(g.created_at),
+        button('Details', async () => {
+          await show(g);
+          box.scrollIntoView({ block: 'start' });
+        })]),
+      ['Spend (30 days)'],
+      h('span', {}, 'No apps yet. ', h('a', { href: '#/credentials' }, 'Add a provider key'), ', then ', h('a', { href: '#/pairings' }, 'create a pairing'), ' and give its string to the app.')));
+    const current = grants.data.find((g) => g.id === open);
+    if (current) await show(current);
   };
   await load();
-  root.append(list);
+  root.append(list, box);
 }

@@ -1,14 +1,19 @@
-// Consent requests: what the app asked for, its key fingerprint (the app shows the same one),
-// approve (optionally narrowed by editing the policy) or deny. `#/consents?user_code=CODE` shows
-// that one request: the device flow's verification URI (`/admin/consent?user_code=CODE`) leads
-// here, after sign-in when needed.
+// Consent requests: what the app asked for (as a summary), its key fingerprint (the app shows the
+// same one), approve (optionally narrowed with the policy form) or deny; the list refreshes
+// itself while open. `#/consents?user_code=CODE` shows that one request, its form open: the
+// device flow's verification URI (`/admin/consent?user_code=CODE`) leads here, after sign-in
+// when needed.
 
 import { get, post } from './api.js';
-import { button, fill, h, time, toast } from './dom.js';
+import { button, fill, h, local, poll, toast } from './dom.js';
+import { policyContext, policyFields, policyOver } from './policy_form.js';
+import { policySummary } from './policy_summary.js';
 
 /**
  * @typedef {import('../api-types').PendingView} PendingView
  * @typedef {import('../api-types').ListOf<PendingView>} Pending
+ * @typedef {import('../api-types').GrantPolicy} GrantPolicy
+ * @typedef {import('./policy_form.js').PolicyContext} PolicyContext
  */
 
 /** A user code as typed or linked, for comparison: upper case, letters only. @param {string} code */
@@ -23,47 +28,59 @@ function focused() {
   return code ? code.trim() : null;
 }
 
-/** @param {PendingView} c */
-function card(c) {
+/**
+ * @param {PendingView} c
+ * @param {PolicyContext} ctx
+ * @param {boolean} [open] the policy form shown at once
+ */
+function card(c, ctx, open = false) {
   const id = `consent-${c.user_code}`;
-  const policy = h('textarea', { id: `${id}-policy`, rows: 8, spellcheck: 'false' });
-  policy.value = JSON.stringify(c.requested_policy, null, 2);
+  const requested = /** @type {Partial<GrantPolicy>} */ (c.requested_policy);
   const err = h('p', { class: 'error', role: 'alert' });
-  const section = h('section', { class: 'card consent', 'aria-labelledby': `${id}-title`, 'data-user-code': c.user_code },
-    h('h2', { id: `${id}-title` }, c.app_name),
-    h('dl', { class: 'grid' },
-      h('div', {}, h('dt', {}, 'User code'), h('dd', {}, h('code', {}, c.user_code))),
-      h('div', {}, h('dt', {}, 'Key fingerprint'), h('dd', {}, h('code', { class: 'fingerprint' }, c.key_fingerprint), h('span', { class: 'hint' }, ' (check the app shows the same)'))),
-      h('div', {}, h('dt', {}, 'Asked'), h('dd', {}, time(c.created_at))),
-      h('div', {}, h('dt', {}, 'Expires'), h('dd', {}, time(c.expires_at)))),
-    h('label', { for: policy.id }, 'Policy to grant ', h('span', { class: 'hint' }, '(edit to narrow what the app asked for; it can never be widened)')),
-    policy, err,
+  const form = h('form', { 'aria-label': `Policy to grant ${c.app_name}` },
+    h('details', { open },
+      h('summary', {}, 'Narrow what it gets ', h('span', { class: 'hint' }, '(optional: fewer models, lower limits; never more than it asked for)')),
+      policyFields(ctx, requested)),
+    err,
     h('div', { class: 'actions' },
-      button('Approve', async () => {
-        err.textContent = '';
-        let edited;
-        try {
-          edited = JSON.parse(policy.value);
-        } catch {
-          err.textContent = 'The policy is not valid JSON.';
-          return;
-        }
-        await post(`/admin/api/consents/${encodeURIComponent(c.user_code)}/approve`, { policy: edited });
-        toast(`Approved ${c.app_name}.`);
-        fill(section, h('p', {}, `Approved ${c.app_name}.`));
-      }, 'primary'),
+      h('button', { type: 'submit', class: 'primary' }, 'Approve'),
       button('Deny', async () => {
         await post(`/admin/api/consents/${encodeURIComponent(c.user_code)}/deny`);
         toast(`Denied ${c.app_name}.`);
         fill(section, h('p', {}, `Denied ${c.app_name}.`));
       }, 'danger')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    err.textContent = '';
+    const submit = /** @type {HTMLButtonElement} */ (form.querySelector('button[type="submit"]'));
+    submit.disabled = true;
+    try {
+      await post(`/admin/api/consents/${encodeURIComponent(c.user_code)}/approve`, { policy: policyOver(form, requested) });
+      toast(`Approved ${c.app_name}.`);
+      fill(section, h('p', {}, `Approved ${c.app_name}.`));
+    } catch (e) {
+      err.textContent = e instanceof Error ? e.message : String(e);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  const section = h('section', { class: 'card consent', 'aria-labelledby': `${id}-title`, 'data-user-code': c.user_code },
+    h('h2', { id: `${id}-title` }, c.app_name),
+    h('dl', { class: 'grid' },
+      h('div', {}, h('dt', {}, 'User code'), h('dd', {}, h('code', {}, c.user_code))),
+      h('div', {}, h('dt', {}, 'Key fingerprint'), h('dd', {}, h('code', { class: 'fingerprint' }, c.key_fingerprint), h('span', { class: 'hint' }, ' (check the app shows the same)'))),
+      h('div', {}, h('dt', {}, 'Asked'), h('dd', {}, local(c.created_at))),
+      h('div', {}, h('dt', {}, 'Expires'), h('dd', {}, local(c.expires_at)))),
+    h('h3', {}, 'It asks for'),
+    policySummary(requested),
+    form);
   return section;
 }
 
 /** @param {HTMLElement} root */
 export async function render(root) {
-  /** @type {Pending} */
-  const pending = await get('/admin/api/consents');
+  /** @type {[Pending, PolicyContext]} */
+  const [pending, ctx] = await Promise.all([get('/admin/api/consents'), policyContext()]);
   const code = focused();
   if (code !== null) {
     const all = h('p', {}, h('a', { href: '#/consents' }, 'All consent requests'));
@@ -77,12 +94,29 @@ export async function render(root) {
     }
     root.append(
       h('p', {}, 'An app asks for access to this gateway. Compare the key fingerprint with the one the app shows, then approve or deny.'),
-      card(c), all);
+      card(c, ctx, true), all);
     return;
   }
-  if (pending.data.length === 0) {
-    root.append(h('p', {}, 'No pending consent requests.'));
-    return;
-  }
-  for (const c of pending.data) root.append(card(c));
+  const empty = h('p', { class: 'empty' }, 'No pending consent requests. An app that asks for access with the device flow appears here by itself.');
+  const list = h('div', {});
+  /** @param {PendingView[]} rows */
+  const show = (rows) => {
+    // Cards being read or edited stay as they are: only new requests are added, gone ones removed.
+    const codes = new Set(rows.map((c) => c.user_code));
+    for (const el of list.querySelectorAll('section.consent')) {
+      const s = /** @type {HTMLElement} */ (el);
+      if (!codes.has(s.dataset.userCode ?? '') && s.querySelector('form')) s.remove();
+    }
+    for (const c of rows) {
+      if (!list.querySelector(`section[data-user-code="${CSS.escape(c.user_code)}"]`)) list.append(card(c, ctx));
+    }
+    empty.hidden = list.querySelector('section.consent') !== null;
+  };
+  show(pending.data);
+  poll(async () => {
+    /** @type {Pending} */
+    const p = await get('/admin/api/consents');
+    show(p.data);
+  });
+  root.append(empty, list);
 }

@@ -57,6 +57,15 @@ export function time(ms) {
   return new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
 }
 
+/**
+ * A moment in the browser's local time, e.g. "7 Dec 2026, 01:00".
+ * @param {number | null | undefined} ms
+ */
+export function local(ms) {
+  if (ms === null || ms === undefined) return '–';
+  return new Date(ms).toLocaleString(undefined, { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
 /** @param {number} micros */
 export function usd(micros) {
   return '$' + (micros / 1e6).toFixed(micros < 10000 && micros > 0 ? 6 : 2);
@@ -73,8 +82,9 @@ export function num(n) {
  * @param {string[]} headers
  * @param {Child[][]} rows
  * @param {string[]} [numeric] headers whose column is numeric
+ * @param {Child} [empty] what to show (and what to do next) when there are no rows
  */
-export function table(caption, headers, rows, numeric = []) {
+export function table(caption, headers, rows, numeric = [], empty = 'Nothing yet.') {
   const cls = (/** @type {string} */ name) => (numeric.includes(name) ? 'num' : null);
   return h('div', { class: 'table-wrap' },
     h('table', {},
@@ -82,7 +92,7 @@ export function table(caption, headers, rows, numeric = []) {
       h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col', class: cls(x) }, x)))),
       h('tbody', {},
         rows.length === 0
-          ? h('tr', {}, h('td', { colspan: headers.length }, 'Nothing yet.'))
+          ? h('tr', {}, h('td', { colspan: headers.length, class: 'empty' }, empty))
           : rows.map((r) => h('tr', {}, r.map((c, i) => h('td', { class: cls(headers[i] ?? '') }, c)))))));
 }
 
@@ -99,12 +109,48 @@ export function field(label, control, hint) {
     control);
 }
 
-/** @param {string} message */
+let toastTimer = 0;
+
+/**
+ * Shows a message at the bottom of the page long enough to read it (longer for long ones, held
+ * while the pointer is over it); a click dismisses it.
+ * @param {string} message
+ */
 export function toast(message) {
   const t = document.getElementById('toast');
   if (!t) return;
   t.textContent = message;
-  window.setTimeout(() => { if (t.textContent === message) t.textContent = ''; }, 4000);
+  const hide = () => {
+    if (t.matches(':hover')) {
+      toastTimer = window.setTimeout(hide, 1000);
+      return;
+    }
+    if (t.textContent === message) t.textContent = '';
+  };
+  window.clearTimeout(toastTimer);
+  toastTimer = window.setTimeout(hide, Math.max(6000, message.length * 80));
+  t.onclick = () => { t.textContent = ''; };
+}
+
+/**
+ * Runs `tick` every few seconds while the current page is shown and the tab is visible.
+ * @param {() => Promise<void>} tick
+ * @param {number} [ms]
+ */
+export function poll(tick, ms = 5000) {
+  let busy = false;
+  const timer = window.setInterval(async () => {
+    if (busy || document.hidden) return;
+    busy = true;
+    try {
+      await tick();
+    } catch {
+      // A failed refresh keeps what is shown; the next one tries again.
+    } finally {
+      busy = false;
+    }
+  }, ms);
+  cleanups.push(() => window.clearInterval(timer));
 }
 
 /**

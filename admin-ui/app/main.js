@@ -54,8 +54,15 @@ function currentPage() {
   return name in PAGES ? name : 'overview';
 }
 
-async function route() {
+/** Stops what the page shown last left running (refreshes, countdowns). */
+function leavePage() {
   while (cleanups.length) cleanups.pop()?.();
+}
+
+async function route() {
+  leavePage();
+  const t = document.getElementById('toast');
+  if (t) t.textContent = '';
   const name = currentPage();
   const page = PAGES[name];
   for (const a of nav.querySelectorAll('a')) {
@@ -94,6 +101,7 @@ async function passkeySignIn(ch) {
 }
 
 function showLogin() {
+  leavePage();
   nav.hidden = true;
   document.title = 'Sign in · pairgate';
   const user = h('input', { name: 'username', autocomplete: 'username webauthn', required: true });
@@ -107,11 +115,10 @@ function showLogin() {
     h('h1', { id: 'login-title' }, 'Sign in'), waiting,
     field('Username', user), field('Password', pass), err, status,
     h('button', { type: 'submit', class: 'primary' }, 'Sign in'),
-    h('div', { class: 'actions' },
+    !webauthn.supported() ? null : h('div', { class: 'actions' },
       button('Sign in with a passkey', async () => {
         err.textContent = '';
         try {
-          if (!webauthn.supported()) throw new Error('This browser offers no passkeys on this page (it needs https or localhost).');
           loggedIn(await passkeySignIn(await post('/admin/api/login/passkey/start')));
         } catch (e) {
           err.textContent = e instanceof Error ? e.message : String(e);
@@ -135,17 +142,43 @@ function showLogin() {
         loggedIn(r);
       }
     } catch (e) {
-      err.textContent = e instanceof Error ? e.message : String(e);
+      err.textContent = e instanceof ApiError && e.code === 'owner_required'
+        ? 'Wrong username or password.'
+        : e instanceof Error ? e.message : String(e);
+      pass.select();
     }
   });
   fill(main, form);
   user.focus();
 }
 
+/**
+ * Whether a setup link is still good, asked without using it: the gateway checks the token
+ * before the username and password, so an empty account is refused for being empty only when the
+ * token is valid, and nothing is created.
+ * @param {string} token
+ */
+async function setupLinkValid(token) {
+  try {
+    await post('/admin/api/setup', { token, username: '', password: '' });
+  } catch (e) {
+    return !(e instanceof ApiError && e.code === 'invalid_setup_token');
+  }
+  return true;
+}
+
 /** @param {string} token */
-function showSetup(token) {
+async function showSetup(token) {
+  leavePage();
   nav.hidden = true;
   document.title = 'Create the owner · pairgate';
+  if (!(await setupLinkValid(token))) {
+    fill(main, h('section', { class: 'card login', 'aria-labelledby': 'setup-title' },
+      h('h1', { id: 'setup-title' }, 'This setup link cannot be used'),
+      h('p', {}, 'It was already used to create the owner account, or the gateway has restarted since (a new link is logged at every start until an owner exists).'),
+      h('p', {}, h('a', { href: '/admin/' }, 'Sign in to the console'))));
+    return;
+  }
   const user = h('input', { name: 'username', autocomplete: 'username', required: true, value: 'owner' });
   const pass = h('input', { name: 'password', type: 'password', autocomplete: 'new-password', required: true, minlength: 12 });
   const again = h('input', { name: 'again', type: 'password', autocomplete: 'new-password', required: true, minlength: 12 });
@@ -182,7 +215,7 @@ export async function start() {
     const token = location.hash.slice(1);
     // The token is single-use; keep it out of the history and of any later Referer.
     history.replaceState(null, '', '/admin/setup');
-    showSetup(token);
+    await showSetup(token);
     return;
   }
   try {

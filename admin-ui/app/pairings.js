@@ -1,17 +1,15 @@
-// Pairings: create a pairing with its policy (providers, models from the plugins' catalogues,
-// limits, budgets, expiry), show it once as a copyable string and a QR code with a countdown;
+// Pairings: create a pairing for a named app with its policy (policy_form.js; a pairing with no
+// limit at all is confirmed first), show it once as a copyable string and a QR code with a countdown;
 // list unused pairings and cancel them.
 
 import { get, post } from './api.js';
 import { button, cleanups, field, fill, h, intVal, table, time, toast, val } from './dom.js';
-import { policyFields, policyOf } from './policy_form.js';
+import { hasLimits, policyContext, policyFields, policyOf } from './policy_form.js';
 
 /**
- * @typedef {import('../api-types').CatalogueModel} CatalogueModel
  * @typedef {import('../api-types').CreatedPairing} CreatedPairing
  * @typedef {import('../api-types').PairingRow} PairingRow
  * @typedef {import('../api-types').QrView} QrView
- * @typedef {import('../api-types').ListOf<CatalogueModel>} Models
  * @typedef {import('../api-types').ListOf<PairingRow>} Pairings
  */
 
@@ -52,17 +50,20 @@ async function showCreated(box, created) {
 
 /** @param {HTMLElement} root */
 export async function render(root) {
-  /** @type {[Models, Pairings]} */
-  const [models, pairings] = await Promise.all([get('/admin/api/models'), get('/admin/api/pairings')]);
+  /** @type {[import('./policy_form.js').PolicyContext, Pairings]} */
+  const [ctx, pairings] = await Promise.all([policyContext(), get('/admin/api/pairings')]);
   const created = h('div', {});
   const list = h('div', {});
   const err = h('p', { class: 'error', role: 'alert' });
   const form = h('form', { class: 'card', 'aria-labelledby': 'new-title' },
     h('h2', { id: 'new-title' }, 'Create a pairing'),
     h('div', { class: 'grid' },
-      field('App name', h('input', { name: 'app_name', placeholder: 'my app' })),
+      field('App name', h('input', { name: 'app_name', placeholder: 'my app', required: true, maxlength: 100 }), '(shown in Apps and Usage)'),
       field('Pairing valid for (minutes)', h('input', { name: 'ttl_min', type: 'number', min: 1, value: 10 }))),
-    policyFields(models.data),
+    ctx.keys === 0
+      ? h('p', { class: 'warn' }, 'No provider key yet: add one on the ', h('a', { href: '#/credentials' }, 'Credentials'), ' page first, or the app\'s requests will fail.')
+      : null,
+    policyFields(ctx),
     err,
     h('button', { type: 'submit', class: 'primary' }, 'Create pairing'));
   form.addEventListener('submit', async (ev) => {
@@ -70,14 +71,19 @@ export async function render(root) {
     err.textContent = '';
     try {
       const ttl = intVal(form, 'ttl_min') ?? 10;
+      const name = val(form, 'app_name');
+      if (!name) throw new Error('Name the app: its name is how you will recognise it in Apps and Usage.');
+      const policy = policyOf(form);
+      if (!hasLimits(policy) && !window.confirm(`${name} would have no limits at all: no rate limit, no budget, no end date. Create the pairing anyway?`)) return;
       /** @type {CreatedPairing} */
       const c = await post('/admin/api/pairings', {
-        app_name: val(form, 'app_name') || undefined,
+        app_name: name,
         ttl_secs: ttl * 60,
-        policy: policyOf(form),
+        policy,
       });
       await showCreated(created, c);
       await renderList(list);
+      created.scrollIntoView({ block: 'nearest' });
     } catch (e) {
       err.textContent = e instanceof Error ? e.message : String(e);
     }
@@ -105,5 +111,5 @@ function renderRows(list, rows) {
         await post(`/admin/api/pairings/${encodeURIComponent(r.id)}/cancel`);
         toast('Pairing cancelled.');
         await renderList(list);
-      }, 'danger')])));
+      }, 'danger')]), [], 'No unused pairings. Create one above, then give its string to the app.'));
 }

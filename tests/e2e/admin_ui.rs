@@ -176,7 +176,23 @@ impl AppSide {
                     .unwrap()
                     .expect("approved from the verification URI");
                 let res = client.get("/v1/grant").send().await.unwrap();
-                json!({ "grant_status": res.status().as_u16() })
+                let status = res.status().as_u16();
+                let grant: Value = res.json().await.unwrap();
+                json!({
+                    "grant_status": status,
+                    "rpm": grant["policy"]["requests_per_minute"],
+                    "models": grant["policy"]["models"],
+                })
+            }
+            "one_more" => {
+                let client = self.paired.as_ref().unwrap();
+                let res = client
+                    .post("/v1/chat/completions")
+                    .json(&chat())
+                    .send()
+                    .await
+                    .unwrap();
+                json!({ "status": res.status().as_u16() })
             }
             "revoked" => {
                 let client = self.paired.as_ref().unwrap();

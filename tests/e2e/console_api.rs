@@ -25,6 +25,8 @@ async fn console_pages_are_served_with_a_strict_policy() {
         ("/admin/setup", "text/html"),
         ("/admin/assets/app/main.js", "text/javascript"),
         ("/admin/assets/style.css", "text/css"),
+        ("/admin/assets/favicon.svg", "image/svg+xml"),
+        ("/favicon.ico", "image/svg+xml"),
     ] {
         let res = client.get(gw.url(path)).send().await.unwrap();
         assert_eq!(res.status(), 200, "{path}");

@@ -73,6 +73,7 @@ pub const OPEN_ROUTES: &[&str] = &[
     "/admin/setup",
     "/admin/consent",
     "/admin/assets/{*path}",
+    "/favicon.ico",
 ];
 
 /// Builds the router and the table describing it, from one list.
@@ -261,6 +262,7 @@ impl Table {
             .add(Open, "GET", "/admin/setup", get(ui::page))
             .add(Open, "GET", "/admin/consent", get(ui::page))
             .add(Open, "GET", "/admin/assets/{*path}", get(ui::asset))
+            .add(Open, "GET", "/favicon.ico", get(ui::favicon))
             .add(Owner, "GET", "/admin/api/overview", get(console::overview))
             .add(
                 Owner,

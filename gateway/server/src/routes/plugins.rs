@@ -34,6 +34,9 @@ pub struct ProviderView {
     pub id: String,
     pub plugin: String,
     pub credential: String,
+    /// Whether the plugin sends a credential at all (a local runtime such as Ollama does not),
+    /// so whether requests fail while no key is stored for this provider.
+    pub needs_credential: bool,
     /// Every host the plugin declares for this instance, with who approved it. A call may go
     /// to a host approved by the configuration or the console.
     pub hosts: Vec<HostState>,
@@ -84,6 +87,7 @@ pub async fn plugins(
             id: p.id.clone(),
             plugin: p.plugin.clone(),
             credential: p.credential.clone(),
+            needs_credential: p.descriptor.credential != pairgate_plugin_host::Credential::None,
             hosts: states.remove(&p.id).unwrap_or_default(),
             origin_override: p.origin_override.as_ref().map(|u| u.to_string()),
         })

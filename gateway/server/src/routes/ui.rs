@@ -26,18 +26,21 @@ macro_rules! asset {
 pub const ASSETS: &[(&str, &str, &[u8])] = &[
     asset!("index.html", "text/html; charset=utf-8"),
     asset!("style.css", "text/css; charset=utf-8"),
+    asset!("favicon.svg", "image/svg+xml"),
     asset!("app/api.js", "text/javascript; charset=utf-8"),
     asset!("app/dom.js", "text/javascript; charset=utf-8"),
     asset!("app/main.js", "text/javascript; charset=utf-8"),
     asset!("app/overview.js", "text/javascript; charset=utf-8"),
     asset!("app/pairings.js", "text/javascript; charset=utf-8"),
     asset!("app/policy_form.js", "text/javascript; charset=utf-8"),
+    asset!("app/policy_summary.js", "text/javascript; charset=utf-8"),
     asset!("app/consents.js", "text/javascript; charset=utf-8"),
     asset!("app/apps.js", "text/javascript; charset=utf-8"),
     asset!("app/credentials.js", "text/javascript; charset=utf-8"),
     asset!("app/plugins.js", "text/javascript; charset=utf-8"),
     asset!("app/prices.js", "text/javascript; charset=utf-8"),
     asset!("app/usage.js", "text/javascript; charset=utf-8"),
+    asset!("app/charts.js", "text/javascript; charset=utf-8"),
     asset!("app/audit.js", "text/javascript; charset=utf-8"),
     asset!("app/account.js", "text/javascript; charset=utf-8"),
     asset!("app/passkeys.js", "text/javascript; charset=utf-8"),
@@ -83,6 +86,14 @@ pub async fn root() -> Redirect {
 /// console opens the request named by `?user_code=`, after sign-in when needed): the console.
 pub async fn page() -> Response {
     index()
+}
+
+/// `GET /favicon.ico`: the console's icon (an SVG, which browsers take under this name too).
+pub async fn favicon() -> Response {
+    match ASSETS.iter().find(|(p, _, _)| *p == "favicon.svg") {
+        Some((_, mime, body)) => respond(mime, body),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// `GET /admin/assets/{*path}`: one embedded file.
