@@ -107,6 +107,20 @@ async fn credentials_are_managed_over_the_api_and_never_shown() {
         )
         .await;
     assert_eq!((s, dup["error"]["code"].as_str()), (400, Some("duplicate")));
+    // A provider this gateway does not have (a typo) is refused, naming the ones it has.
+    let (s, typo) = owner
+        .post(
+            "/admin/api/credentials",
+            &json!({ "provider": "opneai", "name": "typo", "value": SECRET }),
+        )
+        .await;
+    assert_eq!(s, 400, "{typo}");
+    let message = typo["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("opneai") && message.contains("openai"),
+        "{message}"
+    );
+    assert!(!typo.to_string().contains(SECRET), "{typo}");
     // A malformed body is refused without quoting it.
     let (s, bad) = owner
         .post(

@@ -84,6 +84,22 @@ pub fn validate_provider(provider: &str) -> Result<()> {
     }
 }
 
+/// Refuses a provider id this gateway has no provider for (`opneai`): a credential for it could
+/// never be used, and the typo would go unnoticed. The console refuses such a credential; the
+/// CLI stores it with a warning (an owner may add the key before configuring the provider).
+pub fn known_provider(state: &AppState, provider: &str) -> Result<()> {
+    let ids = crate::relay::configured_provider_ids(&state.config);
+    if ids.iter().any(|id| id == provider) {
+        return Ok(());
+    }
+    Err(CredentialError::Invalid(format!(
+        "this gateway has no provider `{}`: use one of {} (or configure [providers.{}] first)",
+        printable(provider),
+        ids.join(", "),
+        printable(provider)
+    )))
+}
+
 /// Checks a credential name: `[a-z0-9._-]{1,64}`.
 pub fn validate_name(name: &str) -> Result<()> {
     let ok = (1..=64).contains(&name.len())

@@ -29,6 +29,23 @@ use crate::serve::StartError;
 /// Built-in plugins that are providers without any configuration.
 const DEFAULT_PROVIDERS: &[&str] = &["openai", "anthropic", "gemini", "ollama", "resend"];
 
+/// The provider ids this configuration has: the built-in providers (unless disabled) and every
+/// enabled `[providers.<id>]`. Read without loading plugins, for commands that store credentials.
+pub fn configured_provider_ids(config: &Config) -> Vec<String> {
+    let mut ids: Vec<String> = DEFAULT_PROVIDERS
+        .iter()
+        .map(|id| id.to_string())
+        .filter(|id| config.providers.get(id).is_none_or(|p| p.enabled))
+        .collect();
+    for (id, p) in &config.providers {
+        if p.enabled && !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    ids.sort();
+    ids
+}
+
 /// One usable provider instance.
 #[derive(Debug, Clone)]
 pub struct Provider {

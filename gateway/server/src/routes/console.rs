@@ -272,6 +272,8 @@ pub async fn add_credential(
 ) -> Result<Response, ApiError> {
     let b: NewCredential = json_body(&body)?;
     let name = b.name.filter(|n| !n.is_empty());
+    credentials::validate_provider(&b.provider).map_err(credential_error)?;
+    credentials::known_provider(&state, &b.provider).map_err(credential_error)?;
     let info = credentials::add_stored(
         &state,
         &b.provider,
