@@ -1,0 +1,239 @@
+//! The connector's loopback listener: checks the caller token, drops it, and forwards the request
+//! to the gateway signed with a fresh DPoP proof (the SDK refreshes tokens and retries nonces);
+//! answers, streams included, go back chunk by chunk.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode};
+use pairgate_sdk::Client;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::commands::CommandError;
+
+/// Where `connect serve` and `connect env` listen unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8790";
+
+/// The largest request body forwarded (images in chat requests can be large).
+const MAX_BODY: usize = 64 << 20;
+
+/// Headers never forwarded to the gateway: the caller's credentials, and hop-by-hop headers.
+const DROPPED_REQUEST: &[&str] = &[
+    "host",
+    "authorization",
+    "x-api-key",
+    "dpop",
+    "content-length",
+    "connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Headers of the gateway's answer not passed back (the local connection frames its own body).
+const DROPPED_RESPONSE: &[&str] = &["content-length", "transfer-encoding", "connection"];
+
+/// Parses `--listen`; only loopback addresses are accepted.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, CommandError> {
+    let addr: SocketAddr = text.parse().map_err(|_| {
+        CommandError::Usage(format!(
+            "--listen {text} is not an address with a port; use 127.0.0.1:PORT or [::1]:PORT"
+        ))
+    })?;
+    if !addr.ip().is_loopback() {
+        return Err(CommandError::Usage(format!(
+            "--listen {text} is not a loopback address: the connector signs with your key for \
+             whoever holds the caller token, so it listens on this machine only; use \
+             127.0.0.1:{} or [::1]:{}",
+            addr.port(),
+            addr.port()
+        )));
+    }
+    Ok(addr)
+}
+
+/// Binds the listener.
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, CommandError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        CommandError::Api(format!(
+            "cannot listen on {addr}: {e}; pick another port with --listen"
+        ))
+    })
+}
+
+struct Connector {
+    client: Client,
+    token_hash: [u8; 32],
+}
+
+/// Serves on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    client: Client,
+    caller_token: &SecretString,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), CommandError> {
+    let connector = Arc::new(Connector {
+        client,
+        token_hash: Sha256::digest(caller_token.expose_secret().as_bytes()).into(),
+    });
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let connector = connector.clone();
+        async move { handle(&connector, req).await }
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| CommandError::Api(format!("the connector stopped: {e}")))
+}
+
+/// The values the caller presented as its key.
+fn presented(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    let bearer = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        });
+    let api_key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    bearer.into_iter().chain(api_key)
+}
+
+fn authorized(connector: &Connector, headers: &HeaderMap) -> bool {
+    presented(headers).any(|value| {
+        let hash: [u8; 32] = Sha256::digest(value.as_bytes()).into();
+        bool::from(hash.ct_eq(&connector.token_hash))
+    })
+}
+
+/// An error in the shape the caller's SDK expects: Anthropic's on `/v1/messages`, OpenAI's
+/// elsewhere.
+fn error(path: &str, status: StatusCode, code: &str, message: &str) -> Response {
+    let body = if path.starts_with("/v1/messages") {
+        let kind = match status {
+            StatusCode::UNAUTHORIZED => "authentication_error",
+            StatusCode::PAYLOAD_TOO_LARGE => "request_too_large",
+            StatusCode::BAD_REQUEST => "invalid_request_error",
+            _ => "api_error",
+        };
+        serde_json::json!({"type": "error", "error": {"type": kind, "message": message}})
+    } else {
+        let kind = match status {
+            StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => {
+                "invalid_request_error"
+            }
+            _ => "api_error",
+        };
+        serde_json::json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn handle(connector: &Connector, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    if !authorized(connector, &parts.headers) {
+        return error(
+            &path,
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "this pairgate connector needs its caller token, sent as `Authorization: Bearer \
+             <token>` or `x-api-key: <token>`; `pairgate connect env <tool>` prints it",
+        );
+    }
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return error(
+            &path,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            "the request body is larger than the connector forwards (64 MiB)",
+        );
+    };
+    let client = &connector.client;
+    let mut builder = client
+        .http()
+        .request(parts.method, format!("{}{path}", client.gateway_url()));
+    for (name, value) in &parts.headers {
+        if !DROPPED_REQUEST.contains(&name.as_str()) {
+            builder = builder.header(name, value);
+        }
+    }
+    let request = match builder.body(body).build() {
+        Ok(r) => r,
+        Err(_) => {
+            return error(
+                &path,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the request cannot be forwarded (malformed URL or header)",
+            );
+        }
+    };
+    match client.send(request).await {
+        Ok(res) => {
+            let mut out = Response::builder().status(res.status());
+            for (name, value) in res.headers() {
+                if !DROPPED_RESPONSE.contains(&name.as_str()) {
+                    out = out.header(name, value);
+                }
+            }
+            out.body(Body::from_stream(res.bytes_stream()))
+                .unwrap_or_else(|_| {
+                    error(
+                        &path,
+                        StatusCode::BAD_GATEWAY,
+                        "bad_gateway",
+                        "the gateway's answer could not be passed on",
+                    )
+                })
+        }
+        Err(e) => error(
+            &path,
+            StatusCode::BAD_GATEWAY,
+            "gateway_unreachable",
+            &format!("the connector could not complete the request with the gateway: {e}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_addresses_are_accepted() {
+        assert!(parse_listen("127.0.0.1:0").is_ok());
+        assert!(parse_listen("[::1]:8790").is_ok());
+        for bad in ["0.0.0.0:8790", "192.168.1.2:80", "[::]:1", "localhost"] {
+            assert!(parse_listen(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn caller_token_is_found_in_either_header() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "bearer  tok ".parse().unwrap());
+        assert_eq!(presented(&h).collect::<Vec<_>>(), ["tok"]);
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", "tok".parse().unwrap());
+        h.insert("authorization", "DPoP other".parse().unwrap());
+        assert_eq!(presented(&h).collect::<Vec<_>>(), ["tok"]);
+    }
+}
