@@ -9,7 +9,7 @@ use std::process::Stdio;
 use pairgate_tests::Backend;
 use pairgate_tests::app::pairing_string;
 use pairgate_tests::fake::REPLY;
-use pairgate_tests::gateway::{command, run};
+use pairgate_tests::gateway::{command, run, run_cli};
 use pairgate_tests::probe::books_with;
 use pairgate_tests::providers::{self, sse_data, streamed_text, test_key};
 use serde_json::{Value, json};
@@ -297,4 +297,59 @@ async fn connect_signs_for_tools_that_cannot_and_refuses_everyone_else() {
     let (code, _, err) = run(connect(&["status"]), None).await;
     assert_eq!(code, 64, "{err}");
     assert!(err.contains("holds no pairing"), "{err}");
+
+    // The device flow: the user code and the key's fingerprint are printed, the owner approves,
+    // the connector is paired. The OS keychain when usable (kernel keyutils here), or it says
+    // clearly why not.
+    let (code, _, err) = run(
+        connect(&["pair", "not-a-pairing", "--secret-store", "keychain"]),
+        None,
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    let keychain = if err.contains("not a valid pairing string") {
+        "keychain"
+    } else {
+        assert!(err.contains("OS keychain is not usable here ("), "{err}");
+        "file"
+    };
+    println!("device flow with --secret-store {keychain}");
+    let _ = run(connect(&["forget"]), None).await;
+    let mut request = connect(&[
+        "request",
+        "--gateway",
+        &gw.base_url,
+        "--app",
+        "agent",
+        "--secret-store",
+        keychain,
+    ]);
+    request.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut waiting = request.spawn().unwrap();
+    let mut lines = BufReader::new(waiting.stdout.take().unwrap()).lines();
+    let ask = lines.next_line().await.unwrap().unwrap();
+    let user_code = ask
+        .split_once("code ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{ask}"));
+    assert!(ask.contains("key fingerprint"), "{ask}");
+    let (code, _, err) = run_cli(&gw, &["consent", "approve", user_code], None).await;
+    assert_eq!(code, 0, "{err}");
+    let done = tokio::time::timeout(Duration::from_secs(30), waiting.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(done.success());
+    let (code, out, err) = run(connect(&["status"]), None).await;
+    assert_eq!(code, 0, "{err}");
+    let secrets = if keychain == "keychain" {
+        "OS keychain"
+    } else {
+        "secret.json"
+    };
+    assert!(out.contains(secrets) && out.contains("agent"), "{out}");
+    assert_eq!(keychain == "keychain", !secret_file.exists());
+    let (code, _, err) = run(connect(&["forget"]), None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(!dir.exists(), "forget leaves no state dir behind");
 }

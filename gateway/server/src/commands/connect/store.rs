@@ -407,7 +407,10 @@ mod keychain {
             keyring::Error::PlatformFailure(err) | keyring::Error::NoStorageAccess(err) => {
                 err.to_string()
             }
-            keyring::Error::NoEntry => "no such entry".into(),
+            // keyutils reports a refused write as a missing entry.
+            keyring::Error::NoEntry => "no such entry, or access refused (on Linux: no session \
+                                        or persistent keyring for this process)"
+                .into(),
             keyring::Error::BadEncoding(_) => "the entry is not text".into(),
             other => format!("{other:?}").chars().take(200).collect(),
         }
