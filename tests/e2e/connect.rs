@@ -66,7 +66,17 @@ fn chat(stream: bool) -> Value {
 
 #[tokio::test]
 async fn connect_signs_for_tools_that_cannot_and_refuses_everyone_else() {
-    let (gw, fake) = providers::start(Backend::Sqlite, "").await;
+    // Nonces required and access tokens of 3 s: the connector refreshes before every request
+    // and retries nonces, and `serve` and `run` share one session.
+    let (gw, fake) = providers::start_with(
+        Backend::Sqlite,
+        "",
+        &[
+            ("PAIRGATE_DPOP__REQUIRE_NONCE", "true"),
+            ("PAIRGATE_TOKENS__ACCESS_TTL", "3s"),
+        ],
+    )
+    .await;
     let home = tempfile::tempdir().unwrap();
     let dir = home.path().join("connect");
     let connect = |args: &[&str]| {
@@ -243,15 +253,24 @@ async fn connect_signs_for_tools_that_cannot_and_refuses_everyone_else() {
     )
     .await;
     assert_eq!((code, out), (0, format!("{REPLY}\n{STREAMED}\n")), "{err}");
+    // `run` refreshed (spending the refresh token `serve` holds): `serve` adopts the new one.
+    let res = http
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
 
     // Everything reached the provider with the owner's key, never the caller token; the
-    // ledger has a row per chat (2 direct + 2 Python + 2 under `run`).
+    // ledger has a row per chat (3 direct + 2 Python + 2 under `run`).
     let received = fake.received();
     let chats: Vec<_> = received
         .iter()
         .filter(|r| r.path == "/v1/chat/completions")
         .collect();
-    assert_eq!(chats.len(), 6);
+    assert_eq!(chats.len(), 7);
     for r in &received {
         assert_eq!(
             r.header("authorization"),
@@ -262,7 +281,7 @@ async fn connect_signs_for_tools_that_cannot_and_refuses_everyone_else() {
             "the caller token leaked"
         );
     }
-    let books = books_with(&gw, &grant, 6).await;
+    let books = books_with(&gw, &grant, 7).await;
     let rows: Vec<i64> = books
         .ledger
         .iter()
@@ -270,7 +289,7 @@ async fn connect_signs_for_tools_that_cannot_and_refuses_everyone_else() {
         .map(|r| r.status)
         .collect();
     assert!(
-        rows.len() >= 6 && rows.iter().all(|s| *s == 200),
+        rows.len() >= 7 && rows.iter().all(|s| *s == 200),
         "{:?}",
         books.ledger
     );

@@ -266,6 +266,10 @@ impl pairgate_sdk::Storage for Shared {
     fn save(&self, session: &pairgate_sdk::StoredSession) -> Result<(), SdkError> {
         self.0.save(session)
     }
+
+    fn lock_for_refresh(&self) -> Result<Option<pairgate_sdk::RefreshGuard>, SdkError> {
+        self.0.lock_for_refresh()
+    }
 }
 
 async fn shutdown_signal() {

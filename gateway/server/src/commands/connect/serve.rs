@@ -207,7 +207,9 @@ async fn handle(connector: &Connector, req: axum::extract::Request) -> Response 
         Err(e) => error(
             &path,
             StatusCode::BAD_GATEWAY,
-            "gateway_unreachable",
+            // The gateway's own code when it refused the connector's session (e.g. a revoked
+            // grant's refresh); otherwise it could not be reached.
+            e.code().unwrap_or("gateway_unreachable"),
             &format!("the connector could not complete the request with the gateway: {e}"),
         ),
     }

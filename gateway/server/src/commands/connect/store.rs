@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use pairgate_sdk::{SdkError, Storage, StoredSession};
+use pairgate_sdk::{RefreshGuard, SdkError, Storage, StoredSession};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -17,6 +17,7 @@ use crate::commands::CommandError;
 pub const KEYCHAIN_SERVICE: &str = "pairgate-connect";
 const SESSION_FILE: &str = "session.json";
 const SECRET_FILE: &str = "secret.json";
+const REFRESH_LOCK: &str = "refresh.lock";
 
 /// Where to keep the secrets, as asked on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -160,7 +161,11 @@ impl StateDir {
                 )));
             }
         }
-        for file in [self.secret_file(), self.session_file()] {
+        for file in [
+            self.secret_file(),
+            self.session_file(),
+            self.path.join(REFRESH_LOCK),
+        ] {
             match std::fs::remove_file(&file) {
                 Ok(()) => found = true,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -343,6 +348,21 @@ impl ConnectorStorage {
 }
 
 impl Storage for ConnectorStorage {
+    /// `serve`, `run` and `status` may run at once from one state dir: an exclusive lock on
+    /// `refresh.lock` makes them refresh one at a time.
+    fn lock_for_refresh(&self) -> Result<Option<RefreshGuard>, SdkError> {
+        let path = self.dir.path().join(REFRESH_LOCK);
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).write(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let fail =
+            |e: std::io::Error| SdkError::Storage(format!("cannot lock {}: {e}", path.display()));
+        let file = opts.open(&path).map_err(fail)?;
+        file.lock().map_err(fail)?;
+        Ok(Some(Box::new(file)))
+    }
+
     fn load(&self) -> Result<Option<StoredSession>, SdkError> {
         let session = self
             .dir
