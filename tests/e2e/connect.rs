@@ -126,10 +126,9 @@ async fn connect_signs_for_tools_that_cannot_and_refuses_everyone_else() {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("{first}"))
         .to_string();
-    let addr = origin.trim_start_matches("http://");
 
-    // `connect env openai`: the lines to paste.
-    let (code, out, err) = run(connect(&["env", "openai", "--listen", addr]), None).await;
+    // `connect env openai`: the lines to paste, for where the running `serve` listens.
+    let (code, out, err) = run(connect(&["env", "openai"]), None).await;
     assert_eq!(code, 0, "{err}");
     let env = exports(&out);
     assert_eq!(env[0], ("OPENAI_BASE_URL".into(), format!("{origin}/v1")));
@@ -307,8 +306,20 @@ async fn connect_signs_for_tools_that_cannot_and_refuses_everyone_else() {
         assert!(out.contains(want), "{want} in {out}");
     }
 
-    // `connect forget`: key, token and session gone.
-    let _ = server.kill().await;
+    // SIGTERM stops the connector cleanly; `connect forget`: key, token and session gone.
+    assert!(dir.join("serve.addr").exists());
+    let pid = server.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let stopped = tokio::time::timeout(Duration::from_secs(10), server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stopped.success(), "{stopped}");
+    assert!(!dir.join("serve.addr").exists());
     let (code, out, err) = run(connect(&["forget"]), None).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&grant), "{out}");

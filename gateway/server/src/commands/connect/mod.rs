@@ -73,9 +73,10 @@ pub enum ConnectCommand {
     Env {
         #[arg(value_enum)]
         tool: Tool,
-        /// The address `connect serve` listens on.
-        #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
-        listen: String,
+        /// The address `connect serve` listens on (default: where the running `connect serve`
+        /// said it listens, else 127.0.0.1:8790).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
     },
     /// Run a command with the connector on an ephemeral loopback port and the tool's variables
     /// set for it alone; exits with the command's exit code.
@@ -159,11 +160,12 @@ async fn run(args: ConnectArgs) -> Result<ExitCode, CommandError> {
         }
         ConnectCommand::Serve { listen } => {
             let addr = serve::parse_listen(&listen)?;
-            let (client, storage) = open(dir)?;
+            let (client, storage) = open(dir.clone())?;
             let listener = serve::bind(addr).await?;
             let local = listener.local_addr().map_err(|e| {
                 CommandError::Api(format!("cannot read the listening address: {e}"))
             })?;
+            dir.record_listen(local)?;
             println!("listening on http://{local}");
             flush();
             eprintln!(
@@ -172,10 +174,19 @@ async fn run(args: ConnectArgs) -> Result<ExitCode, CommandError> {
                 client.gateway_url(),
                 client.grant_id()
             );
-            serve::serve(listener, client, storage.caller_token(), shutdown_signal()).await?;
+            let served =
+                serve::serve(listener, client, storage.caller_token(), shutdown_signal()).await;
+            dir.clear_listen();
+            served?;
         }
         ConnectCommand::Env { tool, listen } => {
-            let addr = serve::parse_listen(&listen)?;
+            let addr = match listen {
+                Some(text) => serve::parse_listen(&text)?,
+                None => match dir.recorded_listen() {
+                    Some(addr) => addr,
+                    None => serve::parse_listen(DEFAULT_LISTEN)?,
+                },
+            };
             let storage = ConnectorStorage::open(dir)?;
             print!("{}", env::render(tool, addr, storage.caller_token()));
         }

@@ -21,12 +21,19 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8790";
 /// The largest request body forwarded (images in chat requests can be large).
 const MAX_BODY: usize = 64 << 20;
 
-/// Headers never forwarded to the gateway: the caller's credentials, and hop-by-hop headers.
+/// Headers never forwarded to the gateway: the caller's credentials, claims about the client's
+/// address (the connector is the client), and hop-by-hop headers.
 const DROPPED_REQUEST: &[&str] = &[
     "host",
     "authorization",
     "x-api-key",
     "dpop",
+    "new-dpop",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
     "content-length",
     "connection",
     "keep-alive",
@@ -226,6 +233,33 @@ mod tests {
         for bad in ["0.0.0.0:8790", "192.168.1.2:80", "[::]:1", "localhost"] {
             assert!(parse_listen(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn refusals_have_the_shape_of_the_route() {
+        let body = |res: Response| async move {
+            let bytes = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let openai = rt.block_on(body(error(
+            "/v1/chat/completions",
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "m",
+        )));
+        assert_eq!(openai["error"]["code"], "invalid_api_key");
+        assert_eq!(openai["error"]["type"], "invalid_request_error");
+        let anthropic = rt.block_on(body(error(
+            "/v1/messages?beta=true",
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "m",
+        )));
+        assert_eq!(anthropic["type"], "error");
+        assert_eq!(anthropic["error"]["type"], "authentication_error");
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub const KEYCHAIN_SERVICE: &str = "pairgate-connect";
 const SESSION_FILE: &str = "session.json";
 const SECRET_FILE: &str = "secret.json";
 const REFRESH_LOCK: &str = "refresh.lock";
+/// The address the running `connect serve` listens on, for `connect env`.
+const SERVE_ADDR: &str = "serve.addr";
 
 /// Where to keep the secrets, as asked on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -140,6 +142,26 @@ impl StateDir {
         }
     }
 
+    /// Records where `connect serve` listens (removed when it stops).
+    pub fn record_listen(&self, addr: std::net::SocketAddr) -> Result<(), CommandError> {
+        let path = self.path.join(SERVE_ADDR);
+        write_private(&path, addr.to_string().as_bytes())
+            .map_err(|e| CommandError::Api(format!("cannot write {}: {e}", path.display())))
+    }
+
+    pub fn clear_listen(&self) {
+        let _ = std::fs::remove_file(self.path.join(SERVE_ADDR));
+    }
+
+    /// Where a `connect serve` from this dir said it listens, if one did.
+    pub fn recorded_listen(&self) -> Option<std::net::SocketAddr> {
+        std::fs::read_to_string(self.path.join(SERVE_ADDR))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// The grant this dir is paired with, if any.
     pub fn paired_grant(&self) -> Result<Option<String>, CommandError> {
         Ok(self.read_session()?.map(|s| s.grant_id))
@@ -165,6 +187,7 @@ impl StateDir {
             self.secret_file(),
             self.session_file(),
             self.path.join(REFRESH_LOCK),
+            self.path.join(SERVE_ADDR),
         ] {
             match std::fs::remove_file(&file) {
                 Ok(()) => found = true,
