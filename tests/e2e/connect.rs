@@ -154,6 +154,14 @@ async fn connect_signs_for_tools_that_cannot_and_refuses_everyone_else() {
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"]["code"], "invalid_api_key", "{body}");
     }
+    // Only the gateway's app API is reachable through the connector.
+    let res = http
+        .get(format!("{origin}/admin/api/overview"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
     assert!(fake.received().is_empty(), "refused requests reach nobody");
 
     // With the token as a bearer and as x-api-key, plain and streamed.

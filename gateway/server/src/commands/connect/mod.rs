@@ -129,6 +129,7 @@ async fn run(args: ConnectArgs) -> Result<ExitCode, CommandError> {
             let storage = prepare(&dir, secret_store)?;
             let opts = PairOptions {
                 app_name: name,
+                http: Some(http_client()?),
                 ..PairOptions::default()
             };
             let client = Client::pair(pairing.trim(), opts, storage)
@@ -145,10 +146,13 @@ async fn run(args: ConnectArgs) -> Result<ExitCode, CommandError> {
             let policy: serde_json::Value = serde_json::from_str(&policy)
                 .map_err(|e| CommandError::Usage(format!("--policy is not JSON: {e}")))?;
             let storage = prepare(&dir, secret_store)?;
-            let pending =
-                Client::request_consent(&gateway, &app, &policy, PairOptions::default(), storage)
-                    .await
-                    .map_err(sdk)?;
+            let opts = PairOptions {
+                http: Some(http_client()?),
+                ..PairOptions::default()
+            };
+            let pending = Client::request_consent(&gateway, &app, &policy, opts, storage)
+                .await
+                .map_err(sdk)?;
             println!(
                 "Ask the gateway's owner to approve code {} (key fingerprint {}) at {}",
                 pending.user_code, pending.key_fingerprint, pending.verification_uri_complete
@@ -259,10 +263,23 @@ fn paired(client: &Client, dir: &StateDir) {
 /// The paired client and its storage (which holds the caller token).
 fn open(dir: StateDir) -> Result<(Client, std::sync::Arc<ConnectorStorage>), CommandError> {
     let storage = std::sync::Arc::new(ConnectorStorage::open(dir)?);
-    let client = Client::from_storage(Shared(storage.clone()), PairOptions::default())
+    let opts = PairOptions {
+        http: Some(http_client()?),
+        ..PairOptions::default()
+    };
+    let client = Client::from_storage(Shared(storage.clone()), opts)
         .map_err(sdk)?
         .ok_or_else(|| CommandError::Api("the connector's session vanished".into()))?;
     Ok((client, storage))
+}
+
+/// The client to the gateway: a bounded connect time (an unreachable gateway is reported
+/// soon), no overall timeout (streams last as long as the answer).
+fn http_client() -> Result<reqwest::Client, CommandError> {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| CommandError::Api(format!("cannot build the HTTP client: {e}")))
 }
 
 /// Lets the SDK and this module share one storage.

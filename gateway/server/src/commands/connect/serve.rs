@@ -125,12 +125,28 @@ fn authorized(connector: &Connector, headers: &HeaderMap) -> bool {
     })
 }
 
+/// Whether a path is part of what a tool may reach through the connector: the gateway's app API
+/// (`/v1/...`, resources under `/r/...`), not its OAuth, owner or console routes, and not key
+/// rotation, which only the connector itself may do.
+/// A path that URL normalisation would change (dot segments, `%2e%2e`) is refused, since the
+/// gateway would see the normalised one.
+fn forwarded_path(path: &str) -> bool {
+    let Ok(url) = url::Url::parse(&format!("http://connector{path}")) else {
+        return false;
+    };
+    let normal = url.path();
+    normal == path
+        && (normal.starts_with("/v1/") || normal.starts_with("/r/"))
+        && normal != "/v1/grant/rotate-key"
+}
+
 /// An error in the shape the caller's SDK expects: Anthropic's on `/v1/messages`, OpenAI's
 /// elsewhere.
 fn error(path: &str, status: StatusCode, code: &str, message: &str) -> Response {
     let body = if path.starts_with("/v1/messages") {
         let kind = match status {
             StatusCode::UNAUTHORIZED => "authentication_error",
+            StatusCode::NOT_FOUND => "not_found_error",
             StatusCode::PAYLOAD_TOO_LARGE => "request_too_large",
             StatusCode::BAD_REQUEST => "invalid_request_error",
             _ => "api_error",
@@ -138,9 +154,10 @@ fn error(path: &str, status: StatusCode, code: &str, message: &str) -> Response 
         serde_json::json!({"type": "error", "error": {"type": kind, "message": message}})
     } else {
         let kind = match status {
-            StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => {
-                "invalid_request_error"
-            }
+            StatusCode::UNAUTHORIZED
+            | StatusCode::BAD_REQUEST
+            | StatusCode::NOT_FOUND
+            | StatusCode::PAYLOAD_TOO_LARGE => "invalid_request_error",
             _ => "api_error",
         };
         serde_json::json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
@@ -163,6 +180,14 @@ async fn handle(connector: &Connector, req: axum::extract::Request) -> Response 
             "invalid_api_key",
             "this pairgate connector needs its caller token, sent as `Authorization: Bearer \
              <token>` or `x-api-key: <token>`; `pairgate connect env <tool>` prints it",
+        );
+    }
+    if !forwarded_path(parts.uri.path()) {
+        return error(
+            &path,
+            StatusCode::NOT_FOUND,
+            "unknown_url",
+            "the connector forwards the gateway's app API only (/v1/..., /r/...)",
         );
     }
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
@@ -260,6 +285,29 @@ mod tests {
         )));
         assert_eq!(anthropic["type"], "error");
         assert_eq!(anthropic["error"]["type"], "authentication_error");
+    }
+
+    #[test]
+    fn only_the_app_api_is_forwarded() {
+        for ok in [
+            "/v1/chat/completions",
+            "/v1/messages",
+            "/v1/models",
+            "/r/email/send",
+        ] {
+            assert!(forwarded_path(ok), "{ok}");
+        }
+        for no in [
+            "/oauth/token",
+            "/admin/api/overview",
+            "/v1/grant/rotate-key",
+            "/v1/../oauth/token",
+            "/v1/%2e%2e/oauth/token",
+            "/v1/./grant/rotate-key",
+            "/healthz",
+        ] {
+            assert!(!forwarded_path(no), "{no}");
+        }
     }
 
     #[test]
