@@ -165,16 +165,23 @@ async fn connect_signs_for_tools_that_cannot_and_refuses_everyone_else() {
     assert!(fake.received().is_empty(), "refused requests reach nobody");
 
     // With the token as a bearer and as x-api-key, plain and streamed.
-    let res = http
-        .post(&url)
-        .bearer_auth(&token)
-        .json(&chat(false))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["choices"][0]["message"]["content"], REPLY, "{body}");
+    for (bearer, stream) in [(true, false), (true, true), (false, false), (false, true)] {
+        let req = http.post(&url).json(&chat(stream));
+        let req = if bearer {
+            req.bearer_auth(&token)
+        } else {
+            req.header("x-api-key", &token)
+        };
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let text = res.text().await.unwrap();
+        if stream {
+            assert_eq!(streamed_text(&sse_data(&text)), STREAMED, "{text}");
+        } else {
+            let body: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(body["choices"][0]["message"]["content"], REPLY, "{body}");
+        }
+    }
     // Streamed chunk by chunk: the first arrives long before the last is sent.
     fake.set(Behaviour {
         chunks: 4,
@@ -271,13 +278,13 @@ async fn connect_signs_for_tools_that_cannot_and_refuses_everyone_else() {
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
 
     // Everything reached the provider with the owner's key, never the caller token; the
-    // ledger has a row per chat (3 direct + 2 Python + 2 under `run`).
+    // ledger has a row per chat (6 direct + 2 Python + 2 under `run`).
     let received = fake.received();
     let chats: Vec<_> = received
         .iter()
         .filter(|r| r.path == "/v1/chat/completions")
         .collect();
-    assert_eq!(chats.len(), 7);
+    assert_eq!(chats.len(), 10);
     for r in &received {
         assert_eq!(
             r.header("authorization"),
@@ -288,7 +295,7 @@ async fn connect_signs_for_tools_that_cannot_and_refuses_everyone_else() {
             "the caller token leaked"
         );
     }
-    let books = books_with(&gw, &grant, 7).await;
+    let books = books_with(&gw, &grant, 10).await;
     let rows: Vec<i64> = books
         .ledger
         .iter()
@@ -296,7 +303,7 @@ async fn connect_signs_for_tools_that_cannot_and_refuses_everyone_else() {
         .map(|r| r.status)
         .collect();
     assert!(
-        rows.len() >= 7 && rows.iter().all(|s| *s == 200),
+        rows.len() >= 10 && rows.iter().all(|s| *s == 200),
         "{:?}",
         books.ledger
     );
