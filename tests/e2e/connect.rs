@@ -321,6 +321,20 @@ async fn connect_signs_for_tools_that_cannot_and_refuses_everyone_else() {
         assert!(out.contains(want), "{want} in {out}");
     }
 
+    // A revoked grant: the tool gets a 401 (not a retryable 5xx), and nothing reaches the fake.
+    let (code, _, err) = run_cli(&gw, &["grant", "revoke", &grant], None).await;
+    assert_eq!(code, 0, "{err}");
+    let seen = fake.received().len();
+    let res = http
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "{}", res.text().await.unwrap());
+    assert_eq!(fake.received().len(), seen);
+
     // SIGTERM stops the connector cleanly; `connect forget`: key, token and session gone.
     assert!(dir.join("serve.addr").exists());
     let pid = server.id().unwrap().to_string();

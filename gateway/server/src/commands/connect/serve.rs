@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
-use pairgate_sdk::Client;
+use pairgate_sdk::{Client, SdkError};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -199,6 +199,7 @@ async fn handle(connector: &Connector, req: axum::extract::Request) -> Response 
         );
     };
     let client = &connector.client;
+    let method = parts.method.clone();
     let mut builder = client
         .http()
         .request(parts.method, format!("{}{path}", client.gateway_url()));
@@ -236,15 +237,31 @@ async fn handle(connector: &Connector, req: axum::extract::Request) -> Response 
                     )
                 })
         }
-        Err(e) => error(
-            &path,
-            StatusCode::BAD_GATEWAY,
-            // The gateway's own code when it refused the connector's session (e.g. a revoked
-            // grant's refresh); otherwise it could not be reached.
-            e.code().unwrap_or("gateway_unreachable"),
-            &format!("the connector could not complete the request with the gateway: {e}"),
-        ),
+        Err(e) => {
+            eprintln!("pairgate connect: {} {}: {e}", method, parts_path(&path));
+            // The gateway refusing the connector's session (a revoked or expired grant, a spent
+            // refresh token) is an authentication failure for the tool, which must not retry
+            // it; anything else means the gateway could not be reached.
+            let status = match &e {
+                SdkError::Gateway {
+                    status: 400 | 401 | 403,
+                    ..
+                } => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            error(
+                &path,
+                status,
+                e.code().unwrap_or("gateway_unreachable"),
+                &format!("the connector could not complete the request with the gateway: {e}"),
+            )
+        }
     }
+}
+
+/// The path without its query, for the connector's own messages.
+fn parts_path(path: &str) -> &str {
+    path.split_once('?').map_or(path, |(p, _)| p)
 }
 
 #[cfg(test)]
