@@ -173,8 +173,8 @@ async fn run(args: ConnectArgs) -> Result<ExitCode, CommandError> {
             println!("listening on http://{local}");
             flush();
             eprintln!(
-                "pairgate connect: forwarding to {} for grant {}; `pairgate connect env <tool> \
-                 --listen {local}` prints what to give a tool",
+                "pairgate connect: forwarding to {} for grant {}; `pairgate connect env <tool>` \
+                 prints what to give a tool",
                 client.gateway_url(),
                 client.grant_id()
             );
