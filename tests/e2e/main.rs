@@ -6,6 +6,7 @@ mod admin;
 mod admin_ui;
 mod bench;
 mod cli_safety;
+mod connect;
 mod connections;
 mod console_api;
 mod custody;

@@ -126,6 +126,9 @@ pub enum Command {
         #[command(flatten)]
         args: commands::backup::RestoreArgs,
     },
+    /// The app side for tools that cannot sign (coding agents, bearer-only SDKs): pair, then
+    /// serve a loopback endpoint that signs each request; env, run, status, forget.
+    Connect(commands::connect::ConnectArgs),
 }
 
 impl CommonArgs {
@@ -146,6 +149,9 @@ impl CommonArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        // Talks to a gateway as an app; opens no gateway state, and `run` exits with its
+        // child's code.
+        Command::Connect(args) => return commands::connect::main(args),
         Command::Serve { common, listen } => {
             run_serve(common.sources(listen)).map_err(CommandError::from)
         }

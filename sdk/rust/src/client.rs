@@ -270,6 +270,13 @@ impl Client {
     /// Exchanges the refresh token for a new token pair now.
     pub async fn refresh(&self) -> Result<(), SdkError> {
         let _guard = self.inner.refresh_lock.lock().await;
+        let shared = self.inner.storage.lock_for_refresh()?;
+        if shared.is_some()
+            && self.adopt_stored()?
+            && self.with(|s| s.session.expires_at) - now_secs() >= REFRESH_MARGIN_SECS
+        {
+            return Ok(());
+        }
         let (key, gateway, refresh, mut nonce) = self.with(|s| {
             (
                 s.key.clone(),
@@ -298,6 +305,24 @@ impl Client {
         self.inner.storage.save(&session)?;
         self.with(|s| s.session = session);
         Ok(())
+    }
+
+    /// Takes the stored session when another process sharing the storage refreshed since this
+    /// one last did (same grant and key, a later expiry): its tokens are the live ones, and its
+    /// refresh token the only one that still works.
+    fn adopt_stored(&self) -> Result<bool, SdkError> {
+        let Some(stored) = self.inner.storage.load()? else {
+            return Ok(false);
+        };
+        Ok(self.with(|s| {
+            let newer = stored.grant_id == s.session.grant_id
+                && stored.private_jwk == s.session.private_jwk
+                && stored.expires_at > s.session.expires_at;
+            if newer {
+                s.session = stored;
+            }
+            newer
+        }))
     }
 
     async fn ensure_fresh(&self) -> Result<(), SdkError> {

@@ -28,4 +28,4 @@ pub use error::SdkError;
 pub use middleware::PairgateMiddleware;
 pub use pairgate_protocol::keys::KeyKind;
 pub use proxy::LocalProxy;
-pub use storage::{FileStorage, MemoryStorage, Storage, StoredSession};
+pub use storage::{FileStorage, MemoryStorage, RefreshGuard, Storage, StoredSession};

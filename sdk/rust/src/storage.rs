@@ -34,7 +34,17 @@ impl std::fmt::Debug for StoredSession {
 pub trait Storage: Send + Sync + 'static {
     fn load(&self) -> Result<Option<StoredSession>, SdkError>;
     fn save(&self, session: &StoredSession) -> Result<(), SdkError>;
+
+    /// Held while the client refreshes, for storage that several processes share: a refresh
+    /// token works once, so they must refresh one at a time, each first adopting what another
+    /// saved. The default (storage of one process) holds nothing.
+    fn lock_for_refresh(&self) -> Result<Option<RefreshGuard>, SdkError> {
+        Ok(None)
+    }
 }
+
+/// Whatever keeps a [`Storage::lock_for_refresh`] lock; dropping it releases the lock.
+pub type RefreshGuard = Box<dyn std::any::Any + Send>;
 
 /// A JSON file readable only by its owner (mode 0600), replaced atomically on every save.
 #[derive(Debug, Clone)]

@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout)]
 
 pub mod backup;
+pub mod connect;
 pub mod consent;
 pub mod credential;
 pub mod doctor;
