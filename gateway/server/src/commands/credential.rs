@@ -148,11 +148,6 @@ pub async fn run(state: &AppState, cmd: CredentialCommand) -> Result<(), Command
             // Check the names before asking for a value.
             credentials::validate_provider(&provider)?;
             credentials::validate_name(&name)?;
-            if let Err(e) = credentials::known_provider(state, &provider) {
-                eprintln!(
-                    "warning: {e}; the credential is stored, but no request can use it until then"
-                );
-            }
             let info = match reference {
                 Some(r) => {
                     credentials::add_reference(state, &provider, &name, r, CLI_ACTOR).await?
@@ -164,6 +159,11 @@ pub async fn run(state: &AppState, cmd: CredentialCommand) -> Result<(), Command
             };
             print_one(&info, json);
             eprintln!("added credential {}", info.label());
+            if let Err(e) = credentials::known_provider(state, &provider) {
+                eprintln!(
+                    "warning: {e}; the credential is stored, but no request can use it until then"
+                );
+            }
         }
         CredentialCommand::List { json } => {
             let all = credentials::list(state).await?;
