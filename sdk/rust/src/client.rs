@@ -315,9 +315,13 @@ impl Client {
             return Ok(false);
         };
         Ok(self.with(|s| {
+            // Refreshes take turns under the storage's lock and each saves what it got, so a
+            // stored refresh token other than ours is the newer one (two refreshes within one
+            // second have the same `expires_at`: comparing times alone would keep a spent token).
             let newer = stored.grant_id == s.session.grant_id
                 && stored.private_jwk == s.session.private_jwk
-                && stored.expires_at > s.session.expires_at;
+                && (stored.refresh_token != s.session.refresh_token
+                    || stored.expires_at > s.session.expires_at);
             if newer {
                 s.session = stored;
             }
