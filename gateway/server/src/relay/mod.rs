@@ -59,6 +59,9 @@ pub struct Provider {
     pub approved_hosts: Vec<String>,
     pub allow_private: bool,
     pub origin_override: Option<url::Url>,
+    /// The plugin is one of ours (built in), not installed by the owner: its calls on small
+    /// input may run on the async workers (`pipeline::plugin_call`).
+    pub builtin_plugin: bool,
     /// The owner's prices for this provider, before the catalogue (`providers.<id>.prices`).
     pub prices: Vec<PriceEntry>,
     /// The owner's price for models nobody else prices (`providers.<id>.fallback_price`).
@@ -255,6 +258,7 @@ impl Relay {
                     approved_hosts,
                     allow_private: p.allow_private,
                     origin_override: p.origin_override.clone(),
+                    builtin_plugin: !third_party.contains(&p.plugin),
                     prices,
                     fallback_price,
                     quotas,

@@ -190,19 +190,32 @@ pub fn limited(r: crate::limits::LimitRejection) -> ApiError {
     }
 }
 
-/// Runs a synchronous plugin call off the async workers.
+/// Input a built-in plugin may map on the async worker itself (see [`plugin_call`]).
+pub const INLINE_PLUGIN_BYTES: usize = 64 << 10;
+
+/// Runs a synchronous plugin call. A built-in plugin (our own code, tens of microseconds for
+/// ordinary input) mapping at most [`INLINE_PLUGIN_BYTES`] runs on the async worker: a hop to the
+/// blocking pool costs several times the call itself. A third-party plugin, or a large input,
+/// runs off the async workers (`spawn_blocking`), so it can never hold one for its whole CPU
+/// deadline. `input_bytes` is the size of what the plugin is handed.
 pub async fn plugin_call<T: Send + 'static>(
     state: &AppState,
-    plugin: &str,
+    provider: &Provider,
+    input_bytes: usize,
     f: impl FnOnce(&pairgate_plugin_host::PluginHost) -> Result<T, pairgate_plugin_host::PluginError>
     + Send
     + 'static,
 ) -> Result<T, ApiError> {
+    let plugin = provider.plugin.as_str();
     let host = state.relay.host.clone();
     let started = Instant::now();
-    let out = tokio::task::spawn_blocking(move || f(&host))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("plugin task: {e}")))?;
+    let out = if provider.builtin_plugin && input_bytes <= INLINE_PLUGIN_BYTES {
+        f(&host)
+    } else {
+        tokio::task::spawn_blocking(move || f(&host))
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("plugin task: {e}")))?
+    };
     crate::metrics::plugin_time(plugin, started.elapsed());
     out.map_err(|e| ApiError::Plugin {
         plugin: plugin.to_string(),
@@ -309,7 +322,8 @@ pub async fn plugin_prepare(
     prep: PrepareRequest,
 ) -> Result<UpstreamCall, ApiError> {
     let id = provider.plugin.clone();
-    match plugin_call(state, &provider.plugin, move |host| host.prepare(&id, prep)).await? {
+    let size = prep.body.len();
+    match plugin_call(state, provider, size, move |host| host.prepare(&id, prep)).await? {
         Ok(call) => Ok(call),
         Err(rejection) => Err(ApiError::Upstream {
             status: if (400..500).contains(&rejection.status) {
@@ -517,9 +531,12 @@ pub async fn send(
         body,
         state: call_state,
     };
-    let plugin = provider.plugin.clone();
-    let id = plugin.clone();
-    let finished = plugin_call(&state, &plugin, move |host| host.finish(&id, upstream)).await;
+    let id = provider.plugin.clone();
+    let size = upstream.body.len();
+    let finished = plugin_call(&state, &provider, size, move |host| {
+        host.finish(&id, upstream)
+    })
+    .await;
     match finished {
         Ok(Ok(f)) => {
             let (usage, estimated) = match f.usage {

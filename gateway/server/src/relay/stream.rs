@@ -174,7 +174,8 @@ async fn pump(
         if !events.is_empty() {
             let id = provider.plugin.clone();
             let st = std::mem::take(&mut call_state);
-            match plugin_call(&state, &provider.plugin, move |host| {
+            let size = st.len() + events.iter().map(|e| e.data.len()).sum::<usize>();
+            match plugin_call(&state, &provider, size, move |host| {
                 host.translate_events(&id, &st, events)
             })
             .await
