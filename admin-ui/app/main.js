@@ -111,19 +111,27 @@ function showLogin() {
   const waiting = location.pathname === '/admin/consent'
     ? h('p', { class: 'hint' }, 'An app is waiting for your approval: sign in to review its request.')
     : null;
+  // Offered only when both the browser and the gateway can use passkeys (an IP-address
+  // public_url, say, makes them unavailable on the gateway).
+  const passkeyRow = h('div', { class: 'actions', hidden: true },
+    button('Sign in with a passkey', async () => {
+      err.textContent = '';
+      try {
+        loggedIn(await passkeySignIn(await post('/admin/api/login/passkey/start')));
+      } catch (e) {
+        err.textContent = e instanceof Error ? e.message : String(e);
+      }
+    }));
+  if (webauthn.supported()) {
+    get('/admin/api/login/passkey/options')
+      .then((/** @type {{ passkeys: boolean }} */ o) => { passkeyRow.hidden = !o.passkeys; })
+      .catch(() => { passkeyRow.hidden = true; });
+  }
   const form = h('form', { class: 'card login', 'aria-labelledby': 'login-title' },
     h('h1', { id: 'login-title' }, 'Sign in'), waiting,
     field('Username', user), field('Password', pass), err, status,
     h('button', { type: 'submit', class: 'primary' }, 'Sign in'),
-    !webauthn.supported() ? null : h('div', { class: 'actions' },
-      button('Sign in with a passkey', async () => {
-        err.textContent = '';
-        try {
-          loggedIn(await passkeySignIn(await post('/admin/api/login/passkey/start')));
-        } catch (e) {
-          err.textContent = e instanceof Error ? e.message : String(e);
-        }
-      })));
+    passkeyRow);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     err.textContent = '';

@@ -449,6 +449,14 @@ async fn passkeys_are_unavailable_with_a_clear_message_when_public_url_is_an_ip_
     );
     let (s, body, _) = open_post(&gw, "/admin/api/login/passkey/start", &json!({})).await;
     assert_eq!((s, code(&body)), (400, "passkeys_unavailable"));
+    // The login page asks before offering "Sign in with a passkey".
+    let options: serde_json::Value = reqwest::get(gw.url("/admin/api/login/passkey/options"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(options, json!({ "passkeys": false }));
     let (s, body) = owner
         .post(
             "/admin/api/passkeys/register/start",

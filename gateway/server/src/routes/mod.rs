@@ -68,6 +68,7 @@ pub const OPEN_ROUTES: &[&str] = &[
     "/admin/api/login",
     "/admin/api/login/passkey/start",
     "/admin/api/login/passkey/finish",
+    "/admin/api/login/passkey/options",
     "/admin",
     "/admin/",
     "/admin/setup",
@@ -216,6 +217,12 @@ impl Table {
     fn merge_passkeys(self) -> Table {
         use Access::*;
         self.add(
+            Open,
+            "GET",
+            "/admin/api/login/passkey/options",
+            get(passkeys::login_options),
+        )
+        .add(
             Open,
             "POST",
             "/admin/api/login/passkey/start",

@@ -121,6 +121,15 @@ pub async fn require(
     Ok(Json(passkeys::list(&state, &owner.owner_id).await?))
 }
 
+/// `GET /admin/api/login/passkey/options` (open): which sign-in methods this gateway offers, so the
+/// login page shows "Sign in with a passkey" only when the gateway can use passkeys. Says
+/// nothing about the owner (not even whether any passkey exists).
+pub async fn login_options(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "passkeys": matches!(*state.passkeys, crate::passkeys::RelyingParty::Ready(_)),
+    }))
+}
+
 /// `POST /admin/api/login/passkey/start` (open): a challenge for any of the gateway's passkeys.
 pub async fn login_start(
     State(state): State<AppState>,
