@@ -184,7 +184,7 @@ try {
   dismissNext = true;
   const dialogsBefore = dialogs.length;
   await page.getByRole('button', { name: 'Create pairing' }).click();
-  for (let i = 0; i < 50 && dialogs.length === dialogsBefore; i++) await page.waitForTimeout(100);
+  for (let i = 0; i < 300 && dialogs.length === dialogsBefore; i++) await page.waitForTimeout(100);
   assert.match(dialogs.at(-1) ?? '', /no limits at all/);
   assert.equal(await page.locator('#pairing-string').count(), 0, 'no pairing without confirmation');
   await page.locator('input[name="rpm"]').fill('100');
@@ -201,6 +201,8 @@ try {
   await page.getByRole('img', { name: 'QR code of the pairing string' }).waitFor();
   assert.match(await page.locator('#pairing-countdown').innerText(), /^\d+:\d\d$/);
   await page.getByRole('button', { name: 'Copy' }).click();
+  // The copy is asynchronous: its toast says it is done before the clipboard is read back.
+  await page.getByText('Copied.').first().waitFor();
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), pairing);
   await page.locator('tr', { hasText: 'ui app' }).waitFor();
   await screenshot(page, 'pairing-created');

@@ -282,7 +282,8 @@ async fn the_owner_runs_everything_from_the_console_in_a_browser() {
     let err = err_task.await.unwrap_or_default();
     assert!(
         status.success(),
-        "the browser test failed ({status}):\n{transcript}\n{err}\ngateway log:\n{}",
+        // The cause first: a long log is cut in the middle by CI's report.
+        "the browser test failed ({status}):\n{err}\ntranscript:\n{transcript}\ngateway log:\n{}",
         gw.logs()
     );
     println!("{transcript}");

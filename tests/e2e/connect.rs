@@ -32,7 +32,7 @@ s = client.chat.completions.create(model="openai/gpt-4o-mini", messages=msgs, st
 print("".join(c.choices[0].delta.content or "" for c in s if c.choices))
 "#;
 
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let python = std::env::var_os("PAIRGATE_TEST_PYTHON")
         .map(PathBuf::from)
@@ -51,7 +51,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 /// `export NAME=VALUE` lines as pairs.
-fn exports(text: &str) -> Vec<(String, String)> {
+pub(crate) fn exports(text: &str) -> Vec<(String, String)> {
     text.lines()
         .filter_map(|l| l.strip_prefix("export "))
         .filter_map(|l| l.split_once('='))

@@ -357,7 +357,7 @@ async fn pass_through_is_checked_against_the_grant_and_refused_under_a_budget() 
         "cost_budget_micros": { "daily": 1_000_000 },
     });
     let app = pair_with(&gw, "budgeted", &budgeted).await;
-    let (status, body) = post(&app, "/r/openai/v1/responses", &responses("gpt-4o-mini")).await;
+    let (status, body) = post(&app, "/r/openai/v1/moderations", &responses("gpt-4o-mini")).await;
     assert_eq!(
         (status, &body["error"]["code"]),
         (403, &json!("passthrough_not_metered")),
@@ -370,7 +370,7 @@ async fn pass_through_is_checked_against_the_grant_and_refused_under_a_budget() 
         "max_output_tokens": 100,
     });
     let app = pair_with(&gw, "narrow", &narrow).await;
-    let (status, body) = post(&app, "/r/openai/v1/responses", &responses("o3")).await;
+    let (status, body) = post(&app, "/r/openai/v1/moderations", &responses("o3")).await;
     assert_eq!(
         (status, &body["error"]["code"]),
         (403, &json!("model_not_allowed")),
@@ -378,7 +378,7 @@ async fn pass_through_is_checked_against_the_grant_and_refused_under_a_budget() 
     );
     let (status, body) = post(
         &app,
-        "/r/openai/v1/responses",
+        "/r/openai/v1/moderations",
         &json!({ "input": "hi", "max_output_tokens": 50 }),
     )
     .await;
@@ -389,7 +389,7 @@ async fn pass_through_is_checked_against_the_grant_and_refused_under_a_budget() 
     );
     let (status, body) = post(
         &app,
-        "/r/openai/v1/responses",
+        "/r/openai/v1/moderations",
         &json!({ "model": "gpt-4o-mini", "input": "hi", "max_output_tokens": 5_000 }),
     )
     .await;
@@ -400,7 +400,7 @@ async fn pass_through_is_checked_against_the_grant_and_refused_under_a_budget() 
     );
     let (status, body) = post(
         &app,
-        "/r/openai/v1/responses",
+        "/r/openai/v1/moderations",
         &json!({ "model": "gpt-4o-mini", "input": "hi" }),
     )
     .await;
@@ -415,7 +415,7 @@ async fn pass_through_is_checked_against_the_grant_and_refused_under_a_budget() 
         "providers": ["anthropic"],
     });
     let app2 = pair_with(&gw, "elsewhere", &elsewhere).await;
-    let (status, body) = post(&app2, "/r/openai/v1/responses", &responses("gpt-4o-mini")).await;
+    let (status, body) = post(&app2, "/r/openai/v1/moderations", &responses("gpt-4o-mini")).await;
     assert_eq!(
         (status, &body["error"]["code"]),
         (403, &json!("provider_not_allowed")),
@@ -426,10 +426,10 @@ async fn pass_through_is_checked_against_the_grant_and_refused_under_a_budget() 
         "no refused pass-through reached the provider"
     );
 
-    // Within the grant it goes (the fake has no Responses API: its 404 is passed on as is).
-    let (status, _) = post(&app, "/r/openai/v1/responses", &responses("gpt-4o-mini")).await;
+    // Within the grant it goes (the fake has no moderations API: its 404 is passed on as is).
+    let (status, _) = post(&app, "/r/openai/v1/moderations", &responses("gpt-4o-mini")).await;
     assert_eq!(status, 404);
-    assert_eq!(calls_to(&fake, "/v1/responses"), 1);
+    assert_eq!(calls_to(&fake, "/v1/moderations"), 1);
     let b = books(&gw, &app.grant_id()).await;
     assert_eq!(
         b.ledger.last().map(|r| r.status),

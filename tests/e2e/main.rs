@@ -4,6 +4,7 @@
 
 mod admin;
 mod admin_ui;
+mod agents;
 mod bench;
 mod cli_safety;
 mod connect;
@@ -22,6 +23,7 @@ mod interop;
 mod limits;
 mod load;
 mod metrics;
+mod native;
 mod ops;
 mod pairing;
 mod passkeys;

@@ -19,7 +19,7 @@ fn repo_root() -> PathBuf {
 }
 
 /// The first fenced block of `lang` after the heading `heading` in the README.
-fn snippet(heading: &str, lang: &str) -> String {
+pub(crate) fn snippet(heading: &str, lang: &str) -> String {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
     let after = readme
         .split_once(&format!("\n{heading}\n"))

@@ -1,5 +1,6 @@
 //! The one fake in the suite: a local AI provider on 127.0.0.1:0 that speaks the wire formats of
-//! OpenAI, Anthropic, Gemini, Ollama and Resend, records every request it receives (headers and
+//! OpenAI (chat completions and the Responses API), Anthropic (Messages, with its stream events
+//! and error shape), Gemini, Ollama and Resend, records every request it receives (headers and
 //! body, so tests can check what the gateway sent, including the injected credential), and
 //! misbehaves on command: error statuses, 429 with Retry-After, rejected credentials, a body cut
 //! mid-JSON, a stream cut mid-event, a stall, a delay before headers.
@@ -191,8 +192,36 @@ fn key_of(recorded: &Recorded) -> String {
         .to_string()
 }
 
+/// Anthropic's error type for a status.
+fn anthropic_type(status: u16) -> &'static str {
+    match status {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
 fn error_body(status: u16, recorded: &Recorded) -> Response {
     let key = key_of(recorded);
+    if recorded.path.starts_with("/v1/messages") {
+        let message = match status {
+            401 => format!("invalid x-api-key: {key}"),
+            _ => "the fake provider failed".to_string(),
+        };
+        let mut res = json_response(
+            status,
+            json!({ "type": "error", "error": { "type": anthropic_type(status), "message": message } }),
+        );
+        if status == 429 {
+            res.headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("7"));
+        }
+        return res;
+    }
     match status {
         401 => json_response(401, json!({ "error": { "message": format!("Incorrect API key provided: {key}"), "type": "invalid_request_error", "code": "invalid_api_key" } })),
         429 => Response::builder()
@@ -298,6 +327,11 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             );
         }
         "/v1/messages/count_tokens" => return answer(&b, json!({ "input_tokens": 11 })),
+        "/v1/responses" if stream => ("sse", responses_stream(&model, &b)),
+        "/v1/responses" => {
+            let usage = responses_usage(7);
+            return answer(&b, response_object(&model, "completed", REPLY, usage));
+        }
         "/v1/messages" if stream => ("sse", anthropic_stream(&model, &b)),
         "/v1/messages" => {
             return answer(
@@ -407,6 +441,9 @@ fn anthropic_stream(model: &str, b: &Behaviour) -> Vec<(Option<String>, String)>
     ];
     for i in 0..b.chunks {
         out.push(ev("content_block_delta", json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "text_delta", "text": format!("tok{i} ") } })));
+        if i == 0 {
+            out.push(ev("ping", json!({ "type": "ping" })));
+        }
     }
     out.push(ev(
         "content_block_stop",
@@ -420,6 +457,75 @@ fn anthropic_stream(model: &str, b: &Behaviour) -> Vec<(Option<String>, String)>
     out.push(ev("message_delta", json!({ "type": "message_delta", "delta": { "stop_reason": "end_turn", "stop_sequence": null }, "usage": usage })));
     out.push(ev("message_stop", json!({ "type": "message_stop" })));
     out
+}
+
+fn responses_usage(output: usize) -> Value {
+    json!({ "input_tokens": 11, "input_tokens_details": { "cached_tokens": 0 },
+        "output_tokens": output, "output_tokens_details": { "reasoning_tokens": 0 }, "total_tokens": 11 + output })
+}
+
+/// A Responses API `response` object with one output message.
+fn response_object(model: &str, status: &str, text: &str, usage: Value) -> Value {
+    let output = if status == "in_progress" {
+        json!([])
+    } else {
+        json!([{ "type": "message", "id": "msg_fake", "status": "completed", "role": "assistant",
+            "content": [{ "type": "output_text", "text": text, "annotations": [] }] }])
+    };
+    json!({
+        "id": "resp_fake", "object": "response", "created_at": 1, "status": status, "model": model,
+        "output": output, "usage": usage, "error": null, "incomplete_details": null,
+        "instructions": null, "metadata": {}, "parallel_tool_calls": true, "temperature": 1.0,
+        "tool_choice": "auto", "tools": [], "top_p": 1.0, "text": { "format": { "type": "text" } },
+    })
+}
+
+/// The Responses API's streamed events, each with its `sequence_number`.
+fn responses_stream(model: &str, b: &Behaviour) -> Vec<(Option<String>, String)> {
+    let text: String = (0..b.chunks).map(|i| format!("tok{i} ")).collect();
+    let item = |status: &str, content: Value| json!({ "type": "message", "id": "msg_fake", "status": status, "role": "assistant", "content": content });
+    let part = |t: &str| json!({ "type": "output_text", "text": t, "annotations": [] });
+    let mut events = vec![
+        (
+            "response.created",
+            json!({ "response": response_object(model, "in_progress", "", Value::Null) }),
+        ),
+        (
+            "response.in_progress",
+            json!({ "response": response_object(model, "in_progress", "", Value::Null) }),
+        ),
+        (
+            "response.output_item.added",
+            json!({ "output_index": 0, "item": item("in_progress", json!([])) }),
+        ),
+        (
+            "response.content_part.added",
+            json!({ "item_id": "msg_fake", "output_index": 0, "content_index": 0, "part": part("") }),
+        ),
+    ];
+    for i in 0..b.chunks {
+        events.push(("response.output_text.delta", json!({ "item_id": "msg_fake", "output_index": 0, "content_index": 0, "delta": format!("tok{i} "), "logprobs": [] })));
+    }
+    let usage = if b.stream_usage {
+        responses_usage(b.chunks)
+    } else {
+        Value::Null
+    };
+    events.extend([
+        ("response.output_text.done", json!({ "item_id": "msg_fake", "output_index": 0, "content_index": 0, "text": text, "logprobs": [] })),
+        ("response.content_part.done", json!({ "item_id": "msg_fake", "output_index": 0, "content_index": 0, "part": part(&text) })),
+        ("response.output_item.done", json!({ "output_index": 0, "item": item("completed", json!([part(&text)])) })),
+        ("response.completed", json!({ "response": response_object(model, "completed", &text, usage) })),
+    ]);
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(n, (name, mut data))| {
+            data["type"] = json!(name);
+            data["sequence_number"] = json!(n);
+            (Some(name.to_string()), data.to_string())
+        })
+        .collect()
 }
 
 fn gemini_stream(b: &Behaviour) -> Vec<(Option<String>, String)> {

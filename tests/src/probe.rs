@@ -73,6 +73,7 @@ pub async fn assert_settled(gw: &Gateway, fds_before: usize, slack: usize) {
 pub struct LedgerEntry {
     pub request_id: String,
     pub grant_id: Option<String>,
+    pub endpoint: String,
     pub status: i64,
     pub error_code: Option<String>,
     pub input_tokens: i64,
@@ -124,7 +125,7 @@ impl Books {
     }
 }
 
-const LEDGER_SQL: &str = "SELECT request_id, grant_id, status, error_code, input_tokens, \
+const LEDGER_SQL: &str = "SELECT request_id, grant_id, endpoint, status, error_code, input_tokens, \
     output_tokens, cost_micros, estimated FROM usage_ledger WHERE grant_id = $1 ORDER BY id";
 const COUNTERS_SQL: &str = "SELECT kind, window_key, spent, reserved FROM budget_counters \
     WHERE grant_id = $1 ORDER BY kind, window_key";

@@ -273,6 +273,11 @@ fn typescript_sdk() -> Result<()> {
     npm_ci(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop"),
         "the interop test",
+    )?;
+    // The real coding agents (Claude Code, Codex CLI) the native-API test runs.
+    npm_ci(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/agents"),
+        "the coding agents' test",
     )
 }
 

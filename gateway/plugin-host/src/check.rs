@@ -10,6 +10,9 @@ use crate::upstream::strip_auth_headers;
 pub(crate) const MAX_STATE_BYTES: usize = 64 << 10;
 const MAX_ID_LEN: usize = 32;
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
+/// Actions whose answer goes to the app as the provider sent it (`ResponseMode::Raw`): a
+/// pass-through, and the providers' native APIs, which the host meters itself.
+const RAW_ACTIONS: &[&str] = &["passthrough", "messages", "count-tokens", "responses"];
 
 fn bad(plugin: &str, reason: impl Into<String>) -> PluginError {
     PluginError::BadOutput {
@@ -85,8 +88,11 @@ pub(crate) fn upstream_call(
     if call.state.len() > MAX_STATE_BYTES {
         return Err(bad(plugin, "state is larger than 64 KiB"));
     }
-    if call.response_mode == ResponseMode::Raw && action != "passthrough" {
-        return Err(bad(plugin, "raw responses are only for pass-through"));
+    if call.response_mode == ResponseMode::Raw && !RAW_ACTIONS.contains(&action) {
+        return Err(bad(
+            plugin,
+            "raw responses are only for pass-through and the providers' native APIs",
+        ));
     }
     if let Some(c) = call
         .charges

@@ -6,6 +6,8 @@
 //! * [`decide`]: the per-request [`check`] and [`model_allowed`] (filters `/v1/models`).
 //! * [`limits`]: GCRA rate limiting (mirrored by the Redis script and `governor`), budget
 //!   windows, budget reservations, cost in micro-USD and token estimation.
+//! * [`native`]: typed views of the providers' native requests (Anthropic Messages, OpenAI
+//!   Responses) and the usage their answers and streams report.
 //! * [`glob`] and [`net`]: the `*`/`?` patterns and CIDR sets the policy is written in.
 //!
 //! Nothing here reads a clock, a file, the network or the environment: time is passed in
@@ -19,6 +21,7 @@ pub mod decide;
 pub mod glob;
 pub mod grant;
 pub mod limits;
+pub mod native;
 pub mod net;
 pub mod schema;
 

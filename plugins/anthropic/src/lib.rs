@@ -1,6 +1,7 @@
 //! The `anthropic` plugin: OpenAI chat completions mapped onto Anthropic's Messages API (system
 //! prompts, tools and tool calls, images, stop reasons, usage) and its stream events back onto
-//! OpenAI chunks.
+//! OpenAI chunks; and Anthropic's own Messages API (`messages`, `count-tokens`) passed through as
+//! it is, for the gateway's native `/v1/messages`.
 
 use pairgate_plugin_sdk::content::{self, Part, ToolChoice};
 use pairgate_plugin_sdk::grant::Grant;
@@ -58,7 +59,9 @@ impl Plugin for Anthropic {
             id: "anthropic".into(),
             display_name: "Anthropic".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            actions: vec!["chat".into(), "models".into(), "passthrough".into()],
+            actions: ["chat", "messages", "count-tokens", "models", "passthrough"]
+                .map(Into::into)
+                .into(),
             models: MODELS
                 .iter()
                 .map(
@@ -112,6 +115,21 @@ impl Plugin for Anthropic {
                 }),
                 charges: Vec::new(),
             }),
+            // Anthropic's own API, served natively on `/v1/messages`: the body as the app sent
+            // it (the host has applied the grant), the app's protocol version and betas kept.
+            "messages" | "count-tokens" => Ok(pairgate_plugin_sdk::native::call(
+                &req,
+                format!(
+                    "{API}/messages{}",
+                    if req.action == "count-tokens" {
+                        "/count_tokens"
+                    } else {
+                        ""
+                    }
+                ),
+                &[("anthropic-version", VERSION)],
+                &["anthropic-beta"],
+            )),
             "passthrough" => {
                 let mut call = pairgate_plugin_sdk::passthrough::call(
                     &req,

@@ -5,8 +5,11 @@
 //! {"base_url": "https://api.groq.com/openai/v1", "display_name": "Groq",
 //!  "models": [{"id": "llama-3.3-70b-versatile", "context_window": 131072,
 //!              "input_price": 590000, "output_price": 790000}],
-//!  "credential": "bearer", "stream_usage": true}
+//!  "credential": "bearer", "stream_usage": true, "responses": false}
 //! ```
+//!
+//! `"responses": true` says the server also speaks OpenAI's Responses API (`{base_url}/responses`),
+//! which the gateway then serves natively on `/v1/responses` for this instance.
 
 use pairgate_plugin_sdk::config::{base_url, credential, models};
 use pairgate_plugin_sdk::json::parse_text;
@@ -49,6 +52,11 @@ impl Plugin for OpenAiCompatible {
         descriptor.hosts = vec![url.host];
         descriptor.models = models(&config)?;
         descriptor.credential = credential(&config)?;
+        match config.get("responses") {
+            None | Some(Value::Bool(false)) => {}
+            Some(Value::Bool(true)) => descriptor.actions.push("responses".into()),
+            Some(_) => return Err(bad_config("responses must be true or false")),
+        }
         if let Some(name) = config.get("display_name").and_then(Value::as_str) {
             descriptor.display_name = name.to_owned();
         }
@@ -62,6 +70,10 @@ impl Plugin for OpenAiCompatible {
             .and_then(Value::as_str)
             .ok_or_else(|| bad_config("base_url is required"))?;
         let url = base_url(url)?;
+        if req.action == "responses" {
+            let url = format!("{}/responses", url.url.trim_end_matches('/'));
+            return Ok(pairgate_plugin_sdk::native::call(&req, url, &[], &[]));
+        }
         let stream_usage = config
             .get("stream_usage")
             .and_then(Value::as_bool)

@@ -1,5 +1,6 @@
 //! The `openai` plugin: chat completions (streamed or not), embeddings and models on
-//! api.openai.com, plus pass-through to a few native endpoints.
+//! api.openai.com; the Responses API (`responses`) passed through as it is, for the gateway's
+//! native `/v1/responses`; plus pass-through to a few native endpoints.
 
 use pairgate_plugin_sdk::oa::{self, Endpoint};
 use pairgate_plugin_sdk::{
@@ -9,7 +10,6 @@ use pairgate_plugin_sdk::{
 
 const ORIGIN: &str = "https://api.openai.com";
 const PASSTHROUGH: &[&str] = &[
-    "/v1/responses",
     "/v1/moderations",
     "/v1/images/*",
     "/v1/audio/*",
@@ -39,7 +39,7 @@ impl Plugin for OpenAi {
             id: "openai".into(),
             display_name: "OpenAI".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            actions: ["chat", "embeddings", "models", "passthrough"]
+            actions: ["chat", "responses", "embeddings", "models", "passthrough"]
                 .map(Into::into)
                 .into(),
             models: MODELS
@@ -62,8 +62,17 @@ impl Plugin for OpenAi {
     }
 
     fn prepare(req: PrepareRequest) -> Result<UpstreamCall, Rejection> {
-        if req.action == "passthrough" {
-            return passthrough::call(&req, ORIGIN, PASSTHROUGH);
+        match req.action.as_str() {
+            "passthrough" => return passthrough::call(&req, ORIGIN, PASSTHROUGH),
+            "responses" => {
+                return Ok(pairgate_plugin_sdk::native::call(
+                    &req,
+                    format!("{ORIGIN}/v1/responses"),
+                    &[],
+                    &["openai-beta"],
+                ));
+            }
+            _ => {}
         }
         oa::prepare(
             &req,

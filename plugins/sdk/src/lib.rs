@@ -12,6 +12,7 @@ pub mod config;
 pub mod content;
 pub mod grant;
 pub mod json;
+pub mod native;
 pub mod oa;
 pub mod passthrough;
 pub mod reply;

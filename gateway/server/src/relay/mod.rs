@@ -5,6 +5,8 @@
 //! back through the plugin.
 
 pub use pairgate_plugin_host::framing;
+pub mod native;
+pub mod native_stream;
 pub mod pipeline;
 pub mod probe;
 pub mod resolve;

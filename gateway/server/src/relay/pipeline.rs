@@ -27,7 +27,7 @@ use crate::state::AppState;
 /// Largest non-streamed upstream answer read into memory.
 pub const MAX_UPSTREAM_BODY: usize = 32 << 20;
 /// Output tokens assumed when neither the request nor the catalogue bounds them.
-const DEFAULT_MAX_OUTPUT: u32 = 4096;
+pub const DEFAULT_MAX_OUTPUT: u32 = 4096;
 
 /// What is known about a request while it is in flight, for its ledger row.
 #[derive(Debug, Clone)]
@@ -302,17 +302,20 @@ pub async fn send_or_refuse(
         Ok((provider, prepared, admission)) => {
             send(state, provider, prepared, admission, meter).await
         }
-        Err(e) => {
-            let row = meter.row(
-                e.status().as_u16(),
-                Usage::default(),
-                false,
-                Some(e.code().to_string()),
-            );
-            state.ledger.record_committed(row).await;
-            e.into_response()
-        }
+        Err(e) => refuse(&state, &meter, e).await,
     }
+}
+
+/// Ends a request refused before admission held anything: its ledger row, then the error.
+pub async fn refuse(state: &AppState, meter: &Meter, e: ApiError) -> Response {
+    let row = meter.row(
+        e.status().as_u16(),
+        Usage::default(),
+        false,
+        Some(e.code().to_string()),
+    );
+    state.ledger.record_committed(row).await;
+    e.into_response()
 }
 
 /// Runs the plugin's `prepare` (no I/O): the call to make, or the plugin's refusal.
@@ -649,7 +652,7 @@ pub async fn settle_and_record(
     }
 }
 
-async fn read_limited(resp: reqwest::Response) -> Result<Vec<u8>, SendError> {
+pub async fn read_limited(resp: reqwest::Response) -> Result<Vec<u8>, SendError> {
     use futures_util::StreamExt;
     let mut out = Vec::new();
     let mut stream = resp.bytes_stream();

@@ -81,6 +81,16 @@ async fn prepare(
             ),
         });
     }
+    if let Some(native) = path.as_deref().and_then(native_route) {
+        // The providers' own model APIs are served natively, metered like every model call.
+        return Err(ApiError::Forbidden {
+            code: "endpoint_not_allowed",
+            message: format!(
+                "this is a model call: use POST {native}, which the gateway meters; /r/ carries \
+                 resource actions and declared pass-through paths only"
+            ),
+        });
+    }
     let policy = &req.grant_policy;
     let passthrough = action == endpoint::PASSTHROUGH;
     let probe = if passthrough {
@@ -138,6 +148,15 @@ async fn prepare(
         stream: false,
     };
     Ok((provider, prepared, admission))
+}
+
+/// The native `/v1` route of a provider's own model API, for a pass-through path that is one.
+fn native_route(path: &str) -> Option<&'static str> {
+    match path.split('?').next().unwrap_or_default() {
+        "/v1/messages" => Some("/v1/messages"),
+        "/v1/responses" => Some("/v1/responses"),
+        _ => None,
+    }
 }
 
 /// Plugin actions that are model calls, served only through `/v1`.

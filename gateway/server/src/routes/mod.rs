@@ -139,6 +139,19 @@ fn table() -> Table {
     .add(App, "POST", app::ROTATE_PATH, post(app::rotate_key))
     .add(App, "POST", "/v1/chat/completions", post(v1::chat))
     .add(App, "POST", "/v1/embeddings", post(v1::embeddings))
+    .add(
+        App,
+        "POST",
+        "/v1/messages",
+        post(v1::messages).layer(axum::middleware::from_fn(v1::anthropic_errors)),
+    )
+    .add(
+        App,
+        "POST",
+        "/v1/messages/count_tokens",
+        post(v1::count_tokens).layer(axum::middleware::from_fn(v1::anthropic_errors)),
+    )
+    .add(App, "POST", "/v1/responses", post(v1::responses))
     .add(App, "GET", "/v1/models", get(v1::models))
     .add(App, "GET", "/v1/models/{*id}", get(v1::model))
     .add(App, "POST", "/r/{resource}/{*rest}", post(v1::resource))

@@ -1,11 +1,15 @@
-//! The OpenAI-compatible surface under `/v1` and resource calls under `/r`: thin handlers that
-//! take an authenticated `AppRequest` and hand it to the relay.
+//! The OpenAI-compatible surface under `/v1`, the providers' native APIs beside it
+//! (`/v1/messages`, `/v1/responses`), and resource calls under `/r`: thin handlers that take an
+//! authenticated `AppRequest` and hand it to the relay.
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, header};
 use pairgate_policy::GrantPolicy;
 use pairgate_policy::decide::model_allowed;
+use pairgate_policy::native::Api;
 use serde_json::{Value, json};
 
 use crate::auth::extract::AppRequest;
@@ -21,6 +25,97 @@ pub async fn chat(State(state): State<AppState>, req: AppRequest) -> Response {
 /// `POST /v1/embeddings`.
 pub async fn embeddings(State(state): State<AppState>, req: AppRequest) -> Response {
     pipeline::unified(state, req, "embeddings").await
+}
+
+/// `POST /v1/messages`: Anthropic's Messages API.
+pub async fn messages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    req: AppRequest,
+) -> Response {
+    crate::relay::native::handle(state, req, headers, Api::Messages).await
+}
+
+/// `POST /v1/messages/count_tokens`.
+pub async fn count_tokens(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    req: AppRequest,
+) -> Response {
+    crate::relay::native::handle(state, req, headers, Api::CountTokens).await
+}
+
+/// `POST /v1/responses`: OpenAI's Responses API.
+pub async fn responses(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    req: AppRequest,
+) -> Response {
+    crate::relay::native::handle(state, req, headers, Api::Responses).await
+}
+
+/// Anthropic's error `type` for an HTTP status (what its SDKs and tools expect to read).
+fn anthropic_error_type(status: u16) -> &'static str {
+    match status {
+        400 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+/// Middleware on the Anthropic routes: the gateway's own errors (refusals, limits, proof
+/// failures) answered in Anthropic's error shape, `{"type": "error", "error": {"type",
+/// "message"}}`, keeping the gateway's `code`. The provider's own errors are already in it and
+/// pass unchanged.
+pub async fn anthropic_errors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let res = next.run(req).await;
+    let status = res.status().as_u16();
+    let json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status < 400 || !json {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return ApiError::Internal(anyhow::anyhow!("reading an error body failed")).into_response();
+    };
+    let reshaped = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .filter(|v| v["type"] != "error" && v["error"].is_object())
+        .map(|v| {
+            let e = &v["error"];
+            json!({
+                "type": "error",
+                "error": {
+                    "type": anthropic_error_type(status),
+                    "message": e["message"].as_str().unwrap_or_default(),
+                    "code": e["code"],
+                },
+            })
+        });
+    let body = match reshaped {
+        Some(v) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Body::from(v.to_string())
+        }
+        None => Body::from(bytes),
+    };
+    Response::from_parts(parts, body)
 }
 
 fn model_object(provider: &str, id: &str) -> Value {

@@ -36,8 +36,8 @@ pub fn vars(tool: Option<Tool>, addr: SocketAddr, token: &SecretString) -> Vec<(
             ("ANTHROPIC_BASE_URL", origin),
             ("ANTHROPIC_AUTH_TOKEN", token),
         ],
-        // Codex's built-in `openai` provider honours OPENAI_BASE_URL; the configured
-        // `pairgate` provider reads its key from CODEX_ENV_KEY.
+        // Codex reads its provider's URL from the `pairgate` block of its config file (see
+        // `render`), and the key from CODEX_ENV_KEY; the OpenAI variables serve the rest.
         Some(Tool::Codex) => {
             let mut v = openai.to_vec();
             v.push((CODEX_ENV_KEY, token));

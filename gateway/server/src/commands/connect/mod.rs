@@ -78,12 +78,16 @@ pub enum ConnectCommand {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
-    /// Run a command with the connector on an ephemeral loopback port and the tool's variables
-    /// set for it alone; exits with the command's exit code.
+    /// Run a command with the connector on a loopback port (an ephemeral one unless `--listen`
+    /// says which) and the tool's variables set for it alone; exits with the command's exit code.
     Run {
         /// Set this tool's variables only (default: the OpenAI, Anthropic and Codex ones).
         #[arg(long, value_enum)]
         tool: Option<Tool>,
+        /// Loopback address for the connector. Codex reads its provider's URL from its config
+        /// file, not the environment: give it the address `connect env codex --listen` printed.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        listen: String,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true, value_name = "COMMAND")]
         command: Vec<String>,
@@ -194,7 +198,14 @@ async fn run(args: ConnectArgs) -> Result<ExitCode, CommandError> {
             let storage = ConnectorStorage::open(dir)?;
             print!("{}", env::render(tool, addr, storage.caller_token()));
         }
-        ConnectCommand::Run { tool, command } => return run_child(dir, tool, command).await,
+        ConnectCommand::Run {
+            tool,
+            listen,
+            command,
+        } => {
+            let addr = serve::parse_listen(&listen)?;
+            return run_child(dir, tool, addr, command).await;
+        }
         ConnectCommand::Status => status(dir).await?,
         ConnectCommand::Forget => {
             let grant = dir.paired_grant().ok().flatten();
@@ -325,10 +336,11 @@ async fn shutdown_signal() {
 async fn run_child(
     dir: StateDir,
     tool: Option<Tool>,
+    listen: SocketAddr,
     command: Vec<String>,
 ) -> Result<ExitCode, CommandError> {
     let (client, storage) = open(dir)?;
-    let listener = serve::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let listener = serve::bind(listen).await?;
     let addr = listener
         .local_addr()
         .map_err(|e| CommandError::Api(format!("cannot read the listening address: {e}")))?;
