@@ -1,5 +1,5 @@
-//! `pairgate connect` through the real binary: pairing (the key in a 0600 file when no durable
-//! keychain is usable), the loopback connector refusing callers without its token and
+//! `pairgate connect` through the real binary: pairing (the key in the Secret Service when one
+//! is reachable, a 0600 file when no durable keychain is usable), the loopback connector refusing callers without its token and
 //! non-loopback addresses, signed forwarding of plain and streamed chats (curl-like calls, the
 //! official `openai` Python package), `env`, `run`, `status` and `forget`.
 
@@ -411,4 +411,131 @@ async fn connect_signs_for_tools_that_cannot_and_refuses_everyone_else() {
     let (code, _, err) = run(connect(&["forget"]), None).await;
     assert_eq!(code, 0, "{err}");
     assert!(!dir.exists(), "forget leaves no state dir behind");
+}
+
+/// A freedesktop Secret Service of its own for one test: a private D-Bus session bus and an
+/// unlocked GNOME Keyring on it (both killed on drop).
+struct SecretService {
+    address: String,
+    _bus: tokio::process::Child,
+    _keyring: tokio::process::Child,
+    runtime: tempfile::TempDir,
+}
+
+impl SecretService {
+    async fn start() -> SecretService {
+        let runtime = tempfile::tempdir().unwrap();
+        let socket = runtime.path().join("bus");
+        let mut bus = tokio::process::Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .arg(format!("--address=unix:path={}", socket.display()))
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("dbus-daemon (Debian's dbus-daemon) is needed: `cargo xtask test` installs it");
+        let mut out = BufReader::new(bus.stdout.take().unwrap()).lines();
+        let address = out.next_line().await.unwrap().expect("the bus address");
+        let mut keyring = tokio::process::Command::new("gnome-keyring-daemon")
+            .args(["--foreground", "--unlock", "--components=secrets"])
+            .env_clear()
+            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .env("HOME", runtime.path())
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("gnome-keyring-daemon (Debian's gnome-keyring) is needed: `cargo xtask test` installs it");
+        {
+            use tokio::io::AsyncWriteExt;
+            let mut stdin = keyring.stdin.take().unwrap();
+            stdin.write_all(b"test keyring password").await.unwrap();
+        }
+        // It prints its control variables once it serves.
+        let mut ready = BufReader::new(keyring.stdout.take().unwrap()).lines();
+        tokio::time::timeout(Duration::from_secs(20), ready.next_line())
+            .await
+            .expect("gnome-keyring-daemon started")
+            .unwrap();
+        SecretService {
+            address,
+            _bus: bus,
+            _keyring: keyring,
+            runtime,
+        }
+    }
+}
+
+/// Where a Secret Service is reachable (GNOME Keyring here), the connector keeps its key and
+/// caller token there by default, not in a file; it reads them back to sign, and `forget`
+/// deletes them.
+#[tokio::test]
+async fn with_a_secret_service_the_key_is_kept_there_and_no_file_is_written() {
+    let (gw, fake) = providers::start(Backend::Sqlite, "").await;
+    let service = SecretService::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("connect");
+    let connect = |args: &[&str]| {
+        let mut cmd = command(home.path());
+        cmd.arg("connect")
+            .arg("--state-dir")
+            .arg(&dir)
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &service.address)
+            .env("XDG_RUNTIME_DIR", service.runtime.path());
+        cmd
+    };
+    let pairing = pairing_string(&gw, &[]).await;
+    let (code, _, err) = run(connect(&["pair", &pairing, "--name", "desktop"]), None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("mode 0600"), "no file fallback: {err}");
+    assert!(!dir.join("secret.json").exists());
+    let session = std::fs::read_to_string(dir.join("session.json")).unwrap();
+    assert!(session.contains("\"secret-service\""), "{session}");
+
+    // The key is read back from the Secret Service to sign: `status` asks the gateway.
+    let (code, out, err) = run(connect(&["status"]), None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Secret Service (service pairgate-connect)"),
+        "{out}"
+    );
+    let (code, out, err) = run(
+        connect(&[
+            "run",
+            "--tool",
+            "openai",
+            "--",
+            "sh",
+            "-c",
+            "curl -s -H \"Authorization: Bearer $OPENAI_API_KEY\" -H 'content-type: application/json' \
+             -d '{\"model\":\"openai/gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}' \
+             \"$OPENAI_BASE_URL/chat/completions\"",
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(REPLY), "{out}\n{err}");
+    assert_eq!(fake.received().len(), 1);
+
+    // Without the Secret Service the stored key cannot be read: it was nowhere else.
+    let mut cut_off = command(home.path());
+    cut_off
+        .arg("connect")
+        .arg("--state-dir")
+        .arg(&dir)
+        .arg("status");
+    let (code, _, err) = run(cut_off, None).await;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("cannot read the connector's key from the OS keychain"),
+        "{err}"
+    );
+
+    let (code, _, err) = run(connect(&["forget"]), None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(!dir.exists());
+    let (code, _, err) = run(connect(&["status"]), None).await;
+    assert_eq!(code, 64, "{err}");
 }

@@ -103,6 +103,7 @@ fn test(extra: &[String]) -> Result<()> {
     let python = python_sdk_venv()?;
     admin_ui_prerequisites()?;
     nginx_prerequisite()?;
+    secret_service_prerequisites()?;
     run(cargo()
         .args(["test", "--workspace", "--all-targets"])
         .env("PAIRGATE_TEST_PYTHON", &python)
@@ -388,6 +389,23 @@ fn python_sdk_venv() -> Result<std::path::PathBuf> {
     ]))?;
     std::fs::write(&stamp, want).context("writing the venv stamp")?;
     Ok(python)
+}
+
+/// The connector's Secret Service test runs its own D-Bus session bus and GNOME Keyring.
+fn secret_service_prerequisites() -> Result<()> {
+    let why = "the connector's Secret Service test (tests/e2e/connect.rs)";
+    apt_install(
+        "/usr/bin/dbus-daemon",
+        "dbus-daemon",
+        why,
+        "PATH to include it",
+    )?;
+    apt_install(
+        "/usr/bin/gnome-keyring-daemon",
+        "gnome-keyring",
+        why,
+        "PATH to include it",
+    )
 }
 
 /// Installs Debian's `package` with apt-get when `path` is missing (as root, or with `sudo -n`).

@@ -52,8 +52,15 @@ mod native {
         Delete,
     }
 
+    /// On Linux, kernel keyutils by name: the server crate also enables the Secret Service
+    /// backend for `pairgate connect`, which would otherwise become `keyring`'s default.
     fn entry(service: &str, user: &str) -> Result<keyring::Entry> {
-        keyring::Entry::new(service, user).map_err(|e| map(e, Op::Open, service, user))
+        #[cfg(target_os = "linux")]
+        let entry = keyring::keyutils::KeyutilsCredential::new_with_target(None, service, user)
+            .map(|c| keyring::Entry::new_with_credential(Box::new(c)));
+        #[cfg(not(target_os = "linux"))]
+        let entry = keyring::Entry::new(service, user);
+        entry.map_err(|e| map(e, Op::Open, service, user))
     }
 
     pub(super) fn get(service: &str, user: &str) -> Result<Zeroizing<String>> {

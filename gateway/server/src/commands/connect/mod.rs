@@ -395,6 +395,9 @@ async fn status(dir: StateDir) -> Result<(), CommandError> {
     let (client, storage) = open(dir)?;
     let secrets = match storage.place() {
         SecretPlace::Keychain => format!("OS keychain (service {})", store::KEYCHAIN_SERVICE),
+        SecretPlace::SecretService => {
+            format!("Secret Service (service {})", store::KEYCHAIN_SERVICE)
+        }
         SecretPlace::File => format!("{} (mode 0600)", storage.dir().secret_file().display()),
     };
     println!("gateway      {}", client.gateway_url());

@@ -24,10 +24,12 @@ const SERVE_ADDR: &str = "serve.addr";
 /// Where to keep the secrets, as asked on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SecretStoreChoice {
-    /// The OS keychain on macOS and Windows; a 0600 file on Linux (kernel keyutils entries do
-    /// not survive a reboot) and wherever the keychain is unusable.
+    /// The OS keychain: macOS Keychain, Windows Credential Manager, the Secret Service on Linux
+    /// (GNOME Keyring, KWallet); a 0600 file wherever none is usable (on Linux kernel keyutils
+    /// are not used unasked: their entries do not survive a reboot).
     Auto,
-    /// The OS keychain, or fail (on Linux: kernel keyutils, lost at reboot).
+    /// The OS keychain, or fail (on Linux: the Secret Service, else kernel keyutils, which are
+    /// lost at reboot).
     Keychain,
     /// A 0600 file in the state dir.
     File,
@@ -37,8 +39,23 @@ pub enum SecretStoreChoice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SecretPlace {
+    /// The platform keychain (kernel keyutils on Linux).
     Keychain,
+    /// The freedesktop Secret Service (Linux).
+    #[serde(rename = "secret-service")]
+    SecretService,
     File,
+}
+
+impl SecretPlace {
+    /// The keychain backend holding the secrets, if they are in one.
+    fn backend(self) -> Option<keychain::Backend> {
+        match self {
+            SecretPlace::Keychain => Some(keychain::Backend::Native),
+            SecretPlace::SecretService => Some(keychain::Backend::SecretService),
+            SecretPlace::File => None,
+        }
+    }
 }
 
 /// `session.json`: everything but the secrets.
@@ -172,15 +189,18 @@ impl StateDir {
     pub fn forget(&self) -> Result<bool, CommandError> {
         let session = self.read_session().ok().flatten();
         let mut found = session.is_some();
-        let in_keychain = session.is_some_and(|s| s.secrets == SecretPlace::Keychain);
-        match keychain::delete(&self.keychain_user()) {
-            Ok(deleted) => found |= deleted,
-            // Without a session saying the key is there, an unusable keychain holds nothing of ours.
-            Err(_) if !in_keychain => {}
-            Err(e) => {
-                return Err(CommandError::Api(format!(
-                    "cannot delete the connector's keychain entry ({e}); nothing was deleted"
-                )));
+        let place = session.and_then(|s| s.secrets.backend());
+        for backend in [keychain::Backend::Native, keychain::Backend::SecretService] {
+            match keychain::delete(backend, &self.keychain_user()) {
+                Ok(deleted) => found |= deleted,
+                // Without a session saying the key is there, an unusable keychain holds
+                // nothing of ours.
+                Err(_) if place != Some(backend) => {}
+                Err(e) => {
+                    return Err(CommandError::Api(format!(
+                        "cannot delete the connector's keychain entry ({e}); nothing was deleted"
+                    )));
+                }
             }
         }
         for file in [
@@ -220,26 +240,55 @@ impl StateDir {
                 announce("--secret-store file");
                 Ok(SecretPlace::File)
             }
-            SecretStoreChoice::Keychain => match keychain::probe(&self.keychain_user()) {
-                Ok(()) => Ok(SecretPlace::Keychain),
-                Err(e) => Err(CommandError::Api(format!(
-                    "the OS keychain is not usable here ({e}); use --secret-store file"
-                ))),
-            },
-            SecretStoreChoice::Auto if cfg!(target_os = "linux") => {
-                announce(
-                    "no durable OS keychain in this build on Linux (kernel keyutils entries are \
-                     lost at reboot; --secret-store keychain uses them anyway)",
-                );
-                Ok(SecretPlace::File)
-            }
-            SecretStoreChoice::Auto => match keychain::probe(&self.keychain_user()) {
-                Ok(()) => Ok(SecretPlace::Keychain),
-                Err(e) => {
-                    announce(&format!("no usable OS keychain ({e})"));
-                    Ok(SecretPlace::File)
+            SecretStoreChoice::Keychain if cfg!(target_os = "linux") => {
+                let user = self.keychain_user();
+                let service = keychain::probe(keychain::Backend::SecretService, &user);
+                if service.is_ok() {
+                    return Ok(SecretPlace::SecretService);
                 }
-            },
+                match keychain::probe(keychain::Backend::Native, &user) {
+                    Ok(()) => {
+                        eprintln!(
+                            "pairgate connect: no Secret Service is reachable ({}); the secrets \
+                             are kept in kernel keyutils, which are lost at reboot",
+                            service.err().unwrap_or_default()
+                        );
+                        Ok(SecretPlace::Keychain)
+                    }
+                    Err(e) => Err(CommandError::Api(format!(
+                        "the OS keychain is not usable here ({e}); use --secret-store file"
+                    ))),
+                }
+            }
+            SecretStoreChoice::Keychain => {
+                match keychain::probe(keychain::Backend::Native, &self.keychain_user()) {
+                    Ok(()) => Ok(SecretPlace::Keychain),
+                    Err(e) => Err(CommandError::Api(format!(
+                        "the OS keychain is not usable here ({e}); use --secret-store file"
+                    ))),
+                }
+            }
+            SecretStoreChoice::Auto if cfg!(target_os = "linux") => {
+                match keychain::probe(keychain::Backend::SecretService, &self.keychain_user()) {
+                    Ok(()) => Ok(SecretPlace::SecretService),
+                    Err(e) => {
+                        announce(&format!(
+                            "no Secret Service is reachable ({e}), and kernel keyutils entries \
+                             are lost at reboot"
+                        ));
+                        Ok(SecretPlace::File)
+                    }
+                }
+            }
+            SecretStoreChoice::Auto => {
+                match keychain::probe(keychain::Backend::Native, &self.keychain_user()) {
+                    Ok(()) => Ok(SecretPlace::Keychain),
+                    Err(e) => {
+                        announce(&format!("no usable OS keychain ({e})"));
+                        Ok(SecretPlace::File)
+                    }
+                }
+            }
         }
     }
 }
@@ -307,21 +356,19 @@ impl ConnectorStorage {
                 dir.path().display()
             ))
         })?;
-        let text = match session.secrets {
-            SecretPlace::Keychain => keychain::get(&dir.keychain_user()).map_err(|e| {
+        let text = match session.secrets.backend() {
+            Some(backend) => keychain::get(backend, &dir.keychain_user()).map_err(|e| {
                 CommandError::Api(format!(
                     "cannot read the connector's key from the OS keychain ({e}); pair again \
                      after `pairgate connect forget`"
                 ))
             })?,
-            SecretPlace::File => {
-                Zeroizing::new(std::fs::read_to_string(dir.secret_file()).map_err(|e| {
-                    CommandError::Api(format!(
-                        "cannot read {} ({e}); pair again after `pairgate connect forget`",
-                        dir.secret_file().display()
-                    ))
-                })?)
-            }
+            None => Zeroizing::new(std::fs::read_to_string(dir.secret_file()).map_err(|e| {
+                CommandError::Api(format!(
+                    "cannot read {} ({e}); pair again after `pairgate connect forget`",
+                    dir.secret_file().display()
+                ))
+            })?),
         };
         let secrets: Secrets = serde_json::from_str(&text).map_err(|_| {
             CommandError::Api(
@@ -358,10 +405,10 @@ impl ConnectorStorage {
             })
             .map_err(|e| SdkError::Storage(e.to_string()))?,
         );
-        match self.place {
-            SecretPlace::Keychain => keychain::set(&self.dir.keychain_user(), &text)
+        match self.place.backend() {
+            Some(backend) => keychain::set(backend, &self.dir.keychain_user(), &text)
                 .map_err(|e| SdkError::Storage(format!("cannot write the OS keychain: {e}"))),
-            SecretPlace::File => {
+            None => {
                 let path = self.dir.secret_file();
                 write_private(&path, text.as_bytes())
                     .map_err(|e| SdkError::Storage(format!("cannot write {}: {e}", path.display())))
@@ -441,14 +488,41 @@ mod keychain {
 
     use super::KEYCHAIN_SERVICE;
 
-    fn entry(user: &str) -> Result<keyring::Entry, String> {
-        keyring::Entry::new(KEYCHAIN_SERVICE, user).map_err(describe)
+    /// Which keychain.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Backend {
+        /// The platform's own: macOS Keychain, Windows Credential Manager, Linux kernel keyutils.
+        Native,
+        /// The freedesktop Secret Service over D-Bus (Linux).
+        SecretService,
+    }
+
+    fn entry(backend: Backend, user: &str) -> Result<keyring::Entry, String> {
+        #[cfg(target_os = "linux")]
+        let entry = match backend {
+            Backend::Native => {
+                keyring::keyutils::KeyutilsCredential::new_with_target(None, KEYCHAIN_SERVICE, user)
+                    .map(|c| keyring::Entry::new_with_credential(Box::new(c)))
+            }
+            Backend::SecretService => {
+                keyring::secret_service::SsCredential::new_with_target(None, KEYCHAIN_SERVICE, user)
+                    .map(|c| keyring::Entry::new_with_credential(Box::new(c)))
+            }
+        };
+        #[cfg(not(target_os = "linux"))]
+        let entry = match backend {
+            Backend::Native => keyring::Entry::new(KEYCHAIN_SERVICE, user),
+            Backend::SecretService => {
+                return Err("the Secret Service is used on Linux only".into());
+            }
+        };
+        entry.map_err(describe)
     }
 
     fn describe(e: keyring::Error) -> String {
         match e {
             keyring::Error::PlatformFailure(err) | keyring::Error::NoStorageAccess(err) => {
-                err.to_string()
+                err.to_string().chars().take(300).collect()
             }
             // keyutils reports a refused write as a missing entry.
             keyring::Error::NoEntry => "no such entry, or access refused (on Linux: no session \
@@ -460,27 +534,27 @@ mod keychain {
     }
 
     /// Writes and deletes a test entry.
-    pub fn probe(user: &str) -> Result<(), String> {
-        let probe = entry(&format!("{user}-probe"))?;
+    pub fn probe(backend: Backend, user: &str) -> Result<(), String> {
+        let probe = entry(backend, &format!("{user}-probe"))?;
         probe.set_password("probe").map_err(describe)?;
         let _ = probe.delete_credential();
         Ok(())
     }
 
-    pub fn set(user: &str, text: &str) -> Result<(), String> {
-        entry(user)?.set_password(text).map_err(describe)
+    pub fn set(backend: Backend, user: &str, text: &str) -> Result<(), String> {
+        entry(backend, user)?.set_password(text).map_err(describe)
     }
 
-    pub fn get(user: &str) -> Result<Zeroizing<String>, String> {
-        entry(user)?
+    pub fn get(backend: Backend, user: &str) -> Result<Zeroizing<String>, String> {
+        entry(backend, user)?
             .get_password()
             .map(Zeroizing::new)
             .map_err(describe)
     }
 
     /// True if there was an entry.
-    pub fn delete(user: &str) -> Result<bool, String> {
-        match entry(user)?.delete_credential() {
+    pub fn delete(backend: Backend, user: &str) -> Result<bool, String> {
+        match entry(backend, user)?.delete_credential() {
             Ok(()) => Ok(true),
             Err(keyring::Error::NoEntry) => Ok(false),
             Err(e) => Err(describe(e)),
@@ -494,19 +568,25 @@ mod keychain {
 
     const NONE: &str = "this platform has no supported OS keychain";
 
-    pub fn probe(_user: &str) -> Result<(), String> {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Backend {
+        Native,
+        SecretService,
+    }
+
+    pub fn probe(_backend: Backend, _user: &str) -> Result<(), String> {
         Err(NONE.into())
     }
 
-    pub fn set(_user: &str, _text: &str) -> Result<(), String> {
+    pub fn set(_backend: Backend, _user: &str, _text: &str) -> Result<(), String> {
         Err(NONE.into())
     }
 
-    pub fn get(_user: &str) -> Result<Zeroizing<String>, String> {
+    pub fn get(_backend: Backend, _user: &str) -> Result<Zeroizing<String>, String> {
         Err(NONE.into())
     }
 
-    pub fn delete(_user: &str) -> Result<bool, String> {
+    pub fn delete(_backend: Backend, _user: &str) -> Result<bool, String> {
         Ok(false)
     }
 }
