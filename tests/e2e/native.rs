@@ -332,6 +332,84 @@ async fn openai_responses_are_served_natively_and_metered() {
     assert_eq!(b.reservations, 0);
 }
 
+/// An `openai-compatible` instance configured with `"responses": true` serves `/v1/responses`
+/// (its models named `<instance>/<model>`), metered the same way; one without it is refused.
+#[tokio::test]
+async fn an_openai_compatible_instance_serves_responses_when_configured() {
+    let (gw0, fake) = providers::start(Backend::Sqlite, "").await;
+    drop(gw0);
+    let url = fake.url();
+    let extra = format!(
+        "[providers.groq]\nplugin = \"openai-compatible\"\nallow_private = true\n\
+         [providers.groq.config]\nbase_url = \"{url}/openai/v1\"\nresponses = true\n\
+         models = [{{ id = \"llama-3.3-70b\", max_output_tokens = 8192, input_price = 590000, output_price = 790000 }}]\n\
+         [providers.mistral]\nplugin = \"openai-compatible\"\nallow_private = true\n\
+         [providers.mistral.config]\nbase_url = \"{url}/mistral/v1\"\nmodels = [\"mistral-small\"]\n"
+    );
+    let gw = Gateway::builder(Backend::Sqlite)
+        .config(providers::fake_config(&fake, &extra))
+        .start()
+        .await;
+    for p in ["groq", "mistral"] {
+        let (code, _, err) = pairgate_tests::gateway::run_cli(
+            &gw,
+            &["credential", "add", p],
+            Some(&format!("{}\n", test_key(p))),
+        )
+        .await;
+        assert_eq!(code, 0, "{err}");
+    }
+    let app = pair_with(
+        &gw,
+        "compat",
+        &json!({ "endpoints": ["chat"], "cost_budget_micros": { "daily": 1_000_000 } }),
+    )
+    .await;
+    let (status, body) = json_call(
+        &app,
+        "/v1/responses",
+        &response("groq/llama-3.3-70b", false),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let sent = fake.last();
+    assert_eq!(sent.path, "/openai/v1/responses");
+    assert_eq!(sent.json()["model"], "llama-3.3-70b");
+    assert_eq!(
+        sent.header("authorization"),
+        Some(format!("Bearer {}", test_key("groq")).as_str())
+    );
+    let (status, body) = json_call(
+        &app,
+        "/v1/responses",
+        &response("mistral/mistral-small", false),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("model_not_found")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not serve"),
+        "{body}"
+    );
+    let b = books_with(&gw, &app.grant_id(), 2).await;
+    let row = &b.ledger[0];
+    assert_eq!(
+        (row.endpoint.as_str(), row.input_tokens, row.output_tokens),
+        ("responses", 11, 7)
+    );
+    assert!(
+        row.cost_micros > 0,
+        "priced from the instance's catalogue: {row:?}"
+    );
+    assert_eq!(fake.received().len(), 1);
+}
+
 /// Refusals on the native routes: each reaches no provider, is recorded, and comes in the
 /// route's own error shape (Anthropic's on `/v1/messages`, OpenAI's on `/v1/responses`).
 #[tokio::test]

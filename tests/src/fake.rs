@@ -278,7 +278,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let req_json = recorded.json();
     let path = recorded.path.split('?').next().unwrap_or("").to_string();
     // OpenAI-compatible services live under any base path (`/openai/v1/...`).
-    let path = ["/chat/completions", "/embeddings", "/models"]
+    let path = ["/chat/completions", "/embeddings", "/models", "/responses"]
         .iter()
         .find(|suffix| {
             path.ends_with(*suffix) && path.contains("/v1/") && !path.starts_with("/v1beta")
