@@ -1,7 +1,7 @@
 //! The owner's side: setup link, login, sessions, CSRF, lockout, and the route-enumeration test
 //! proving no admin or approval route answers without the owner.
 
-use pairgate::routes::{Access, OPEN_ROUTES, route_table};
+use pairgate::http::routes::{Access, OPEN_ROUTES, route_table};
 use pairgate_protocol::keys::KeyKind;
 use pairgate_sdk::{Client, MemoryStorage, PairOptions};
 use pairgate_tests::app::{self, call, proof};

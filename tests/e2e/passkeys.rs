@@ -3,7 +3,7 @@
 //! passkey as the second factor, removal rules, and the ceremony state being single use,
 //! short-lived and bound to the gateway's origin. The browser side is in `admin_ui.rs`.
 
-use pairgate::routes::{Access, route_table};
+use pairgate::http::routes::{Access, route_table};
 use pairgate_tests::app::call;
 use pairgate_tests::gateway::run_cli;
 use pairgate_tests::owner::{OwnerSession, PASSWORD, cookie_of, create_owner, login};

@@ -93,3 +93,96 @@ fn the_readme_test_command_is_what_ci_runs() {
         ".ci/run runs the README's test command"
     );
 }
+
+/// The layers of `gateway/server/src`, lowest first. The rule: a module imports only from its
+/// own layer and the layers below it. (`lib.rs` and `main.rs` sit above them all.)
+const SERVER_LAYERS: &[&[&str]] = &[
+    &["base"],
+    &["config"],
+    &["engine"],
+    &["state", "boot"],
+    &["domain"],
+    &["relay"],
+    &["http"],
+    &["cli"],
+];
+
+fn server_layer(module: &str) -> Option<usize> {
+    SERVER_LAYERS.iter().position(|l| l.contains(&module))
+}
+
+/// Every `crate::<module>` a line of code names (comments are not imports).
+fn crate_modules(line: &str) -> Vec<String> {
+    let code = line.split("//").next().unwrap_or_default();
+    code.match_indices("crate::")
+        .filter(|(at, _)| {
+            // Not part of a longer path (`$crate::` in macros).
+            !code[..*at].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '$')
+        })
+        .map(|(at, m)| {
+            code[at + m.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .collect()
+}
+
+/// rust-analyzer's habit: the architecture as an ordinary test. Every top-level module of the
+/// server crate has a layer, and no file imports from a layer above its own.
+#[test]
+fn the_server_crate_imports_only_downwards() {
+    let src = repo_root().join("gateway/server/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut unplaced = Vec::new();
+    let mut upward = Vec::new();
+    for file in &files {
+        let rel = file.strip_prefix(&src).unwrap();
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        if top == "lib" || top == "main" {
+            continue;
+        }
+        let Some(own) = server_layer(&top) else {
+            unplaced.push(rel.display().to_string());
+            continue;
+        };
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            for module in crate_modules(line) {
+                if server_layer(&module).is_some_and(|l| l > own) {
+                    upward.push(format!(
+                        "{}:{}: {top} imports crate::{module}",
+                        rel.display(),
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        unplaced.is_empty(),
+        "top-level modules without a layer (add them to SERVER_LAYERS): {unplaced:?}"
+    );
+    assert!(
+        upward.is_empty(),
+        "imports from a higher layer ({}):\n{}",
+        SERVER_LAYERS
+            .iter()
+            .map(|l| l.join("/"))
+            .collect::<Vec<_>>()
+            .join(" < "),
+        upward.join("\n")
+    );
+    assert!(crate_modules("use crate::http::routes; // crate::cli") == ["http"]);
+}

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, Throughput, criterion_group};
-use pairgate::ledger::{Ledger, LedgerRow};
+use pairgate::engine::ledger::{Ledger, LedgerRow};
 use pairgate_store::{Store, StoreOptions};
 
 static NEXT: AtomicU64 = AtomicU64::new(0);

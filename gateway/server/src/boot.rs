@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 
 use pairgate_store::{DatabaseLock, LockError, LockMode, Store, StoreOptions};
 
-use crate::config::Config;
-use crate::serve::StartError;
+use crate::config::{Config, ConfigErrors};
 use crate::state::AppState;
 
 /// Opens everything `serve` needs, or nothing.
@@ -172,23 +171,23 @@ async fn unlock_state(
     created: &mut Created,
     purpose: Purpose,
 ) -> Result<AppState, StartError> {
-    let (master, key_file) = crate::keys::load_master_key(config, store, true).await?;
+    let (master, key_file) = crate::engine::keys::load_master_key(config, store, true).await?;
     created.0.extend(key_file);
-    let secret = crate::keys::load_gateway_secret(&master, store).await?;
-    let keys = crate::keys::GatewayKeys::new(master, secret)?;
+    let secret = crate::engine::keys::load_gateway_secret(&master, store).await?;
+    let keys = crate::engine::keys::GatewayKeys::new(master, secret)?;
     let relay = match purpose {
-        Purpose::Serve => crate::relay::Relay::start(config)?,
-        Purpose::Command => crate::relay::Relay::without_plugins(config)?,
+        Purpose::Serve => crate::engine::providers::ProviderRegistry::start(config)?,
+        Purpose::Command => crate::engine::providers::ProviderRegistry::without_plugins(config)?,
     };
     let backend = match (config.limits_backend.as_str(), &config.redis_url) {
-        ("redis", Some(url)) => crate::limits::LimitsBackend::Redis { url: url.clone() },
-        _ => crate::limits::LimitsBackend::Local,
+        ("redis", Some(url)) => crate::engine::limits::LimitsBackend::Redis { url: url.clone() },
+        _ => crate::engine::limits::LimitsBackend::Local,
     };
-    let options = crate::limits::LimiterOptions {
+    let options = crate::engine::limits::LimiterOptions {
         namespace: config.redis_namespace.clone(),
-        ..crate::limits::LimiterOptions::default()
+        ..crate::engine::limits::LimiterOptions::default()
     };
-    let limiter = crate::limits::Limiter::with_options(backend, store.clone(), options)
+    let limiter = crate::engine::limits::Limiter::with_options(backend, store.clone(), options)
         .await
         .map_err(|e| StartError::Limits(e.to_string()))?;
     Ok(AppState::new(
@@ -229,7 +228,7 @@ async fn open_store(
     let checked = async {
         if access == Access::Existing {
             // Before migrating: a database nothing was ever sealed in was never started.
-            match store.meta_get(crate::keys::VERIFIER).await {
+            match store.meta_get(crate::engine::keys::VERIFIER).await {
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => return Err(no_database(config)),
             }
@@ -314,4 +313,67 @@ fn ensure_data_dir(dir: &Path, created: &mut Created) -> Result<(), StartError> 
     std::fs::write(&probe, b"").map_err(|e| fail(format!("not writable ({e})")))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+/// Why the gateway did not start. Each is one line for the owner.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(ConfigErrors),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
+    #[error("data directory {path} is not usable: {reason}")]
+    DataDir { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Database(String),
+    /// A command that only uses a database found none (and created nothing).
+    #[error("no pairgate database at {at}; pass {flag} or start `pairgate serve` first")]
+    NoDatabase { at: String, flag: &'static str },
+    /// Another process holds the database in a conflicting way (a restore, or a gateway).
+    #[error("{0}")]
+    Busy(String),
+    #[error("master key: {0}")]
+    MasterKey(String),
+    #[error("plugins: {0}")]
+    Plugins(String),
+    #[error("limits: {0}")]
+    Limits(String),
+    #[error("{0}")]
+    /// The certificate or key files (see `http::tls`).
+    Tls(String),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(String),
+    #[error("server failed: {0}")]
+    Serve(String),
+}
+
+impl StartError {
+    /// sysexits(3) codes: 64 usage/config, 66 no database (nothing created), 69 unavailable,
+    /// 73 cannot create, 75 busy (try again later), 78 config (keys).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Config(_) => 64,
+            StartError::NoDatabase { .. } => 66,
+            StartError::Busy(_) => 75,
+            StartError::Listen { .. } | StartError::Database(_) | StartError::Limits(_) => 69,
+            StartError::DataDir { .. } => 73,
+            StartError::MasterKey(_) | StartError::Plugins(_) | StartError::Tls(_) => 78,
+            StartError::Runtime(_) | StartError::Serve(_) => 70,
+        }
+    }
+}
+
+impl From<crate::engine::providers::ProvidersError> for StartError {
+    fn from(e: crate::engine::providers::ProvidersError) -> Self {
+        StartError::Plugins(e.0)
+    }
+}
+
+impl From<crate::engine::keys::KeyError> for StartError {
+    fn from(e: crate::engine::keys::KeyError) -> Self {
+        match e {
+            crate::engine::keys::KeyError::MasterKey(m) => StartError::MasterKey(m),
+            crate::engine::keys::KeyError::Database(m) => StartError::Database(m),
+        }
+    }
 }

@@ -5,16 +5,16 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use pairgate_store::Store;
 
-use crate::auth::attempts::Attempts;
-use crate::auth::client_rate::ClientRate;
-use crate::auth::replay::ReplayCache;
 use crate::config::Config;
-use crate::hosts::HostApprovals;
-use crate::keys::GatewayKeys;
-use crate::ledger::Ledger;
-use crate::limits::Limiter;
-use crate::passkeys::RelyingParty;
-use crate::relay::Relay;
+use crate::engine::attempts::Attempts;
+use crate::engine::client_rate::ClientRate;
+use crate::engine::console_settings::{HostApprovals, OwnerPrices};
+use crate::engine::keys::GatewayKeys;
+use crate::engine::ledger::Ledger;
+use crate::engine::limits::Limiter;
+use crate::engine::providers::ProviderRegistry;
+use crate::engine::relying_party::RelyingParty;
+use crate::engine::replay::ReplayCache;
 
 /// Everything handlers share. Cloning copies handles, never data.
 #[derive(Debug, Clone)]
@@ -22,11 +22,11 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub keys: Arc<GatewayKeys>,
-    pub relay: Arc<Relay>,
+    pub relay: Arc<ProviderRegistry>,
     /// The owner's console approvals of plugin hosts (`hosts.rs`).
     pub host_approvals: Arc<HostApprovals>,
     /// The owner's model prices set in the console (`prices.rs`).
-    pub owner_prices: Arc<crate::prices::OwnerPrices>,
+    pub owner_prices: Arc<OwnerPrices>,
     pub limiter: Limiter,
     pub ledger: Ledger,
     /// Replay cache of proofs that came with a credential (paired apps, pairing redemptions).
@@ -56,7 +56,7 @@ impl AppState {
         config: Config,
         store: Store,
         keys: GatewayKeys,
-        relay: Relay,
+        relay: ProviderRegistry,
         limiter: Limiter,
     ) -> AppState {
         let ledger = Ledger::start(store.clone());
@@ -66,8 +66,8 @@ impl AppState {
             config.oauth_client_requests_per_minute,
         ));
         let consent_starts = Arc::new(Attempts::new(
-            crate::keys::ms(config.consent_ttl).max(1000),
-            crate::consent::MAX_PENDING_PER_CLIENT,
+            crate::base::clock::millis(config.consent_ttl).max(1000),
+            crate::config::CONSENT_PENDING_PER_CLIENT,
         ));
         AppState {
             config: Arc::new(config),
@@ -78,7 +78,7 @@ impl AppState {
             owner_prices: Arc::default(),
             limiter,
             ledger,
-            replay: Arc::new(ReplayCache::new(crate::auth::replay::DEFAULT_CAPACITY)),
+            replay: Arc::new(ReplayCache::new(crate::engine::replay::DEFAULT_CAPACITY)),
             stranger_replay,
             oauth_rate,
             consent_starts,

@@ -64,7 +64,7 @@ impl BenchConfig {
             stream_chunks: 20,
             stream_interval: Duration::from_millis(20),
             grants: 10_000,
-            log_level: "warn,pairgate::serve=info".into(),
+            log_level: "warn,pairgate::http::serve=info".into(),
             cold_start: true,
             perf: None,
         }
@@ -84,7 +84,7 @@ impl BenchConfig {
             stream_chunks: 5,
             stream_interval: Duration::from_millis(5),
             grants: 20,
-            log_level: "warn,pairgate::serve=info".into(),
+            log_level: "warn,pairgate::http::serve=info".into(),
             cold_start: false,
             perf: None,
         }

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use super::{Config, LogFormat, MasterKeyConfig, MasterKeySourceKind, Origin, RawValue};
 
+/// Default size of the proof replay cache's strangers' partition (`dpop.stranger_replay_capacity`).
+pub const DEFAULT_STRANGER_CAPACITY: usize = 100_000;
+
 /// One configuration key.
 #[derive(Debug)]
 pub struct Key {
@@ -343,7 +346,7 @@ pub static KEYS: &[Key] = &[
     key!(
         "upstream.resolve",
         "pin provider host names to addresses instead of asking DNS, each \"NAME=IP\" (a name may repeat); pinned addresses are checked like resolved ones",
-        |b, v| b.upstream_resolve = crate::relay::resolve::parse_pins(&v.string_list()?)?
+        |b, v| b.upstream_resolve = super::pins::parse_pins(&v.string_list()?)?
     ),
     key!(
         "tls.cert_file",
@@ -414,7 +417,7 @@ pub struct Builder {
     redis_namespace: String,
     upstream_connect_timeout: Duration,
     upstream_timeout: Duration,
-    upstream_resolve: crate::relay::resolve::Pins,
+    upstream_resolve: super::pins::Pins,
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
     tls_reload_interval: Duration,
@@ -459,7 +462,7 @@ impl Builder {
             dpop_max_age: Duration::from_secs(60),
             dpop_max_future: Duration::from_secs(10),
             dpop_require_nonce: false,
-            stranger_replay_capacity: crate::auth::replay::DEFAULT_STRANGER_CAPACITY,
+            stranger_replay_capacity: DEFAULT_STRANGER_CAPACITY,
             oauth_client_requests_per_minute: 600,
             default_provider: "openai".into(),
             providers: std::collections::BTreeMap::new(),
@@ -471,7 +474,7 @@ impl Builder {
             redis_namespace: "gw".into(),
             upstream_connect_timeout: Duration::from_secs(10),
             upstream_timeout: Duration::from_secs(300),
-            upstream_resolve: crate::relay::resolve::Pins::new(),
+            upstream_resolve: super::pins::Pins::new(),
             tls_cert_file: None,
             tls_key_file: None,
             tls_reload_interval: Duration::from_secs(5),

@@ -5,8 +5,13 @@
 //! listing them all, so the gateway never half-starts on a half-valid configuration.
 
 mod keys;
+pub mod pins;
 pub mod providers;
 mod value;
+
+/// Requests one client address (IPv6: its /64) may have started within `pairing.consent_ttl`:
+/// far below the whole queue's limit (`domain::consent::MAX_PENDING`), so no one address can fill it.
+pub const CONSENT_PENDING_PER_CLIENT: u32 = 5;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -126,7 +131,7 @@ pub struct Config {
     pub upstream_timeout: Duration,
     /// Provider host names pinned to addresses (`upstream.resolve`), checked like DNS answers
     /// (see `relay::resolve`).
-    pub upstream_resolve: crate::relay::resolve::Pins,
+    pub upstream_resolve: pins::Pins,
     /// Serve HTTPS directly (see docs/deployment.md, "TLS"); `None` serves plain HTTP.
     pub tls: Option<TlsConfig>,
 }

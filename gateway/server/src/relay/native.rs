@@ -21,15 +21,15 @@ use pairgate_policy::grant::endpoint;
 use pairgate_policy::limits::{Usage, cost_micros, estimate_request};
 use pairgate_policy::native::{Api, NativeRequest, answer_usage, error_code};
 
-use super::Provider;
 use super::pipeline::{
     DEFAULT_MAX_OUTPUT, Meter, denial, detached, fail, limited, prepare_upstream, priced,
     read_limited, refuse, settle_and_record,
 };
 use super::upstream::{self, SendError};
-use crate::auth::extract::AppRequest;
-use crate::error::ApiError;
-use crate::limits::Admission;
+use crate::base::error::ApiError;
+use crate::domain::grants::AppRequest;
+use crate::engine::limits::Admission;
+use crate::engine::providers::Provider;
 use crate::state::AppState;
 
 /// Request headers an app may pass on to the provider's plugin (protocol versions and betas);
@@ -210,7 +210,7 @@ async fn exchange(state: AppState, a: Admitted, mut meter: Meter) -> Response {
         }
     };
     meter.upstream_ms = Some(started.elapsed().as_millis() as i64);
-    crate::metrics::upstream(&provider.id, started.elapsed());
+    crate::base::metrics::upstream(&provider.id, started.elapsed());
     let status = resp.status().as_u16();
     if status == 401 || status == 403 {
         // The provider refused the owner's credential: its text about the key never reaches

@@ -15,12 +15,12 @@ use pairgate_policy::limits::{Usage, cost_micros};
 use pairgate_policy::native::{Api, StreamMeter};
 use tokio::sync::mpsc;
 
-use super::Provider;
 use super::framing::{Framer, Framing};
 use super::pipeline::{Meter, settle_and_record};
 use super::upstream::{Redactor, StreamRedactor};
-use crate::error::ApiError;
-use crate::limits::Admission;
+use crate::base::error::ApiError;
+use crate::engine::limits::Admission;
+use crate::engine::providers::Provider;
 use crate::state::AppState;
 
 type Chunk = Result<Bytes, Infallible>;

@@ -16,12 +16,12 @@ use pairgate_policy::decide::{Denial, RequestFacts, check};
 use pairgate_policy::limits::{Prices, Usage, cost_micros, estimate_request};
 use serde_json::Value;
 
-use super::Provider;
 use super::upstream::{self, SendError};
-use crate::auth::extract::AppRequest;
-use crate::error::ApiError;
-use crate::ledger::LedgerRow;
-use crate::limits::Admission;
+use crate::base::error::ApiError;
+use crate::domain::grants::AppRequest;
+use crate::engine::ledger::LedgerRow;
+use crate::engine::limits::Admission;
+use crate::engine::providers::Provider;
 use crate::state::AppState;
 
 /// Largest non-streamed upstream answer read into memory.
@@ -42,7 +42,7 @@ pub struct Meter {
     pub upstream_ms: Option<i64>,
     pub prices: Option<Prices>,
     /// Keeps the request counted in `pairgate_relay_in_flight` while any copy lives.
-    pub in_flight: std::sync::Arc<crate::metrics::InFlight>,
+    pub in_flight: std::sync::Arc<crate::base::metrics::InFlight>,
 }
 
 impl Meter {
@@ -57,7 +57,7 @@ impl Meter {
             started: Instant::now(),
             upstream_ms: None,
             prices: None,
-            in_flight: std::sync::Arc::new(crate::metrics::InFlight::start()),
+            in_flight: std::sync::Arc::new(crate::base::metrics::InFlight::start()),
         }
     }
 
@@ -90,7 +90,7 @@ impl Meter {
             error_code,
             upstream_ms: self.upstream_ms,
             total_ms: self.started.elapsed().as_millis() as i64,
-            created_at: crate::auth::now_ms(),
+            created_at: crate::base::clock::now_ms(),
         }
     }
 }
@@ -175,7 +175,7 @@ pub async fn priced(
 
 /// A refusal by the limiter (429), or 503 when the limits backend failed and the request is
 /// refused rather than let through unmetered.
-pub fn limited(r: crate::limits::LimitRejection) -> ApiError {
+pub fn limited(r: crate::engine::limits::LimitRejection) -> ApiError {
     if r.status == 503 {
         return ApiError::Degraded {
             code: r.code,
@@ -216,7 +216,7 @@ pub async fn plugin_call<T: Send + 'static>(
             .await
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("plugin task: {e}")))?
     };
-    crate::metrics::plugin_time(plugin, started.elapsed());
+    crate::base::metrics::plugin_time(plugin, started.elapsed());
     out.map_err(|e| ApiError::Plugin {
         plugin: plugin.to_string(),
         message: e.to_string(),
@@ -496,7 +496,7 @@ pub async fn send(
         }
     };
     meter.upstream_ms = Some(started.elapsed().as_millis() as i64);
-    crate::metrics::upstream(&provider.id, started.elapsed());
+    crate::base::metrics::upstream(&provider.id, started.elapsed());
     let status = resp.status().as_u16();
     let streaming =
         matches!(mode, ResponseMode::Sse | ResponseMode::Ndjson) && (200..300).contains(&status);

@@ -19,8 +19,8 @@ use serde_json::json;
 use ts_rs::TS;
 
 use super::upstream::{self, SendError};
-use crate::credentials::{CheckReport, CredentialInfo};
-use crate::error::ApiError;
+use crate::base::error::ApiError;
+use crate::domain::credentials::{CheckReport, CredentialInfo};
 use crate::state::AppState;
 
 /// The longest a test waits for the provider's answer (or `upstream.timeout` if shorter).
@@ -142,7 +142,7 @@ async fn run(state: &AppState, c: &CredentialInfo) -> Result<ProviderCheck, ApiE
         method: "GET".into(),
         headers: Vec::new(),
         path: None,
-        timestamp: (crate::auth::now_ms() / 1000) as u64,
+        timestamp: (crate::base::clock::now_ms() / 1000) as u64,
     };
     let plugin = provider.plugin.clone();
     let call = match super::pipeline::plugin_call(state, &provider, 0, move |host| {

@@ -15,9 +15,9 @@ use serde_json::Value;
 use super::pipeline::{
     Meter, Prepared, denial, detached, has_images, plugin_prepare, send_or_refuse,
 };
-use crate::auth::extract::AppRequest;
-use crate::error::ApiError;
-use crate::limits::QuotaCharge;
+use crate::base::error::ApiError;
+use crate::domain::grants::AppRequest;
+use crate::engine::limits::QuotaCharge;
 use crate::state::AppState;
 
 /// Handles one resource call.
@@ -38,7 +38,14 @@ async fn prepare(
     resource: &str,
     rest: &str,
     meter: &mut Meter,
-) -> Result<(super::Provider, Prepared, crate::limits::Admission), ApiError> {
+) -> Result<
+    (
+        crate::engine::providers::Provider,
+        Prepared,
+        crate::engine::limits::Admission,
+    ),
+    ApiError,
+> {
     let provider = state
         .relay
         .provider(resource)
@@ -205,7 +212,7 @@ impl BodyProbe {
 /// provider's models when the request names no model the gateway can read.
 fn check_passthrough(
     policy: &GrantPolicy,
-    provider: &super::Provider,
+    provider: &crate::engine::providers::Provider,
     model: Option<&str>,
 ) -> Result<(), ApiError> {
     if policy.token_budget.is_set()
@@ -240,7 +247,7 @@ fn check_passthrough(
 /// grant sets (at the plugin's JSON pointer), the call's charge against that limit. A value
 /// that is not a whole number is a limit of 0 (the policy is refused rather than unlimited).
 fn quota_charges(
-    provider: &super::Provider,
+    provider: &crate::engine::providers::Provider,
     policy: &Value,
     charges: &[pairgate_plugin_host::Charge],
 ) -> Vec<QuotaCharge> {

@@ -18,12 +18,12 @@ use pairgate_policy::limits::{Usage, cost_micros, estimate_output_from_text};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::Provider;
 use super::framing::{Framer, Framing};
 use super::pipeline::{IntoPolicyUsage, Meter, failure, plugin_call};
 use super::upstream::{Redactor, StreamRedactor};
-use crate::error::ApiError;
-use crate::limits::Admission;
+use crate::base::error::ApiError;
+use crate::engine::limits::Admission;
+use crate::engine::providers::Provider;
 use crate::state::AppState;
 
 type Chunk = Result<Bytes, Infallible>;

@@ -8,8 +8,8 @@
 use pairgate_custody::{ExposeSecret, SecretString};
 use pairgate_plugin_host::{Credential, UpstreamCall, check_upstream, strip_auth_headers};
 
-use super::Provider;
-use crate::error::ApiError;
+use crate::base::error::ApiError;
+use crate::engine::providers::Provider;
 use crate::state::AppState;
 
 /// Why the upstream could not be reached.
@@ -23,12 +23,12 @@ pub enum SendError {
     Other,
     /// The provider's host resolves only to addresses it may not reach (see `resolve.rs`).
     #[error("{0}")]
-    Refused(super::resolve::AddressRefused),
+    Refused(crate::engine::resolve::AddressRefused),
 }
 
 impl From<reqwest::Error> for SendError {
     fn from(e: reqwest::Error) -> Self {
-        if let Some(refused) = super::resolve::refusal(&e) {
+        if let Some(refused) = crate::engine::resolve::refusal(&e) {
             SendError::Refused(refused)
         } else if e.is_timeout() {
             SendError::Timeout
@@ -71,7 +71,7 @@ impl Redactor {
     /// Redacts `secret` (an empty value redacts nothing).
     pub fn new(secret: SecretString) -> Redactor {
         // The log scrubber learns the value too (a second line of defence for log lines).
-        crate::redact::remember(secret.expose_secret());
+        crate::base::redact::remember(secret.expose_secret());
         Redactor {
             secret: (!secret.expose_secret().is_empty()).then_some(secret),
         }
@@ -218,14 +218,14 @@ pub async fn build(
         Credential::Header(name) => Some((name.clone(), "")),
     };
     if let Some((name, prefix)) = header {
-        let secret = crate::credentials::resolve(state, &provider.id, &provider.credential).await.map_err(|e| {
+        let secret = crate::domain::credentials::resolve(state, &provider.id, &provider.credential).await.map_err(|e| {
             // The database failing is not the owner's credential failing: 503, retry later.
-            if let crate::credentials::CredentialError::Store(e) = e {
+            if let crate::domain::credentials::CredentialError::Store(e) = e {
                 return ApiError::from(e);
             }
             // The detail (reference names, paths, ids) is for the owner's log, not the app.
             tracing::error!(provider = %provider.id, error = %e, "the provider credential could not be used");
-            if let crate::credentials::CredentialError::NotFound(_) = e {
+            if let crate::domain::credentials::CredentialError::NotFound(_) = e {
                 return ApiError::CredentialUnavailable {
                     code: "provider_not_configured",
                     message: format!(

@@ -1,0 +1,107 @@
+//! A grant in use: the request of a paired app as the relay sees it ([`AppRequest`], made by the
+//! extractor in `http::extract`), and the whole-grant check every use of a grant's credentials
+//! passes ([`check_grant`]).
+
+use std::net::IpAddr;
+
+use axum::body::Bytes;
+use pairgate_policy::GrantPolicy;
+use pairgate_protocol::dpop::VerifiedProof;
+use pairgate_store::GrantRow;
+use pairgate_store::grants::status;
+use serde::Deserialize;
+
+use crate::base::error::ApiError;
+use crate::state::AppState;
+
+/// A request from a paired app, authenticated by proof of possession (or, where the owner issued
+/// one, by the weaker optional bearer key).
+#[derive(Debug)]
+pub struct AppRequest {
+    /// The `x-request-id` of this request (also in logs and the usage ledger).
+    pub request_id: String,
+    pub method: http::Method,
+    /// Path and query as the app sent them.
+    pub path_and_query: String,
+    pub grant: GrantRow,
+    pub policy: serde_json::Value,
+    /// The same policy, typed.
+    pub grant_policy: GrantPolicy,
+    /// The client's address (behind trusted proxies), when known.
+    pub client_ip: Option<IpAddr>,
+    pub auth: AppAuth,
+    pub body: Bytes,
+    pub now_ms: i64,
+}
+
+/// How the app authenticated.
+#[derive(Debug)]
+pub enum AppAuth {
+    /// A DPoP-bound access token plus a verified proof by the bound key.
+    Dpop {
+        access_token: String,
+        proof: Box<VerifiedProof>,
+    },
+    /// The owner-issued bearer key: no proof of possession (weaker; off unless issued).
+    Bearer,
+}
+
+impl AppRequest {
+    /// The DPoP access token, when the request used one.
+    pub fn access_token(&self) -> Option<&str> {
+        match &self.auth {
+            AppAuth::Dpop { access_token, .. } => Some(access_token),
+            AppAuth::Bearer => None,
+        }
+    }
+}
+
+/// Refuses a grant unless active.
+pub fn require_active(grant: &GrantRow) -> Result<(), ApiError> {
+    match grant.status.as_str() {
+        status::ACTIVE => Ok(()),
+        status::SUSPENDED => Err(ApiError::GrantSuspended),
+        _ => Err(ApiError::GrantRevoked),
+    }
+}
+
+/// Loads a grant and refuses it unless active.
+pub async fn active_grant(state: &AppState, grant_id: &str) -> Result<GrantRow, ApiError> {
+    let grant = state
+        .store
+        .get_grant(grant_id)
+        .await?
+        .ok_or(ApiError::InvalidToken("the access token is not valid"))?;
+    require_active(&grant)?;
+    Ok(grant)
+}
+
+/// The whole-grant check every use of a grant's credentials passes (each app route, refresh,
+/// key rotation): the grant is active, inside its validity window, and `client` is one of its
+/// `source_ips` ([`pairgate_policy::check_access`]). Returns the policy, as JSON and typed.
+pub fn check_grant(
+    grant: &GrantRow,
+    client: Option<IpAddr>,
+    now: i64,
+) -> Result<(serde_json::Value, GrantPolicy), ApiError> {
+    require_active(grant)?;
+    let invalid = |e: serde_json::Error| {
+        ApiError::Internal(anyhow::anyhow!(
+            "stored policy of grant {} is invalid: {e}",
+            grant.id
+        ))
+    };
+    let value: serde_json::Value = serde_json::from_str(&grant.policy).map_err(invalid)?;
+    let policy = GrantPolicy::deserialize(&value).map_err(invalid)?;
+    pairgate_policy::check_access(&policy, client, now).map_err(|d| {
+        tracing::info!(grant_id = %grant.id, code = d.code.as_str(), "grant use refused");
+        ApiError::Forbidden {
+            code: d.code.as_str(),
+            message: d.message,
+        }
+    })?;
+    Ok((value, policy))
+}
+
+/// Prefix of the optional bearer keys (owner-issued, without proof of possession).
+pub const BEARER_PREFIX: &str = "pgbk_";

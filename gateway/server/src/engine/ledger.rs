@@ -1,0 +1,355 @@
+//! The usage ledger writer: requests are recorded without waiting for the database; a background task writes them in batches.
+//!
+//! [`Ledger::record`] puts a row on a bounded channel and returns; the writer task takes
+//! up to [`BATCH_ROWS`] rows, or whatever arrived within [`BATCH_WINDOW`] of the first,
+//! and inserts them in one transaction ([`pairgate_store::Store::record_usage`]). An answered
+//! request uses [`Ledger::record_closing`] instead: its row and its budget settlement (local
+//! limits backend) join whatever else is queued in one transaction (group commit), and the
+//! request's answer completes once that has committed. A batch failing with a transient error
+//! (database unreachable, busy) is retried with backoff ([`RETRIES`] times, the retries
+//! skipping settlement lines already settled) before it is logged and dropped (the janitor
+//! then releases its reservations); one failing otherwise is written row by row, so a bad row
+//! costs only itself.
+//!
+//! Backpressure: when the channel is full, [`Ledger::record_async`] waits for room;
+//! [`Ledger::record`] (for callers that cannot await) hands the row to a spawned task
+//! that waits, so no row is dropped while the writer lives.
+//!
+//! Durability (see docs/ARCHITECTURE.md, "Usage ledger"): [`Ledger::close`] writes every
+//! row recorded before it; after a hard kill, the rows lost are those of requests still in
+//! flight and those answered in the last batch window (at most [`BATCH_WINDOW`], plus the
+//! duration of the insert in progress).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use pairgate_store::Store;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::engine::limits::Closing;
+
+pub use pairgate_store::LedgerRow;
+
+/// Most rows per insert transaction.
+pub const BATCH_ROWS: usize = 200;
+/// Longest a recorded row waits for its batch to fill.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
+/// Rows the channel holds before callers wait.
+pub const CHANNEL_CAPACITY: usize = 10_000;
+/// Retries of a failed batch (100 ms, then three times longer each time, at most
+/// [`MAX_RETRY_DELAY`]: about 15 s in all, so a short database outage loses nothing).
+pub const RETRIES: u32 = 6;
+/// Longest wait between two retries.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+enum Msg {
+    Row(Box<LedgerRow>),
+    /// A row whose request waits for it to be committed before its answer completes, with
+    /// what its admission left to commit along with it.
+    Committed(Box<LedgerRow>, Closing, oneshot::Sender<()>),
+    Flush(oneshot::Sender<()>),
+    Close(oneshot::Sender<()>),
+}
+
+/// A handle on the ledger writer. Cloning copies the handle.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    tx: mpsc::Sender<Msg>,
+    /// For settlements the writer can no longer take (it has stopped).
+    store: Store,
+    /// Rows recorded and not yet written (queued, waiting for room, or in a batch).
+    lag: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Msg::Row(r) | Msg::Committed(r, ..) => write!(f, "Row({})", r.request_id),
+            Msg::Flush(_) => f.write_str("Flush"),
+            Msg::Close(_) => f.write_str("Close"),
+        }
+    }
+}
+
+impl Ledger {
+    /// Starts the writer task on the current runtime.
+    pub fn start(store: Store) -> Ledger {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let lag = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(writer(store.clone(), rx, lag.clone()));
+        Ledger { tx, store, lag }
+    }
+
+    /// Records a row and waits until it is committed: the relay calls this before an answer
+    /// completes, so a hard kill can lose only the rows of requests still in flight. Rows that
+    /// arrive together share one transaction (group commit); nobody waits for a batch window.
+    pub async fn record_committed(&self, row: LedgerRow) {
+        self.record_closing(row, Closing::default()).await
+    }
+
+    /// [`Ledger::record_committed`], committing the request's budget settlement in the same
+    /// transaction as its row (the concurrency permit is freed once both are committed).
+    pub async fn record_closing(&self, row: LedgerRow, closing: Closing) {
+        self.lag.fetch_add(1, Ordering::AcqRel);
+        let (done, wait) = oneshot::channel();
+        if let Err(mpsc::error::SendError(msg)) = self
+            .tx
+            .send(Msg::Committed(Box::new(row), closing, done))
+            .await
+        {
+            self.lost();
+            // the row is lost, but the budgets must still be settled
+            if let Msg::Committed(_, closing, _) = msg {
+                settle_alone(&self.store, closing).await;
+            }
+            return;
+        }
+        let _ = wait.await;
+    }
+
+    /// Records a row without waiting. If the channel is full the row waits for room in a
+    /// spawned task (backpressure without blocking the caller).
+    pub fn record(&self, row: LedgerRow) {
+        self.lag.fetch_add(1, Ordering::AcqRel);
+        match self.tx.try_send(Msg::Row(Box::new(row))) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                let ledger = self.clone();
+                tokio::spawn(async move {
+                    if ledger.tx.send(msg).await.is_err() {
+                        ledger.lost();
+                    }
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => self.lost(),
+        }
+    }
+
+    /// Records a row, waiting while the channel is full.
+    pub async fn record_async(&self, row: LedgerRow) {
+        self.lag.fetch_add(1, Ordering::AcqRel);
+        if self.tx.send(Msg::Row(Box::new(row))).await.is_err() {
+            self.lost();
+        }
+    }
+
+    fn lost(&self) {
+        self.lag.fetch_sub(1, Ordering::AcqRel);
+        tracing::error!("usage ledger is closed; a usage row was dropped");
+    }
+
+    /// Waits until every row recorded before this call is written (or given up on).
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Writes every row recorded before this call and stops the writer. Rows recorded
+    /// afterwards are dropped (logged). Call once the server has drained.
+    pub async fn close(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Close(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Rows recorded and not yet written.
+    pub fn lag(&self) -> usize {
+        self.lag.load(Ordering::Acquire)
+    }
+}
+
+/// Settles one closing's budgets on its own (the writer is gone), retrying passing failures.
+async fn settle_alone(store: &Store, closing: Closing) {
+    if let Some(s) = closing.settlement {
+        let mut delay = Duration::from_millis(100);
+        for attempt in 0..=RETRIES {
+            match store
+                .settle_all(std::slice::from_ref(&s), attempt > 0)
+                .await
+            {
+                Err(e) if e.is_transient() && attempt < RETRIES => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 3).min(MAX_RETRY_DELAY);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, grant = %s.grant_id, "usage ledger: settling failed; the janitor will release the reservation");
+                    break;
+                }
+                Ok(()) => break,
+            }
+        }
+    }
+}
+
+/// What one group commit writes: ledger rows, the settlements that go with them, and the
+/// permits freed once they are committed.
+#[derive(Default)]
+struct Batch {
+    rows: Vec<LedgerRow>,
+    settlements: Vec<pairgate_store::Settlement>,
+    permits: Vec<crate::engine::limits::local::Permit>,
+}
+
+impl Batch {
+    fn push(&mut self, row: LedgerRow, closing: Closing) {
+        self.rows.push(row);
+        self.settlements.extend(closing.settlement);
+        self.permits.extend(closing.permit);
+    }
+
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.settlements.is_empty()
+    }
+}
+
+async fn write(store: &Store, batch: &mut Batch, lag: &AtomicUsize) {
+    if batch.is_empty() {
+        return;
+    }
+    // Settlements in (grant) order, the lock order of every budget transaction.
+    batch
+        .settlements
+        .sort_by(|a, b| a.grant_id.cmp(&b.grant_id));
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 0;
+    loop {
+        // a retry skips settlement lines already settled (the failed attempt may have committed)
+        match store
+            .record_usage(&batch.rows, &batch.settlements, attempt > 0)
+            .await
+        {
+            Ok(()) => break,
+            Err(e) if e.is_transient() && attempt < RETRIES => {
+                tracing::warn!(error = %e, rows = batch.len(), attempt, "usage ledger: batch insert failed, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 3).min(MAX_RETRY_DELAY);
+                attempt += 1;
+            }
+            Err(e) if e.is_transient() => {
+                tracing::error!(error = %e, rows = batch.len(), "usage ledger: batch dropped after retries; the janitor will release its reservations");
+                break;
+            }
+            Err(e) => {
+                // not a passing failure: one by one, so a bad row costs only itself
+                tracing::warn!(error = %e, rows = batch.len(), "usage ledger: batch refused, writing rows one by one");
+                for s in batch.settlements.drain(..) {
+                    settle_alone(
+                        store,
+                        Closing {
+                            settlement: Some(s),
+                            permit: None,
+                        },
+                    )
+                    .await;
+                }
+                for row in batch.rows.iter() {
+                    if let Err(e) = store.insert_usage(std::slice::from_ref(row)).await {
+                        tracing::error!(error = %e, request_id = %row.request_id, "usage ledger: row dropped");
+                    }
+                }
+                break;
+            }
+        }
+    }
+    lag.fetch_sub(batch.len(), Ordering::AcqRel);
+    *batch = Batch::default();
+}
+
+async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, lag: Arc<AtomicUsize>) {
+    let mut batch = Batch::default();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
+        loop {
+            let msg = match next.take() {
+                Some(m) => m,
+                None if batch.is_empty() => break,
+                None => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(m)) => m,
+                    Ok(None) | Err(_) => break,
+                },
+            };
+            match msg {
+                Msg::Row(row) => {
+                    batch.push(*row, Closing::default());
+                    if batch.len() >= BATCH_ROWS {
+                        write(&store, &mut batch, &lag).await;
+                    }
+                }
+                Msg::Committed(row, closing, done) => {
+                    // Group commit: take what is already queued, write at once, then answer.
+                    batch.push(*row, closing);
+                    let mut waiting = vec![done];
+                    let mut closing = None;
+                    while batch.len() < BATCH_ROWS {
+                        match rx.try_recv() {
+                            Ok(Msg::Row(row)) => batch.push(*row, Closing::default()),
+                            Ok(Msg::Committed(row, closing, d)) => {
+                                batch.push(*row, closing);
+                                waiting.push(d);
+                            }
+                            Ok(Msg::Flush(d)) => waiting.push(d),
+                            Ok(Msg::Close(d)) => {
+                                closing = Some(d);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    write(&store, &mut batch, &lag).await;
+                    for d in waiting {
+                        let _ = d.send(());
+                    }
+                    if let Some(d) = closing {
+                        next = Some(Msg::Close(d));
+                    }
+                }
+                Msg::Flush(done) => {
+                    write(&store, &mut batch, &lag).await;
+                    let _ = done.send(());
+                }
+                Msg::Close(done) => {
+                    // refuse new messages, write what is already queued, then answer
+                    rx.close();
+                    let mut waiting = vec![done];
+                    while let Ok(m) = rx.try_recv() {
+                        match m {
+                            Msg::Row(row) => {
+                                batch.push(*row, Closing::default());
+                                if batch.len() >= BATCH_ROWS {
+                                    write(&store, &mut batch, &lag).await;
+                                }
+                            }
+                            Msg::Committed(row, closing, d) => {
+                                batch.push(*row, closing);
+                                waiting.push(d);
+                                if batch.len() >= BATCH_ROWS {
+                                    write(&store, &mut batch, &lag).await;
+                                }
+                            }
+                            Msg::Flush(d) | Msg::Close(d) => waiting.push(d),
+                        }
+                    }
+                    write(&store, &mut batch, &lag).await;
+                    for d in waiting {
+                        let _ = d.send(());
+                    }
+                    return;
+                }
+            }
+        }
+        write(&store, &mut batch, &lag).await;
+    }
+}
+
+#[cfg(test)]
+#[path = "ledger_tests.rs"]
+mod tests;

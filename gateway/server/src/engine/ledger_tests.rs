@@ -1,0 +1,207 @@
+//! The usage ledger on SQLite and PostgreSQL: every row recorded from many tasks is written by close(); rollups and filters.
+
+use std::collections::BTreeMap;
+
+use pairgate_store::{RollupRow, UsageFilter};
+
+use super::*;
+use crate::engine::limits::test_support::{Sql, db};
+
+/// 2026-11-20T00:00:00Z.
+const DAY0: i64 = 1_795_132_800_000;
+const DAY_MS: i64 = 86_400_000;
+
+fn row(i: usize) -> LedgerRow {
+    let failed = i.is_multiple_of(10);
+    LedgerRow {
+        request_id: format!("req-{i}"),
+        grant_id: Some(format!("g{}", i % 3)),
+        app_name: Some(format!("app {}", i % 3)),
+        provider: Some("openai".into()),
+        model: Some(
+            if i.is_multiple_of(2) {
+                "gpt-4o"
+            } else {
+                "gpt-4o-mini"
+            }
+            .into(),
+        ),
+        endpoint: "chat".into(),
+        input_tokens: (i % 97) as u64,
+        output_tokens: (i % 13) as u64,
+        cached_tokens: (i % 5) as u64,
+        cost_micros: (i * 7) as u64,
+        estimated: i.is_multiple_of(4),
+        status: if failed { 502 } else { 200 },
+        error_code: failed.then(|| "upstream_error".to_owned()),
+        upstream_ms: (!failed).then_some(i as i64),
+        total_ms: i as i64 + 3,
+        // two UTC days
+        created_at: DAY0 + (i as i64 % 2) * DAY_MS + i as i64,
+    }
+}
+
+fn expected_rollup(rows: &[LedgerRow], grant: Option<&str>) -> Vec<RollupRow> {
+    let mut groups: BTreeMap<(i64, Option<String>, Option<String>), RollupRow> = BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| grant.is_none() || r.grant_id.as_deref() == grant)
+    {
+        let day_ms = r.created_at / DAY_MS * DAY_MS;
+        let g = groups
+            .entry((day_ms, r.grant_id.clone(), r.model.clone()))
+            .or_insert_with(|| RollupRow {
+                day_ms,
+                grant_id: r.grant_id.clone(),
+                app_name: r.app_name.clone(),
+                provider: r.provider.clone(),
+                model: r.model.clone(),
+                ..RollupRow::default()
+            });
+        g.requests += 1;
+        g.errors += u64::from(r.status >= 400);
+        g.input_tokens += r.input_tokens;
+        g.output_tokens += r.output_tokens;
+        g.cached_tokens += r.cached_tokens;
+        g.cost_micros += r.cost_micros;
+    }
+    groups.into_values().collect()
+}
+
+async fn every_row_is_written(sql: Sql) {
+    let db = db(sql).await;
+    let ledger = Ledger::start(db.store.clone());
+    let mut tasks = Vec::new();
+    for t in 0..20 {
+        let ledger = ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            for j in 0..50 {
+                let r = row(t * 50 + j);
+                if j.is_multiple_of(2) {
+                    ledger.record(r);
+                } else {
+                    ledger.record_async(r).await;
+                }
+                if j.is_multiple_of(10) {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    ledger.close().await;
+    assert_eq!(ledger.lag(), 0);
+    let all = UsageFilter::default();
+    assert_eq!(db.store.count_usage(&all).await.unwrap(), 1000);
+
+    let rows: Vec<LedgerRow> = (0..1000).map(row).collect();
+    let got = db
+        .store
+        .usage_rollup(DAY0, DAY0 + 2 * DAY_MS, None)
+        .await
+        .unwrap();
+    assert_eq!(got, expected_rollup(&rows, None));
+    assert_eq!(got.iter().map(|r| r.requests).sum::<u64>(), 1000);
+    let one = db
+        .store
+        .usage_rollup(DAY0, DAY0 + 2 * DAY_MS, Some("g1"))
+        .await
+        .unwrap();
+    assert_eq!(one, expected_rollup(&rows, Some("g1")));
+    let first_day = db
+        .store
+        .usage_rollup(DAY0, DAY0 + DAY_MS, None)
+        .await
+        .unwrap();
+    assert!(first_day.iter().all(|r| r.day_ms == DAY0));
+    assert_eq!(first_day.iter().map(|r| r.requests).sum::<u64>(), 500);
+
+    // after close, rows are dropped (and logged), not queued forever
+    ledger.record(row(5000));
+    ledger.flush().await;
+    assert_eq!(ledger.lag(), 0);
+    assert_eq!(db.store.count_usage(&all).await.unwrap(), 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_row_is_written_sqlite() {
+    every_row_is_written(Sql::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_row_is_written_postgres() {
+    every_row_is_written(Sql::Postgres).await;
+}
+
+async fn flush_and_filters(sql: Sql) {
+    let db = db(sql).await;
+    let ledger = Ledger::start(db.store.clone());
+    for i in 0..30 {
+        ledger.record(row(i));
+    }
+    ledger.record(row(3)); // the same request id again: ignored
+    ledger.flush().await;
+    assert_eq!(ledger.lag(), 0);
+    let s = &db.store;
+    let f = |edit: fn(&mut UsageFilter)| {
+        let mut f = UsageFilter::default();
+        edit(&mut f);
+        f
+    };
+    assert_eq!(s.count_usage(&UsageFilter::default()).await.unwrap(), 30);
+    let by_grant = f(|f| f.grant_id = Some("g2".into()));
+    assert_eq!(s.count_usage(&by_grant).await.unwrap(), 10);
+    let failed = f(|f| f.status = Some(502));
+    assert_eq!(s.count_usage(&failed).await.unwrap(), 3);
+    let mini_g1 = f(|f| {
+        f.model = Some("gpt-4o-mini".into());
+        f.grant_id = Some("g1".into());
+    });
+    assert_eq!(s.count_usage(&mini_g1).await.unwrap(), 5);
+    let one = s
+        .recent_usage(&f(|f| f.request_id = Some("req-7".into())), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(one, vec![row(7)]);
+    // newest first, paged
+    let page = s.recent_usage(&UsageFilter::default(), 5, 5).await.unwrap();
+    let mut all: Vec<LedgerRow> = (0..30).map(row).collect();
+    all.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+    assert_eq!(page, all[5..10].to_vec());
+    let second_day = f(|f| f.from_ms = Some(DAY0 + DAY_MS));
+    assert_eq!(s.count_usage(&second_day).await.unwrap(), 15);
+    ledger.close().await;
+}
+
+#[tokio::test]
+async fn flush_and_filters_sqlite() {
+    flush_and_filters(Sql::Sqlite).await;
+}
+
+#[tokio::test]
+async fn flush_and_filters_postgres() {
+    flush_and_filters(Sql::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_bad_row_costs_only_itself() {
+    // PostgreSQL refuses a NUL byte in TEXT: that batch is retried row by row
+    let db = db(Sql::Postgres).await;
+    let ledger = Ledger::start(db.store.clone());
+    let mut bad = row(1);
+    bad.model = Some("gpt\0".into());
+    for r in [row(0), bad, row(2)] {
+        ledger.record(r);
+    }
+    ledger.close().await;
+    assert_eq!(ledger.lag(), 0);
+    let rows = db
+        .store
+        .recent_usage(&UsageFilter::default(), 10, 0)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!(ids, ["req-2", "req-0"]);
+}

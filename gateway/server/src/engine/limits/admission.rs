@@ -1,0 +1,271 @@
+//! An admitted request's hold on its grant's limits: settle with the real usage, release, or release on drop.
+
+use pairgate_policy::{Gcra, Usage};
+
+use super::local::Permit;
+use super::plan::{BudgetCheck, BudgetKind};
+use super::redis_backend::SettleLine;
+use super::{Engine, Limiter, LimitsError};
+
+/// What a settlement reports.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Outcome {
+    pub(super) tokens: u64,
+    pub(super) cost_micros: u64,
+}
+
+impl Outcome {
+    /// The outcome of a request that used `actual` at a cost of `cost_micros`.
+    fn of(actual: Usage, cost_micros: u64) -> Outcome {
+        Outcome {
+            tokens: actual.total_tokens(),
+            cost_micros,
+        }
+    }
+}
+
+/// An admitted request's hold on its grant's limits.
+#[derive(Debug)]
+pub(super) struct Pending {
+    pub(super) limiter: Limiter,
+    pub(super) grant: String,
+    pub(super) id: String,
+    pub(super) admitted_ms: i64,
+    pub(super) budgets: Vec<BudgetCheck>,
+    /// The tokens-per-minute limit and the tokens it was charged.
+    pub(super) tpm: Option<(Gcra, u64)>,
+    /// Local concurrency permit (dropped at the end).
+    pub(super) permit: Option<Permit>,
+    /// A Redis concurrency lease is held under `id`.
+    pub(super) redis_permit: bool,
+}
+
+/// An admitted request: holds its concurrency permit and budget reservations until
+/// [`Admission::settle`] or [`Admission::release`] (or drop, which releases).
+#[derive(Debug)]
+pub struct Admission {
+    pub(super) headers: Vec<(&'static str, String)>,
+    pub(super) pending: Option<Pending>,
+}
+
+/// What finishing an admission leaves to commit together with the request's ledger row (see
+/// [`Admission::settle_deferred`]): the SQL budget settlement, and the concurrency permit, held
+/// until that settlement has committed.
+#[derive(Debug, Default)]
+pub struct Closing {
+    pub settlement: Option<pairgate_store::Settlement>,
+    pub permit: Option<Permit>,
+}
+
+impl Limiter {
+    /// Settles (`Some`) or releases (`None`) an admission's hold.
+    pub(super) async fn finish(
+        &self,
+        p: Pending,
+        outcome: Option<Outcome>,
+    ) -> Result<(), LimitsError> {
+        let closing = self.close(p, outcome).await?;
+        if let Some(s) = &closing.settlement {
+            let lines: Vec<_> = s
+                .lines
+                .iter()
+                .map(|l| (l.kind, l.window_key.as_str(), l.actual))
+                .collect();
+            settle_with_retries(&self.inner.store, &s.id, &s.grant_id, &lines).await?;
+        }
+        Ok(())
+    }
+
+    /// Does everything a settlement (`Some`) or release (`None`) needs except the SQL budget
+    /// settlement, which it returns: tokens above the estimate are charged to the per-minute
+    /// limit; the Redis backend settles at once.
+    pub(super) async fn close(
+        &self,
+        mut p: Pending,
+        outcome: Option<Outcome>,
+    ) -> Result<Closing, LimitsError> {
+        let now_ms = pairgate_store::now_ms().max(p.admitted_ms);
+        let tokens = outcome.map_or(0, |o| o.tokens);
+        let cost = outcome.map_or(0, |o| o.cost_micros);
+        // A quota is charged what the request reserved once the provider accepted the call;
+        // a release (refusal, failure) charges nothing.
+        let actual = |b: &BudgetCheck| match b.kind {
+            BudgetKind::Tokens => tokens,
+            BudgetKind::Cost => cost,
+            BudgetKind::Quota(_) => outcome.map_or(0, |_| b.amount),
+        };
+        // tokens above the estimate are charged to the per-minute limit too
+        let extra = p
+            .tpm
+            .filter(|_| outcome.is_some())
+            .and_then(|(g, charged)| {
+                tokens
+                    .checked_sub(charged)
+                    .filter(|&e| e > 0)
+                    .map(|e| (g, e))
+            });
+        match &self.inner.engine {
+            Engine::Local { rates, .. } => {
+                if let Some((g, e)) = extra {
+                    rates.observe(now_ms);
+                    rates.charge(&p.grant, &g, e);
+                }
+                let settlement = (!p.budgets.is_empty()).then(|| pairgate_store::Settlement {
+                    id: std::mem::take(&mut p.id),
+                    grant_id: std::mem::take(&mut p.grant),
+                    lines: p
+                        .budgets
+                        .iter()
+                        .map(|b| pairgate_store::SettleLine {
+                            kind: b.kind.as_str(),
+                            window_key: b.key.clone(),
+                            actual: actual(b),
+                        })
+                        .collect(),
+                });
+                Ok(Closing {
+                    settlement,
+                    permit: p.permit.take(),
+                })
+            }
+            Engine::Redis(r) => {
+                let lines: Vec<_> = p
+                    .budgets
+                    .iter()
+                    .map(|b| SettleLine {
+                        check: b,
+                        actual: actual(b),
+                    })
+                    .collect();
+                let result = r
+                    .settle(
+                        &p.grant,
+                        &p.id,
+                        p.redis_permit,
+                        extra,
+                        &lines,
+                        p.admitted_ms,
+                        now_ms,
+                    )
+                    .await;
+                p.permit.take();
+                result.map(|()| Closing::default())
+            }
+        }
+    }
+}
+
+/// Retries of a settlement that failed on a passing database error (lost connection, busy).
+const SETTLE_RETRIES: u32 = 6;
+
+/// Settles budget lines, retrying passing database failures with backoff (about 15 s in all, so
+/// a short outage does not leave the reservation held until the janitor and the usage uncharged).
+/// Retries skip lines already settled, so usage is never charged twice.
+pub(super) async fn settle_with_retries(
+    store: &pairgate_store::Store,
+    id: &str,
+    grant: &str,
+    lines: &[(&'static str, &str, u64)],
+) -> Result<(), LimitsError> {
+    let mut delay = std::time::Duration::from_millis(100);
+    let mut attempt = 0;
+    loop {
+        let result = if attempt == 0 {
+            store.settle_budgets(id, grant, lines).await
+        } else {
+            store.resettle_budgets(id, grant, lines).await
+        };
+        match result {
+            Err(e) if e.is_transient() && attempt < SETTLE_RETRIES => {
+                tracing::warn!(error = %e, grant, attempt, "limits: settling failed, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 3).min(std::time::Duration::from_secs(5));
+                attempt += 1;
+            }
+            other => return other.map_err(LimitsError::from),
+        }
+    }
+}
+
+impl Admission {
+    /// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` after this admission, for
+    /// the limits the grant sets (requests: the tighter of per minute and per day).
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        self.headers.clone()
+    }
+
+    /// The request finished: replace the reservations by the actual usage (atomically),
+    /// charge tokens above the estimate to the per-minute limit, free the permit.
+    pub async fn settle(
+        mut self,
+        actual: Usage,
+        actual_cost_micros: u64,
+    ) -> Result<(), LimitsError> {
+        match self.pending.take() {
+            Some(p) => {
+                let limiter = p.limiter.clone();
+                limiter
+                    .finish(p, Some(Outcome::of(actual, actual_cost_micros)))
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Like [`Admission::settle`], except that the SQL budget settlement (local backend) is
+    /// returned instead of committed, for the usage ledger to commit together with the
+    /// request's row in its group commit ([`crate::engine::ledger::Ledger::record_closing`]): one
+    /// transaction fewer per request.
+    pub async fn settle_deferred(
+        mut self,
+        actual: Usage,
+        actual_cost_micros: u64,
+    ) -> Result<Closing, LimitsError> {
+        match self.pending.take() {
+            Some(p) => {
+                let limiter = p.limiter.clone();
+                limiter
+                    .close(p, Some(Outcome::of(actual, actual_cost_micros)))
+                    .await
+            }
+            None => Ok(Closing::default()),
+        }
+    }
+
+    /// [`Admission::release`], returning the SQL release to commit with the ledger row (as
+    /// [`Admission::settle_deferred`]).
+    pub async fn release_deferred(mut self) -> Result<Closing, LimitsError> {
+        match self.pending.take() {
+            Some(p) => p.limiter.clone().close(p, None).await,
+            None => Ok(Closing::default()),
+        }
+    }
+
+    /// The request failed before using anything: drop the reservations, free the permit.
+    pub async fn release(mut self) -> Result<(), LimitsError> {
+        match self.pending.take() {
+            Some(p) => p.limiter.clone().finish(p, None).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    let (limiter, grant) = (p.limiter.clone(), p.grant.clone());
+                    if let Err(e) = limiter.finish(p, None).await {
+                        tracing::warn!(error = %e, grant, "limits: releasing a dropped admission failed; the janitor will");
+                    }
+                });
+            }
+            // no runtime: the permit is freed now, the reservations by the janitor
+            Err(_) => drop(p),
+        }
+    }
+}
