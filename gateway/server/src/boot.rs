@@ -18,12 +18,12 @@ use crate::state::AppState;
 
 /// Opens everything `serve` needs, or nothing.
 pub async fn open(config: &Config) -> Result<Opened, StartError> {
-    open_for(config, Purpose::Serve, Access::Create).await
+    open_for(config, OpenFor::Serve, Access::Create).await
 }
 
 /// What the state is opened for: serving loads the plugins; CLI commands need none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
+pub enum OpenFor {
     Serve,
     Command,
 }
@@ -48,7 +48,7 @@ pub struct Opened {
 /// [`open`] for a purpose.
 pub async fn open_for(
     config: &Config,
-    purpose: Purpose,
+    purpose: OpenFor,
     access: Access,
 ) -> Result<Opened, StartError> {
     let mut created = Created::default();
@@ -81,7 +81,7 @@ impl Created {
 async fn prepare(
     config: &Config,
     created: &mut Created,
-    purpose: Purpose,
+    purpose: OpenFor,
     access: Access,
 ) -> Result<Opened, StartError> {
     let sqlite = config.sqlite_file();
@@ -169,15 +169,15 @@ async fn unlock_state(
     config: &Config,
     store: &Store,
     created: &mut Created,
-    purpose: Purpose,
+    purpose: OpenFor,
 ) -> Result<AppState, StartError> {
     let (master, key_file) = crate::engine::keys::load_master_key(config, store, true).await?;
     created.0.extend(key_file);
     let secret = crate::engine::keys::load_gateway_secret(&master, store).await?;
     let keys = crate::engine::keys::GatewayKeys::new(master, secret)?;
     let relay = match purpose {
-        Purpose::Serve => crate::engine::providers::ProviderRegistry::start(config)?,
-        Purpose::Command => crate::engine::providers::ProviderRegistry::without_plugins(config)?,
+        OpenFor::Serve => crate::engine::providers::ProviderRegistry::start(config)?,
+        OpenFor::Command => crate::engine::providers::ProviderRegistry::without_plugins(config)?,
     };
     let backend = match (config.limits_backend.as_str(), &config.redis_url) {
         ("redis", Some(url)) => crate::engine::limits::LimitsBackend::Redis { url: url.clone() },

@@ -102,9 +102,3 @@ impl FromRef<AppState> for Store {
         state.store.clone()
     }
 }
-
-impl FromRef<AppState> for Arc<Config> {
-    fn from_ref(state: &AppState) -> Arc<Config> {
-        state.config.clone()
-    }
-}

@@ -189,29 +189,6 @@ impl ApiError {
         }
     }
 
-    /// Whether the client may retry the same request unchanged (after `Retry-After`, if given).
-    pub fn retryable(&self) -> bool {
-        matches!(
-            self,
-            ApiError::Unavailable(_)
-                | ApiError::Degraded { .. }
-                | ApiError::TooManyRequests { .. }
-                | ApiError::RequestTimeout
-                | ApiError::Limited {
-                    retry_after_secs: Some(_),
-                    ..
-                }
-                | ApiError::ProviderRateLimit { .. }
-                | ApiError::ProviderUnavailable { .. }
-                | ApiError::AuthorizationPending
-                | ApiError::SlowDown
-                | ApiError::Dpop {
-                    code: codes::USE_DPOP_NONCE,
-                    ..
-                }
-        )
-    }
-
     /// The machine-readable reason.
     pub fn code(&self) -> &str {
         use ApiError::*;

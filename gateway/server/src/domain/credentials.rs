@@ -2,7 +2,7 @@
 //! elsewhere), listing, removing, rotating with a grace period, resolving a value at the moment
 //! it is needed, and master-key rotation.
 //!
-//! A stored value is decrypted only inside [`resolve`], [`resolve_active`] and [`check`], and
+//! A stored value is decrypted only inside [`resolve`] and [`check`], and
 //! only into a `SecretString` that the caller drops after use. Nothing here logs, audits or
 //! returns a value: errors name the credential (`openai/default`, id), never its content.
 
@@ -499,12 +499,6 @@ pub async fn rotate(
 /// The current value of a credential: decrypted now (stored) or fetched now (reference).
 pub async fn resolve(state: &AppState, provider: &str, name: &str) -> Result<SecretString> {
     Ok(resolve_inner(state, provider, name, false).await?.1.current)
-}
-
-/// The current value plus, during a rotation's grace period, the previous one (a caller can
-/// fall back to it if the provider rejects the new value before it is live everywhere).
-pub async fn resolve_active(state: &AppState, provider: &str, name: &str) -> Result<ActiveSecrets> {
-    Ok(resolve_inner(state, provider, name, true).await?.1)
 }
 
 async fn resolve_inner(

@@ -138,7 +138,7 @@ pub async fn verify(
     match cache.check_and_insert(&verified.jkt, &verified.jti, now_ms, expires) {
         Ok(()) => match state
             .limiter
-            .claim_proof(&verified.jkt, &verified.jti, expires - now_ms)
+            .check_replay(&verified.jkt, &verified.jti, expires - now_ms)
             .await
         {
             Ok(true) => Ok(verified),

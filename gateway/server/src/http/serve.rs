@@ -149,7 +149,7 @@ async fn serve(
     // Handlers are installed before the "listening" line, so a signal sent as soon as the
     // gateway says it is up is always handled gracefully.
     let shutdown = shutdown_signal()?;
-    let app = crate::http::routes::app(state.clone());
+    let app = crate::http::routes::router(state.clone());
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, public_url = %state.config.public_url, backend = ?state.store.backend(), "pairgate listening on {scheme}://{addr}");
 

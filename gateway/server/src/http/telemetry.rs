@@ -1,6 +1,6 @@
 //! Logging: human lines on a terminal, JSON lines with `--log-format json`, always on stderr,
 //! every line scrubbed of secrets by [`crate::base::redact`] on its way out. Each request's lines carry
-//! its `request_id` (the `request` span set up in [`crate::http::routes::app`]).
+//! its `request_id` (the `request` span set up in [`crate::http::routes::router`]).
 
 use std::io::IsTerminal;
 

@@ -543,7 +543,7 @@ pub async fn send(
     match finished {
         Ok(Ok(f)) => {
             let (usage, estimated) = match f.usage {
-                Some(u) => (u.into_policy(), false),
+                Some(u) => (policy_usage(u), false),
                 None => (estimate, true),
             };
             let cost = meter
@@ -666,17 +666,11 @@ pub async fn read_limited(resp: reqwest::Response) -> Result<Vec<u8>, SendError>
     Ok(out)
 }
 
-/// Converts plugin-reported usage into the policy crate's type.
-pub trait IntoPolicyUsage {
-    fn into_policy(self) -> Usage;
-}
-
-impl IntoPolicyUsage for pairgate_plugin_host::Usage {
-    fn into_policy(self) -> Usage {
-        Usage {
-            input_tokens: self.input_tokens,
-            output_tokens: self.output_tokens,
-            cached_tokens: self.cached_tokens,
-        }
+/// Plugin-reported usage in the policy crate's type.
+pub fn policy_usage(u: pairgate_plugin_host::Usage) -> Usage {
+    Usage {
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+        cached_tokens: u.cached_tokens,
     }
 }

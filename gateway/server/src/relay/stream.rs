@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::framing::{Framer, Framing};
-use super::pipeline::{IntoPolicyUsage, Meter, failure, plugin_call};
+use super::pipeline::{Meter, failure, plugin_call, policy_usage};
 use super::upstream::{Redactor, StreamRedactor};
 use crate::base::error::ApiError;
 use crate::engine::limits::Admission;
@@ -183,7 +183,7 @@ async fn pump(
                 Ok(Ok(t)) => {
                     call_state = t.state;
                     if let Some(u) = t.usage {
-                        usage = Some(u.into_policy());
+                        usage = Some(policy_usage(u));
                     }
                     for chunk in &t.chunks {
                         out_chars += content_chars(chunk);

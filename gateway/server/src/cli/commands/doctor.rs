@@ -504,9 +504,9 @@ async fn clock(config: &Config, store: &Store, report: &mut Report) {
 async fn credentials(config: &Config, test: bool, report: &mut Report) {
     // Testing against providers needs the plugins, which build the calls.
     let purpose = if test {
-        crate::boot::Purpose::Serve
+        crate::boot::OpenFor::Serve
     } else {
-        crate::boot::Purpose::Command
+        crate::boot::OpenFor::Command
     };
     let opened = match crate::boot::open_for(config, purpose, crate::boot::Access::Existing).await {
         Ok(opened) => opened,

@@ -31,7 +31,7 @@ pub async fn open(sources: &Sources, access: Access) -> Result<Opened, StartErro
         config.log_level = "warn".into();
     }
     crate::http::telemetry::init(&config);
-    let mut opened = crate::boot::open_for(&config, crate::boot::Purpose::Command, access).await?;
+    let mut opened = crate::boot::open_for(&config, crate::boot::OpenFor::Command, access).await?;
     if !config.public_url_explicit {
         let served = opened
             .state

@@ -195,7 +195,9 @@ impl Admission {
     }
 
     /// The request finished: replace the reservations by the actual usage (atomically),
-    /// charge tokens above the estimate to the per-minute limit, free the permit.
+    /// charge tokens above the estimate to the per-minute limit, free the permit. (The gateway
+    /// settles through [`Admission::settle_deferred`], in the ledger's commit; tests use this.)
+    #[cfg(test)]
     pub async fn settle(
         mut self,
         actual: Usage,

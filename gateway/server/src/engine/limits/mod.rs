@@ -626,7 +626,7 @@ impl Limiter {
     /// Claims a DPoP proof (key thumbprint, `jti`) for `ttl_ms` across replicas: with Redis,
     /// true only for the first replica to see it; with the local backend always true (each
     /// process's own replay cache is then the whole check).
-    pub async fn claim_proof(
+    pub async fn check_replay(
         &self,
         jkt: &str,
         jti: &str,

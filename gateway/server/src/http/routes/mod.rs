@@ -384,7 +384,7 @@ async fn next_nonce(
 }
 
 /// Builds the whole application.
-pub fn app(state: AppState) -> Router {
+pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let max_in_flight = state.config.max_in_flight_requests;
     let body_read_timeout = state.config.body_read_timeout;
