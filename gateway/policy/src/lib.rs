@@ -3,6 +3,8 @@
 //! * [`grant`]: the [`GrantPolicy`] an owner attaches to a grant (stored as JSON), its
 //!   [`GrantPolicy::validate`], the [`GrantPolicy::is_within`] order and
 //!   [`GrantPolicy::narrow`] (consent with edits).
+//! * [`body`]: what a request body states for the policy (model, streaming, tools, images,
+//!   output cap), read once for every shape.
 //! * [`decide`]: the per-request [`check`] and [`model_allowed`] (filters `/v1/models`).
 //! * [`limits`]: GCRA rate limiting (mirrored by the Redis script and `governor`), budget
 //!   windows, budget reservations, cost in micro-USD and token estimation.
@@ -17,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod body;
 pub mod decide;
 pub mod glob;
 pub mod grant;

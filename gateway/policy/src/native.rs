@@ -8,6 +8,7 @@
 
 use serde_json::Value;
 
+use crate::body::any_image;
 use crate::limits::{Usage, estimate_output_from_text};
 
 /// Which native API a request speaks.
@@ -83,35 +84,6 @@ pub struct NativeRequest {
     pub has_images: bool,
     /// The output cap the client asked for (`max_tokens` or `max_output_tokens`).
     pub max_tokens: Option<u32>,
-}
-
-fn image_block(v: &Value) -> bool {
-    matches!(
-        v.get("type").and_then(Value::as_str),
-        Some("image" | "input_image" | "image_url")
-    )
-}
-
-/// Whether any item (message or input item), or any content block inside one (tool results
-/// included, one level down), is an image.
-fn any_image(items: Option<&Value>) -> bool {
-    let Some(items) = items.and_then(Value::as_array) else {
-        return false;
-    };
-    items.iter().any(|item| {
-        image_block(item)
-            || item
-                .get("content")
-                .and_then(Value::as_array)
-                .is_some_and(|blocks| {
-                    blocks.iter().any(|b| {
-                        image_block(b)
-                            || b.get("content")
-                                .and_then(Value::as_array)
-                                .is_some_and(|inner| inner.iter().any(image_block))
-                    })
-                })
-    })
 }
 
 impl NativeRequest {

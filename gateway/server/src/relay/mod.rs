@@ -5,9 +5,12 @@
 //! back through the plugin.
 
 pub use pairgate_plugin_host::framing;
+pub mod errors;
+pub mod exchange;
 pub mod native;
 pub mod native_stream;
 pub mod pipeline;
+pub mod plugin;
 pub mod probe;
 pub mod resource;
 pub mod stream;

@@ -10,22 +10,18 @@
 //! metered from the usage it reports (for a stream, the final event; estimated and flagged when
 //! it never came). Every exit settles and writes one ledger row.
 
-use std::time::Instant;
-
 use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use pairgate_plugin_host::{PrepareRequest, UpstreamCall};
 use pairgate_policy::decide::{RequestFacts, check};
 use pairgate_policy::grant::endpoint;
-use pairgate_policy::limits::{Usage, cost_micros, estimate_request};
+use pairgate_policy::limits::{Usage, estimate_request};
 use pairgate_policy::native::{Api, NativeRequest, answer_usage, error_code};
 
-use super::pipeline::{
-    DEFAULT_MAX_OUTPUT, Meter, denial, detached, fail, limited, prepare_upstream, priced,
-    read_limited, refuse, settle_and_record,
-};
-use super::upstream::{self, SendError};
+use super::errors::{denial, limited, send_error};
+use super::exchange::{Exchange, Meter, detached, refuse};
+use super::pipeline::{DEFAULT_MAX_OUTPUT, priced, read_limited};
 use crate::base::error::ApiError;
 use crate::domain::grants::AppRequest;
 use crate::engine::limits::Admission;
@@ -58,11 +54,10 @@ fn api_name(api: Api) -> &'static str {
     }
 }
 
-/// An admitted native request, ready to send.
+/// An admitted native request, before its plugin maps it.
 struct Admitted {
-    api: Api,
     provider: Provider,
-    call: UpstreamCall,
+    prep: PrepareRequest,
     estimate: Usage,
     stream: bool,
     admission: Admission,
@@ -72,9 +67,14 @@ struct Admitted {
 pub async fn handle(state: AppState, req: AppRequest, headers: HeaderMap, api: Api) -> Response {
     detached(async move {
         let mut meter = Meter::new(&req, api.ledger_endpoint());
-        match admit(&state, &req, &headers, api, &mut meter).await {
-            Ok(admitted) => exchange(state, admitted, meter).await,
-            Err(e) => refuse(&state, &meter, e).await,
+        let a = match admit(&state, &req, &headers, api, &mut meter).await {
+            Ok(a) => a,
+            Err(e) => return refuse(&state, &meter, e).await,
+        };
+        let exchange = Exchange::new(state, a.provider, a.admission, meter);
+        match exchange.prepare(a.prep).await {
+            Ok(call) => relay(exchange, api, call, a.estimate, a.stream).await,
+            Err(e) => exchange.fail(e).await,
         }
     })
     .await
@@ -146,11 +146,7 @@ async fn admit(
     } else {
         Usage::default()
     };
-    let estimated_cost = meter
-        .prices
-        .as_ref()
-        .map(|p| cost_micros(p, &estimate))
-        .unwrap_or(0);
+    let estimated_cost = meter.cost(&estimate);
     let admission = state
         .limiter
         .admit(&req.grant.id, policy, estimate, estimated_cost, req.now_ms)
@@ -172,45 +168,27 @@ async fn admit(
         path: None,
         timestamp: (req.now_ms / 1000) as u64,
     };
-    let (call, admission) = prepare_upstream(state, &provider, prep, admission).await?;
     Ok(Admitted {
-        api,
         provider,
-        call,
+        prep,
         estimate,
         stream: native.stream,
         admission,
     })
 }
 
-/// Sends an admitted request and answers with what the provider sent.
-async fn exchange(state: AppState, a: Admitted, mut meter: Meter) -> Response {
-    let Admitted {
-        api,
-        provider,
-        call,
-        estimate,
-        stream,
-        admission,
-    } = a;
-    let (builder, redactor) = match upstream::build(&state, &provider, call, stream).await {
-        Ok(b) => b,
-        Err(e) => return fail(&state, admission, &meter, e).await,
+/// Sends an admitted, prepared request and answers with what the provider sent.
+async fn relay(
+    mut exchange: Exchange,
+    api: Api,
+    call: UpstreamCall,
+    estimate: Usage,
+    stream: bool,
+) -> Response {
+    let (resp, redactor) = match exchange.send(call, stream).await {
+        Ok(r) => r,
+        Err(e) => return exchange.fail(e).await,
     };
-    let started = Instant::now();
-    let resp = match tokio::time::timeout(state.config.upstream_timeout, builder.send()).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            let e = SendError::from(e).into_api_error(&provider);
-            return fail(&state, admission, &meter, e).await;
-        }
-        Err(_) => {
-            let e = SendError::Timeout.into_api_error(&provider);
-            return fail(&state, admission, &meter, e).await;
-        }
-    };
-    meter.upstream_ms = Some(started.elapsed().as_millis() as i64);
-    crate::base::metrics::upstream(&provider.id, started.elapsed());
     let status = resp.status().as_u16();
     if status == 401 || status == 403 {
         // The provider refused the owner's credential: its text about the key never reaches
@@ -218,10 +196,10 @@ async fn exchange(state: AppState, a: Admitted, mut meter: Meter) -> Response {
         let e = ApiError::ProviderAuth {
             message: format!(
                 "the provider {} rejected the owner's credential; the owner must update it",
-                provider.id
+                exchange.provider.id
             ),
         };
-        return fail(&state, admission, &meter, e).await;
+        return exchange.fail(e).await;
     }
     let content_type = resp
         .headers()
@@ -232,15 +210,13 @@ async fn exchange(state: AppState, a: Admitted, mut meter: Meter) -> Response {
     let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
     let ok = (200..300).contains(&status);
     if stream && ok && content_type.starts_with("text/event-stream") {
-        return super::native_stream::respond(
-            state, provider, resp, api, admission, meter, estimate, redactor,
-        );
+        return super::native_stream::respond(exchange, resp, api, estimate, redactor);
     }
     let body = match read_limited(resp).await {
         Ok(b) => redactor.bytes(b),
         Err(e) => {
-            let e = e.into_api_error(&provider);
-            return fail(&state, admission, &meter, e).await;
+            let e = send_error(&exchange.provider, e);
+            return exchange.fail(e).await;
         }
     };
     let (usage, estimated, code) = if ok {
@@ -252,14 +228,8 @@ async fn exchange(state: AppState, a: Admitted, mut meter: Meter) -> Response {
         let code = error_code(&body).unwrap_or_else(|| "upstream_error".into());
         (Usage::default(), false, Some(code))
     };
-    let cost = meter
-        .prices
-        .as_ref()
-        .map(|p| cost_micros(p, &usage))
-        .unwrap_or(0);
-    let rate_headers = admission.headers();
-    let row = meter.row(status, usage, estimated, code);
-    settle_and_record(&state, admission, usage, cost, row).await;
+    let rate_headers = exchange.rate_headers();
+    exchange.finish(status, usage, estimated, code).await;
     let mut res = Response::new(Body::from(body));
     *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     let h = res.headers_mut();

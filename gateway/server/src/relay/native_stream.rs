@@ -11,40 +11,30 @@ use axum::body::{Body, Bytes};
 use axum::response::Response;
 use futures_util::StreamExt;
 use http::{HeaderValue, header};
-use pairgate_policy::limits::{Usage, cost_micros};
+use pairgate_policy::limits::Usage;
 use pairgate_policy::native::{Api, StreamMeter};
 use tokio::sync::mpsc;
 
+use super::exchange::Exchange;
 use super::framing::{Framer, Framing};
-use super::pipeline::{Meter, settle_and_record};
 use super::upstream::{Redactor, StreamRedactor};
 use crate::base::error::ApiError;
-use crate::engine::limits::Admission;
-use crate::engine::providers::Provider;
-use crate::state::AppState;
 
 type Chunk = Result<Bytes, Infallible>;
 
 /// Starts relaying the upstream stream to the app; returns the streaming response at once.
-#[allow(clippy::too_many_arguments)]
 pub fn respond(
-    state: AppState,
-    provider: Provider,
+    exchange: Exchange,
     upstream: reqwest::Response,
     api: Api,
-    admission: Admission,
-    meter: Meter,
     estimate: Usage,
     redactor: Redactor,
 ) -> Response {
-    let rate_headers = admission.headers();
+    let rate_headers = exchange.rate_headers();
     let (tx, rx) = mpsc::channel::<Chunk>(16);
     let relay = Relay {
-        state,
-        provider,
+        exchange,
         api,
-        admission,
-        meter,
         estimate,
         tx,
     };
@@ -69,11 +59,8 @@ pub fn respond(
 
 /// One stream in flight: what it settles when it ends.
 struct Relay {
-    state: AppState,
-    provider: Provider,
+    exchange: Exchange,
     api: Api,
-    admission: Admission,
-    meter: Meter,
     estimate: Usage,
     tx: mpsc::Sender<Chunk>,
 }
@@ -89,14 +76,15 @@ enum End {
 
 impl Relay {
     async fn pump(self, upstream: reqwest::Response, mut redactor: StreamRedactor) {
-        let stall = self.state.config.upstream_timeout;
+        let stall = self.exchange.state.config.upstream_timeout;
         let mut framer = Framer::new(Framing::Sse);
         let mut metered = StreamMeter::new(self.api);
         let mut bytes = upstream.bytes_stream();
         // Bytes after the last complete event: an event reaches the app whole or not at all,
         // so an error event the gateway adds never lands inside a cut one.
         let mut pending: Vec<u8> = Vec::new();
-        let id = &self.provider.id;
+        let id = self.exchange.provider.id.clone();
+        let id = &id;
         let end = loop {
             let (chunk, last) = match tokio::time::timeout(stall, bytes.next()).await {
                 Err(_) => {
@@ -177,12 +165,6 @@ impl Relay {
             let _ = self.tx.send(Ok(Bytes::from(event))).await;
         }
         let (usage, estimated) = metered.settled(self.estimate.input_tokens);
-        let cost = self
-            .meter
-            .prices
-            .as_ref()
-            .map(|p| cost_micros(p, &usage))
-            .unwrap_or(0);
         let (status, code) = match &end {
             End::Failed(e) => (e.status().as_u16(), Some(e.code().to_string())),
             End::ClientGone => (499, Some("client_disconnected".to_string())),
@@ -191,8 +173,7 @@ impl Relay {
         };
         // Committed before the stream completes: an answered stream is never missing from the
         // ledger, even after a hard kill.
-        let row = self.meter.row(status, usage, estimated, code);
-        settle_and_record(&self.state, self.admission, usage, cost, row).await;
+        self.exchange.finish(status, usage, estimated, code).await;
     }
 }
 

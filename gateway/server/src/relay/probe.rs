@@ -145,7 +145,7 @@ async fn run(state: &AppState, c: &CredentialInfo) -> Result<ProviderCheck, ApiE
         timestamp: (crate::base::clock::now_ms() / 1000) as u64,
     };
     let plugin = provider.plugin.clone();
-    let call = match super::pipeline::plugin_call(state, &provider, 0, move |host| {
+    let call = match super::plugin::plugin_call(state, &provider, 0, move |host| {
         host.prepare(&plugin, prep)
     })
     .await

@@ -7,17 +7,20 @@
 use axum::response::Response;
 use pairgate_plugin_host::PrepareRequest;
 use pairgate_policy::GrantPolicy;
+use pairgate_policy::body::{ANY_CAP_FIELDS, BodyFacts};
 use pairgate_policy::decide::{RequestFacts, check};
 use pairgate_policy::grant::endpoint;
 use pairgate_policy::limits::Usage;
 use serde_json::Value;
 
-use super::pipeline::{
-    Meter, Prepared, denial, detached, has_images, plugin_prepare, send_or_refuse,
-};
+use super::errors::{denial, limited};
+use super::exchange::{Exchange, Meter, detached, refuse};
+use super::pipeline::{Prepared, send};
+use super::plugin::plugin_prepare;
 use crate::base::error::ApiError;
 use crate::domain::grants::AppRequest;
 use crate::engine::limits::QuotaCharge;
+use crate::engine::providers::Provider;
 use crate::state::AppState;
 
 /// Handles one resource call.
@@ -26,8 +29,12 @@ pub async fn handle(state: AppState, req: AppRequest, resource: &str, rest: &str
     let (resource, rest) = (resource.to_string(), rest.to_string());
     detached(async move {
         let mut meter = Meter::new(&req, &endpoint_guess);
-        let prepared = prepare(&state, &req, &resource, &rest, &mut meter).await;
-        send_or_refuse(state, prepared, meter).await
+        match prepare(&state, &req, &resource, &rest, &mut meter).await {
+            Ok((provider, prepared, admission)) => {
+                send(Exchange::new(state, provider, admission, meter), prepared).await
+            }
+            Err(e) => refuse(&state, &meter, e).await,
+        }
     })
     .await
 }
@@ -38,14 +45,7 @@ async fn prepare(
     resource: &str,
     rest: &str,
     meter: &mut Meter,
-) -> Result<
-    (
-        crate::engine::providers::Provider,
-        Prepared,
-        crate::engine::limits::Admission,
-    ),
-    ApiError,
-> {
+) -> Result<(Provider, Prepared, crate::engine::limits::Admission), ApiError> {
     let provider = state
         .relay
         .provider(resource)
@@ -101,9 +101,12 @@ async fn prepare(
     let policy = &req.grant_policy;
     let passthrough = action == endpoint::PASSTHROUGH;
     let probe = if passthrough {
-        BodyProbe::of(&req.body)
+        // A native body that is not JSON states nothing.
+        serde_json::from_slice::<Value>(&req.body)
+            .map(|body| BodyFacts::of(&body, ANY_CAP_FIELDS))
+            .unwrap_or_default()
     } else {
-        BodyProbe::default()
+        BodyFacts::default()
     };
     let facts = RequestFacts {
         provider: &provider.id,
@@ -148,7 +151,7 @@ async fn prepare(
             req.now_ms,
         )
         .await
-        .map_err(super::pipeline::limited)?;
+        .map_err(limited)?;
     let prepared = Prepared {
         call,
         estimate: Usage::default(),
@@ -169,50 +172,12 @@ fn native_route(path: &str) -> Option<&'static str> {
 /// Plugin actions that are model calls, served only through `/v1`.
 const MODEL_ACTIONS: [&str; 3] = [endpoint::CHAT, endpoint::EMBEDDINGS, endpoint::MODELS];
 
-/// What a pass-through body says about itself, when it is a JSON object (a provider's native
-/// request): the model, streaming, tools, images and the output cap it asks for.
-#[derive(Debug, Default)]
-struct BodyProbe {
-    model: Option<String>,
-    stream: bool,
-    has_tools: bool,
-    has_images: bool,
-    max_tokens: Option<u32>,
-}
-
-impl BodyProbe {
-    fn of(body: &[u8]) -> BodyProbe {
-        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
-            return BodyProbe::default();
-        };
-        let body = Value::Object(map);
-        let max = ["max_output_tokens", "max_completion_tokens", "max_tokens"]
-            .iter()
-            .find_map(|k| body.get(*k).and_then(Value::as_u64))
-            .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
-        BodyProbe {
-            model: body
-                .get("model")
-                .and_then(Value::as_str)
-                .map(|m| m.chars().take(200).collect()),
-            stream: body.get("stream").and_then(Value::as_bool) == Some(true),
-            has_tools: body
-                .get("tools")
-                .and_then(Value::as_array)
-                .is_some_and(|t| !t.is_empty())
-                || body.get("functions").is_some(),
-            has_images: has_images(&body),
-            max_tokens: max,
-        }
-    }
-}
-
 /// A pass-through answer is the provider's own: the gateway cannot meter it. So it is refused
 /// for a grant with token or money limits, and for a grant that allows only some of the
 /// provider's models when the request names no model the gateway can read.
 fn check_passthrough(
     policy: &GrantPolicy,
-    provider: &crate::engine::providers::Provider,
+    provider: &Provider,
     model: Option<&str>,
 ) -> Result<(), ApiError> {
     if policy.token_budget.is_set()
@@ -247,7 +212,7 @@ fn check_passthrough(
 /// grant sets (at the plugin's JSON pointer), the call's charge against that limit. A value
 /// that is not a whole number is a limit of 0 (the policy is refused rather than unlimited).
 fn quota_charges(
-    provider: &crate::engine::providers::Provider,
+    provider: &Provider,
     policy: &Value,
     charges: &[pairgate_plugin_host::Charge],
 ) -> Vec<QuotaCharge> {

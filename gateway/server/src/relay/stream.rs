@@ -14,32 +14,26 @@ use axum::response::Response;
 use futures_util::StreamExt;
 use http::{HeaderValue, header};
 use pairgate_plugin_host::ResponseMode;
-use pairgate_policy::limits::{Usage, cost_micros, estimate_output_from_text};
+use pairgate_policy::limits::{Usage, estimate_output_from_text};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::errors::failure;
+use super::exchange::Exchange;
 use super::framing::{Framer, Framing};
-use super::pipeline::{Meter, failure, plugin_call, policy_usage};
+use super::plugin::{plugin_call, policy_usage};
 use super::upstream::{Redactor, StreamRedactor};
 use crate::base::error::ApiError;
-use crate::engine::limits::Admission;
-use crate::engine::providers::Provider;
-use crate::state::AppState;
 
 type Chunk = Result<Bytes, Infallible>;
 
 /// Starts pumping the upstream stream to the app; returns the streaming response at once.
-#[allow(clippy::too_many_arguments)]
 pub fn respond(
-    state: AppState,
-    provider: Provider,
+    exchange: Exchange,
     upstream: reqwest::Response,
     mode: ResponseMode,
     call_state: Vec<u8>,
-    admission: Admission,
-    meter: Meter,
     estimate: Usage,
-    rate_headers: Vec<(&'static str, String)>,
     redactor: Redactor,
 ) -> Response {
     let (tx, rx) = mpsc::channel::<Chunk>(16);
@@ -48,14 +42,12 @@ pub fn respond(
     } else {
         Framing::Sse
     };
+    let rate_headers = exchange.rate_headers();
     tokio::spawn(pump(
-        state,
-        provider,
+        exchange,
         upstream,
         framing,
         call_state,
-        admission,
-        meter,
         estimate,
         tx,
         redactor.stream(),
@@ -107,19 +99,17 @@ async fn send_event(tx: &mpsc::Sender<Chunk>, data: &str) -> bool {
         .is_ok()
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn pump(
-    state: AppState,
-    provider: Provider,
+    exchange: Exchange,
     upstream: reqwest::Response,
     framing: Framing,
     mut call_state: Vec<u8>,
-    admission: Admission,
-    meter: Meter,
     estimate: Usage,
     tx: mpsc::Sender<Chunk>,
     mut redactor: StreamRedactor,
 ) {
+    let state = exchange.state.clone();
+    let provider = exchange.provider.clone();
     let started = Instant::now();
     let stall = state.config.upstream_timeout;
     let mut framer = Framer::new(framing);
@@ -232,11 +222,6 @@ async fn pump(
             true,
         ),
     };
-    let cost = meter
-        .prices
-        .as_ref()
-        .map(|p| cost_micros(p, &final_usage))
-        .unwrap_or(0);
     let (status, code) = match (&error, client_gone) {
         (Some(e), _) => (e.status().as_u16(), Some(e.code().to_string())),
         (None, true) => (499, Some("client_disconnected".to_string())),
@@ -251,8 +236,7 @@ async fn pump(
     );
     // The row is committed before the stream completes, so an answered stream is never missing
     // from the ledger, even after a hard kill.
-    let row = meter.row(status, final_usage, estimated, code);
-    super::pipeline::settle_and_record(&state, admission, final_usage, cost, row).await;
+    exchange.finish(status, final_usage, estimated, code).await;
     if !client_gone {
         let _ = send_event(&tx, "[DONE]").await;
     }

@@ -40,22 +40,6 @@ impl From<reqwest::Error> for SendError {
     }
 }
 
-impl SendError {
-    /// The app's error for a call to `provider` that failed this way.
-    pub fn into_api_error(self, provider: &Provider) -> ApiError {
-        match self {
-            SendError::Refused(refused) => ApiError::ProviderAddressRefused {
-                provider: provider.id.clone(),
-                host: refused.host,
-            },
-            e => ApiError::ProviderUnavailable {
-                message: format!("{} ({})", e, provider.id),
-                timed_out: matches!(e, SendError::Timeout),
-            },
-        }
-    }
-}
-
 /// What replaces the credential in anything the provider sends back.
 pub const REDACTED: &str = "[redacted]";
 
