@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 
 use pairgate_tests::Backend;
-use pairgate_tests::app::pairing_string;
 use pairgate_tests::gateway::{command, run};
 use pairgate_tests::probe::books_with;
 use pairgate_tests::providers::{self, test_key};
@@ -70,14 +69,7 @@ async fn claude_code_and_codex_run_through_connect_without_a_key() {
             .current_dir(home.path());
         cmd
     };
-    let pairing = pairing_string(&gw, &[]).await;
-    let (code, out, err) = run(connect(&["pair", &pairing, "--name", "agents"]), None).await;
-    assert_eq!(code, 0, "{err}");
-    let grant = out
-        .split_whitespace()
-        .find(|w| w.starts_with("gr_"))
-        .unwrap_or_else(|| panic!("no grant id in {out}"))
-        .to_string();
+    let grant = crate::connect::pair_connector(&gw, &connect).await;
 
     // Claude Code: Anthropic's Messages API, streamed, with its betas and tools.
     let (code, out, err) = run(

@@ -45,6 +45,41 @@ pub(crate) fn python() -> PathBuf {
     python
 }
 
+/// Pairs the connector `connect` runs with a fresh pairing string; returns its grant id.
+pub(crate) async fn pair_connector(
+    gw: &pairgate_tests::Gateway,
+    connect: impl Fn(&[&str]) -> tokio::process::Command,
+) -> String {
+    let pairing = pairing_string(gw, &[]).await;
+    let (code, out, err) = run(connect(&["pair", &pairing, "--name", "agents"]), None).await;
+    assert_eq!(code, 0, "{err}");
+    out.split_whitespace()
+        .find(|w| w.starts_with("gr_"))
+        .unwrap_or_else(|| panic!("no grant id in {out}"))
+        .to_string()
+}
+
+/// Runs a Python script in the test venv with only `env` (and PATH) set; returns its stdout,
+/// failing with its output unless it succeeded.
+pub(crate) async fn run_python(script: &Path, env: &[(String, String)]) -> String {
+    let out = tokio::process::Command::new(python())
+        .arg(script)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().cloned())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -221,21 +256,7 @@ async fn connect_signs_for_tools_that_cannot_and_refuses_everyone_else() {
     // The official `openai` package, configured by exactly the printed lines.
     let script = home.path().join("chat.py");
     std::fs::write(&script, PY_CHAT).unwrap();
-    let out = tokio::process::Command::new(python())
-        .arg(&script)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().cloned())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_python(&script, &env).await;
     assert_eq!(stdout, format!("{REPLY}\n{STREAMED}\n"));
 
     // `connect run`: the variables reach the child alone (only the tool's), its exit code comes

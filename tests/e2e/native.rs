@@ -667,8 +667,7 @@ except anthropic.BadRequestError as e:
 /// connector's caller token; the provider gets the owner's key; the ledger has a row for every call.
 #[tokio::test]
 async fn the_official_anthropic_and_openai_packages_work_through_connect() {
-    use crate::connect::{exports, python};
-    use pairgate_tests::app::pairing_string;
+    use crate::connect::exports;
     use pairgate_tests::gateway::{command, run};
     use tokio::io::AsyncBufReadExt;
 
@@ -680,14 +679,7 @@ async fn the_official_anthropic_and_openai_packages_work_through_connect() {
         cmd.arg("connect").arg("--state-dir").arg(&dir).args(args);
         cmd
     };
-    let pairing = pairing_string(&gw, &[]).await;
-    let (code, out, err) = run(connect(&["pair", &pairing, "--name", "agents"]), None).await;
-    assert_eq!(code, 0, "{err}");
-    let grant = out
-        .split_whitespace()
-        .find(|w| w.starts_with("gr_"))
-        .unwrap_or_else(|| panic!("no grant id in {out}"))
-        .to_string();
+    let grant = crate::connect::pair_connector(&gw, &connect).await;
     let mut serve = connect(&["serve", "--listen", "127.0.0.1:0"]);
     serve.stdout(std::process::Stdio::piped());
     let mut server = serve.spawn().unwrap();
@@ -706,21 +698,7 @@ async fn the_official_anthropic_and_openai_packages_work_through_connect() {
         "python",
     );
     std::fs::write(&script, readme + PY_REFUSAL).unwrap();
-    let out = tokio::process::Command::new(python())
-        .arg(&script)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().cloned())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = crate::connect::run_python(&script, &env).await;
     assert_eq!(
         stdout,
         format!(

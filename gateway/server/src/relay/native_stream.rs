@@ -5,22 +5,18 @@
 //! client that goes away cancels the upstream call. Usage is settled and the ledger row written
 //! on every path: the provider's final report, or an estimate marked as such.
 
-use std::convert::Infallible;
-
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::response::Response;
 use futures_util::StreamExt;
-use http::{HeaderValue, header};
 use pairgate_policy::limits::Usage;
 use pairgate_policy::native::{Api, StreamMeter};
 use tokio::sync::mpsc;
 
 use super::exchange::Exchange;
 use super::framing::{Framer, Framing};
+use super::stream::Chunk;
 use super::upstream::{Redactor, StreamRedactor};
 use crate::base::error::ApiError;
-
-type Chunk = Result<Bytes, Infallible>;
 
 /// Starts relaying the upstream stream to the app; returns the streaming response at once.
 pub fn respond(
@@ -39,22 +35,7 @@ pub fn respond(
         tx,
     };
     tokio::spawn(relay.pump(upstream, redactor.stream()));
-    let mut res = Response::new(Body::from_stream(
-        tokio_stream::wrappers::ReceiverStream::new(rx),
-    ));
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    for (k, v) in rate_headers {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            h.insert(k, v);
-        }
-    }
-    res
+    super::stream::event_stream(rx, "text/event-stream; charset=utf-8", rate_headers)
 }
 
 /// One stream in flight: what it settles when it ends.

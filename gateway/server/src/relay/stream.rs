@@ -25,7 +25,8 @@ use super::plugin::{plugin_call, policy_usage};
 use super::upstream::{Redactor, StreamRedactor};
 use crate::base::error::ApiError;
 
-type Chunk = Result<Bytes, Infallible>;
+/// One piece of a streamed answer.
+pub type Chunk = Result<Bytes, Infallible>;
 
 /// Starts pumping the upstream stream to the app; returns the streaming response at once.
 pub fn respond(
@@ -52,13 +53,21 @@ pub fn respond(
         tx,
         redactor.stream(),
     ));
-    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
-    let mut res = Response::new(body);
+    event_stream(rx, "text/event-stream", rate_headers)
+}
+
+/// The response that streams `rx` to the app as it comes: an event stream that proxies must not
+/// cache or buffer, with the admission's rate headers.
+pub fn event_stream(
+    rx: mpsc::Receiver<Chunk>,
+    content_type: &'static str,
+    rate_headers: Vec<(&'static str, String)>,
+) -> Response {
+    let mut res = Response::new(Body::from_stream(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    ));
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     for (k, v) in rate_headers {
