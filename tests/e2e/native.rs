@@ -410,6 +410,53 @@ async fn an_openai_compatible_instance_serves_responses_when_configured() {
     assert_eq!(fake.received().len(), 1);
 }
 
+/// Tools the provider runs and bills per use (web search, code execution, file search...) cannot
+/// be priced: under a money budget they are refused before the provider (on chat completions too:
+/// `web_search_options`); without one they go.
+#[tokio::test]
+async fn tools_billed_per_use_are_refused_under_a_money_budget() {
+    let (gw, fake) = providers::start(Backend::Sqlite, "").await;
+    let budget = pair_with(
+        &gw,
+        "budget",
+        &json!({ "endpoints": ["chat"], "cost_budget_micros": { "daily": 1_000_000 } }),
+    )
+    .await;
+    let search = json!([{ "type": "web_search_20250305", "name": "web_search", "max_uses": 5 }]);
+    let mut anthropic = message("claude-haiku-4-5", false);
+    anthropic["tools"] = search;
+    let mut openai = response("gpt-4o-mini", false);
+    openai["tools"] = json!([{ "type": "web_search" }]);
+    let (status, body) = json_call(&budget, "/v1/messages", &anthropic).await;
+    assert_eq!(
+        (status, &body["type"], &body["error"]["code"]),
+        (403, &json!("error"), &json!("tool_not_priced")),
+        "{body}"
+    );
+    let (status, body) = json_call(&budget, "/v1/responses", &openai).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("tool_not_priced")),
+        "{body}"
+    );
+    let chat = json!({ "model": "openai/gpt-4o-mini", "web_search_options": {}, "messages": [{ "role": "user", "content": "hi" }] });
+    let (status, body) = json_call(&budget, "/v1/chat/completions", &chat).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("tool_not_priced")),
+        "{body}"
+    );
+    assert!(fake.received().is_empty(), "nothing reached the provider");
+    // A plain function tool is billed as tokens: it goes.
+    let mut function = response("gpt-4o-mini", false);
+    function["tools"] = json!([{ "type": "function", "name": "f", "parameters": {} }]);
+    assert_eq!(json_call(&budget, "/v1/responses", &function).await.0, 200);
+    // Without a money budget, the search goes too.
+    let open = pair_with(&gw, "open", &json!({ "endpoints": ["chat"] })).await;
+    assert_eq!(json_call(&open, "/v1/messages", &anthropic).await.0, 200);
+    assert_eq!(fake.received().len(), 2);
+}
+
 /// Refusals on the native routes: each reaches no provider, is recorded, and comes in the
 /// route's own error shape (Anthropic's on `/v1/messages`, OpenAI's on `/v1/responses`).
 #[tokio::test]
@@ -749,7 +796,9 @@ async fn the_official_anthropic_and_openai_packages_work_through_connect() {
 /// call, and the budget counter is the ledger's sum with nothing left reserved.
 #[tokio::test]
 async fn money_rate_and_concurrency_hold_across_every_route_at_once() {
-    const BUDGET: i64 = 500;
+    // Below one claude-haiku-4-5 reservation (about 260 micro-USD at the output cap of 50):
+    // every such call is refused for money, while gpt-4o-mini calls (about 32) fit.
+    const BUDGET: i64 = 100;
     const RPM: usize = 12;
     let (gw, fake) = providers::start(Backend::Sqlite, "").await;
     fake.set(Behaviour {
@@ -769,9 +818,19 @@ async fn money_rate_and_concurrency_hold_across_every_route_at_once() {
         }),
     )
     .await;
-    // Waves of five at once: the concurrency cap bites within a wave, the budget's reservations
-    // and the request rate across waves.
+    // Alone first: a call dearer than the whole budget is refused for money.
     let mut statuses: Vec<u16> = Vec::new();
+    let (status, _, text) = call(
+        &app,
+        "/v1/messages",
+        &message("claude-haiku-4-5", false),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 429, "{text}");
+    statuses.push(status);
+    // Waves of five at once over every route: the concurrency cap bites within a wave, money and
+    // the request rate across waves.
     for wave in 0..8 {
         let calls = (0..5).map(|i| {
             let (path, body) = match (wave + i) % 6 {
@@ -791,6 +850,15 @@ async fn money_rate_and_concurrency_hold_across_every_route_at_once() {
                 .into_iter()
                 .map(Result::unwrap),
         );
+    }
+    // Then free calls (count_tokens) one after another until the request rate refuses one.
+    for _ in 0..=RPM {
+        let body = json!({ "model": "claude-haiku-4-5", "messages": [] });
+        let status = call(&app, "/v1/messages/count_tokens", &body, &[]).await.0;
+        statuses.push(status);
+        if status == 429 {
+            break;
+        }
     }
     let ok = statuses.iter().filter(|s| **s == 200).count();
     assert!(

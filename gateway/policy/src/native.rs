@@ -84,6 +84,24 @@ pub struct NativeRequest {
     pub has_images: bool,
     /// The output cap the client asked for (`max_tokens` or `max_output_tokens`).
     pub max_tokens: Option<u32>,
+    /// Tools the provider runs and bills per use, beyond tokens (web search, code execution,
+    /// file search, image generation...): their `type`s.
+    pub billed_tools: Vec<String>,
+}
+
+/// Whether a tool definition names a tool the provider runs and bills per use. Anthropic: its
+/// server tools (`web_search_*`, `web_fetch_*`, `code_execution_*`); client tools, its own
+/// client-run ones (`bash_*`, `text_editor_*`, `computer_*`) included, are billed as tokens only.
+/// Responses: every built-in tool (anything but `function` and `custom`).
+fn billed_tool(api: Api, tool: &Value) -> Option<String> {
+    let kind = tool.get("type").and_then(Value::as_str)?;
+    let billed = match api {
+        Api::Messages | Api::CountTokens => ["web_search", "web_fetch", "code_execution"]
+            .iter()
+            .any(|p| kind.starts_with(p)),
+        Api::Responses => !matches!(kind, "function" | "custom"),
+    };
+    billed.then(|| kind.chars().take(64).collect())
 }
 
 impl NativeRequest {
@@ -112,10 +130,11 @@ impl NativeRequest {
                     .ok_or(BodyError::BadNumber(field))?,
             ),
         };
-        let has_tools = body
-            .get("tools")
-            .and_then(Value::as_array)
-            .is_some_and(|t| !t.is_empty());
+        let tools = body.get("tools").and_then(Value::as_array);
+        let has_tools = tools.is_some_and(|t| !t.is_empty());
+        let billed_tools = tools
+            .map(|t| t.iter().filter_map(|tool| billed_tool(api, tool)).collect())
+            .unwrap_or_default();
         let has_images = match api {
             Api::Messages | Api::CountTokens => any_image(body.get("messages")),
             Api::Responses => any_image(body.get("input")),
@@ -128,6 +147,7 @@ impl NativeRequest {
             has_tools,
             has_images,
             max_tokens,
+            billed_tools,
         })
     }
 
@@ -428,6 +448,24 @@ mod tests {
         .unwrap();
         assert!(!c.stream);
         assert_eq!(c.max_tokens, None);
+    }
+
+    #[test]
+    fn tools_billed_per_use_are_named() {
+        let m = parse(
+            Api::Messages,
+            json!({"model": "m", "tools": [{"name": "f", "input_schema": {}},
+                {"type": "bash_20250124", "name": "bash"},
+                {"type": "web_search_20250305", "name": "web_search"}]}),
+        )
+        .unwrap();
+        assert_eq!(m.billed_tools, ["web_search_20250305"]);
+        let r = parse(
+            Api::Responses,
+            json!({"model": "m", "tools": [{"type": "function", "name": "f"}, {"type": "file_search"}]}),
+        )
+        .unwrap();
+        assert_eq!(r.billed_tools, ["file_search"]);
     }
 
     #[test]

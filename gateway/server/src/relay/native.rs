@@ -129,6 +129,19 @@ async fn admit(
         now_ms: req.now_ms,
     };
     let allowed = check(policy, &facts).map_err(denial)?;
+    if let Some(tool) = native.billed_tools.first()
+        && policy.cost_budget_micros.is_set()
+    {
+        // Billed per use beyond tokens: under a money budget it would spend it unmetered.
+        return Err(ApiError::Forbidden {
+            code: "tool_not_priced",
+            message: format!(
+                "the tool `{tool}` runs at the provider and is billed per use, which the gateway \
+                 cannot price, and this grant has a money budget; leave it out, or ask the owner \
+                 for a grant without a money budget"
+            ),
+        });
+    }
     let price = priced(state, &provider, &bare, policy).await?;
     meter.prices = price.as_ref().map(|p| p.prices);
     let cap = if api.generates() {

@@ -152,6 +152,15 @@ async fn admit(
         now_ms: req.now_ms,
     };
     let allowed = check(policy, &facts).map_err(denial)?;
+    if body.get("web_search_options").is_some() && policy.cost_budget_micros.is_set() {
+        // The search models bill each search beyond tokens, which the gateway cannot price.
+        return Err(ApiError::Forbidden {
+            code: "tool_not_priced",
+            message: "`web_search_options` makes the provider search and bill per search, which \
+                      the gateway cannot price, and this grant has a money budget; leave it out"
+                .into(),
+        });
+    }
     if endpoint == "chat"
         && let Some(max) = allowed.max_tokens
     {
