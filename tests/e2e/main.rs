@@ -24,6 +24,7 @@ mod limits;
 mod load;
 mod metrics;
 mod native;
+mod native_limits;
 mod ops;
 mod pairing;
 mod passkeys;
