@@ -23,12 +23,11 @@
 
 use std::collections::BTreeMap;
 
-use pairgate_store::HostApproval;
+use pairgate_store::{HostApproval, StoreError};
 use serde::Serialize;
 use serde_json::json;
 use ts_rs::TS;
 
-use crate::base::error::ApiError;
 use crate::engine::providers::Provider;
 use crate::state::AppState;
 
@@ -49,8 +48,23 @@ pub struct ConsoleApproval {
     pub approved_at: i64,
 }
 
+/// Why a host approval could not be read or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("no provider `{0}` is configured")]
+    UnknownProvider(String),
+    #[error(
+        "provider {provider}'s plugin does not declare the host {host}; only declared hosts can be approved"
+    )]
+    NotDeclared { provider: String, host: String },
+    #[error("the host {host} has no console approval for provider {provider}")]
+    NotApproved { provider: String, host: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// The declared hosts of every provider with their approval state, for the Plugins page.
-pub async fn states(state: &AppState) -> Result<BTreeMap<String, Vec<HostState>>, ApiError> {
+pub async fn states(state: &AppState) -> Result<BTreeMap<String, Vec<HostState>>, HostError> {
     let rows = state.store.host_approvals().await?;
     Ok(state
         .relay
@@ -77,19 +91,20 @@ pub async fn states(state: &AppState) -> Result<BTreeMap<String, Vec<HostState>>
         .collect())
 }
 
-fn declared<'a>(state: &'a AppState, provider: &str, host: &str) -> Result<&'a Provider, ApiError> {
-    let p = state.relay.provider(provider).ok_or(ApiError::NotFound)?;
+fn declared<'a>(
+    state: &'a AppState,
+    provider: &str,
+    host: &str,
+) -> Result<&'a Provider, HostError> {
+    let p = state
+        .relay
+        .provider(provider)
+        .ok_or_else(|| HostError::UnknownProvider(provider.to_string()))?;
     if !p.descriptor.hosts.iter().any(|h| h == host) {
-        return Err(ApiError::bad_request(
-            "host_not_declared",
-            format!(
-                "provider {provider}'s plugin does not declare the host {}; only declared hosts can be approved",
-                host.chars()
-                    .filter(|c| !c.is_control())
-                    .take(100)
-                    .collect::<String>()
-            ),
-        ));
+        return Err(HostError::NotDeclared {
+            provider: provider.to_string(),
+            host: host.chars().filter(|c| !c.is_control()).take(100).collect(),
+        });
     }
     Ok(p)
 }
@@ -101,7 +116,7 @@ pub async fn approve(
     host: &str,
     actor: &str,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), HostError> {
     let p = declared(state, provider, host)?;
     if state.store.approve_host(&p.id, host, actor, now).await? {
         changed(state, p, host, actor, "plugin.host_approved").await?;
@@ -116,10 +131,13 @@ pub async fn revoke(
     provider: &str,
     host: &str,
     actor: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), HostError> {
     let p = declared(state, provider, host)?;
     if !state.store.revoke_host(&p.id, host).await? {
-        return Err(ApiError::NotFound);
+        return Err(HostError::NotApproved {
+            provider: p.id.clone(),
+            host: host.to_string(),
+        });
     }
     changed(state, p, host, actor, "plugin.host_revoked").await
 }
@@ -131,7 +149,7 @@ async fn changed(
     host: &str,
     actor: &str,
     action: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), HostError> {
     state
         .store
         .audit(

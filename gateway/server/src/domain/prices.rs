@@ -13,12 +13,11 @@
 //! (503), never priced on a guess.
 
 use pairgate_policy::limits::PriceEntry;
-use pairgate_store::PriceRow;
+use pairgate_store::{PriceRow, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use ts_rs::TS;
 
-use crate::base::error::ApiError;
 use crate::config::providers::PriceConfig;
 use crate::engine::providers::Provider;
 use crate::state::AppState;
@@ -85,8 +84,20 @@ fn view_of(e: &PriceEntry) -> PriceView {
     }
 }
 
+/// Why the console's prices could not be read or replaced.
+#[derive(Debug, thiserror::Error)]
+pub enum PriceError {
+    #[error("no provider `{0}` is configured")]
+    UnknownProvider(String),
+    /// A price the owner sent is not usable; the message says which and why.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Every provider's prices, for the console.
-pub async fn list(state: &AppState) -> Result<Vec<ProviderPrices>, ApiError> {
+pub async fn list(state: &AppState) -> Result<Vec<ProviderPrices>, PriceError> {
     let console = state.owner_prices.current(&state.store).await?;
     Ok(state
         .relay
@@ -116,7 +127,7 @@ pub async fn list(state: &AppState) -> Result<Vec<ProviderPrices>, ApiError> {
         .collect())
 }
 
-fn checked(v: &PriceView, model: &str, what: &str) -> Result<PriceEntry, ApiError> {
+fn checked(v: &PriceView, model: &str, what: &str) -> Result<PriceEntry, PriceError> {
     PriceConfig {
         model: model.to_string(),
         input: Some(v.input),
@@ -125,7 +136,7 @@ fn checked(v: &PriceView, model: &str, what: &str) -> Result<PriceEntry, ApiErro
         max_output_tokens: v.max_output_tokens,
     }
     .entry()
-    .map_err(|e| ApiError::bad_request("invalid_price", format!("{what}: {e}")))
+    .map_err(|e| PriceError::Invalid(format!("{what}: {e}")))
 }
 
 /// Replaces a provider's console prices. Audited as `provider.prices_changed`; applies to this
@@ -136,12 +147,14 @@ pub async fn replace(
     body: &PricesBody,
     actor: &str,
     now: i64,
-) -> Result<(), ApiError> {
-    let p: &Provider = state.relay.provider(provider).ok_or(ApiError::NotFound)?;
+) -> Result<(), PriceError> {
+    let p: &Provider = state
+        .relay
+        .provider(provider)
+        .ok_or_else(|| PriceError::UnknownProvider(provider.to_string()))?;
     if body.prices.len() > 200 {
-        return Err(ApiError::bad_request(
-            "invalid_price",
-            "at most 200 prices per provider",
+        return Err(PriceError::Invalid(
+            "at most 200 prices per provider".into(),
         ));
     }
     let mut rows = Vec::new();

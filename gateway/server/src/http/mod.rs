@@ -2,6 +2,7 @@
 //! (`routes`), the app and owner extractors, the accept loop, TLS, start-up and logging.
 
 pub mod conn;
+pub mod domain_errors;
 pub mod extract;
 pub mod owner_session;
 pub mod routes;
