@@ -19,6 +19,7 @@ mod grant_edit;
 mod hostile;
 mod hostile_app;
 mod hostile_strangers;
+mod hot_path;
 mod interop;
 mod limits;
 mod load;

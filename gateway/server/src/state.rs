@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::engine::attempts::Attempts;
 use crate::engine::client_rate::ClientRate;
 use crate::engine::console_settings::{HostApprovals, OwnerPrices};
+use crate::engine::grant_cache::GrantCache;
 use crate::engine::keys::GatewayKeys;
 use crate::engine::ledger::Ledger;
 use crate::engine::limits::Limiter;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub owner_prices: Arc<OwnerPrices>,
     pub limiter: Limiter,
     pub ledger: Ledger,
+    /// Grants the app routes used recently, with their parsed policies.
+    pub grants: Arc<GrantCache>,
     /// Replay cache of proofs that came with a credential (paired apps, pairing redemptions).
     pub replay: Arc<ReplayCache>,
     /// Replay cache of proofs without one (device authorization and its polls), bounded by
@@ -78,6 +81,7 @@ impl AppState {
             owner_prices: Arc::default(),
             limiter,
             ledger,
+            grants: Arc::default(),
             replay: Arc::new(ReplayCache::new(crate::engine::replay::DEFAULT_CAPACITY)),
             stranger_replay,
             oauth_rate,

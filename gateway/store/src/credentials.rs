@@ -160,7 +160,52 @@ async fn fence(conn: &mut sqlx::AnyConnection, kid: &str) -> Result<bool, StoreE
     Ok(r.rows_affected() == 1)
 }
 
+/// Longest a credential row is used from memory without a reload, whatever the change signal.
+pub const CREDENTIAL_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Credential rows by (provider, name), with the epoch and time they were read.
+pub(crate) type CredentialCache = std::sync::Mutex<
+    std::collections::HashMap<
+        (String, String),
+        (
+            u64,
+            std::time::Instant,
+            Option<std::sync::Arc<CredentialRow>>,
+        ),
+    >,
+>;
+
 impl Store {
+    /// The row of credential `provider`/`name`, from memory when still valid.
+    async fn cached_credential(
+        &self,
+        provider: &str,
+        name: &str,
+    ) -> Result<Option<std::sync::Arc<CredentialRow>>, StoreError> {
+        let epoch = self.change_epoch();
+        let key = (provider.to_owned(), name.to_owned());
+        {
+            let cache = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at_epoch, read_at, row)) = cache.get(&key)
+                && *at_epoch == epoch
+                && read_at.elapsed() < CREDENTIAL_MAX_AGE
+            {
+                return Ok(row.clone());
+            }
+        }
+        let row = self
+            .credential_by_name(provider, name)
+            .await?
+            .map(std::sync::Arc::new);
+        let mut cache = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
+        // bounded by the providers configured (a handful); a stray name cannot grow it much
+        if cache.len() >= 1024 {
+            cache.clear();
+        }
+        cache.insert(key, (epoch, std::time::Instant::now(), row.clone()));
+        Ok(row)
+    }
+
     /// Inserts a credential, fenced on `master_key_id` = `kid`.
     pub async fn insert_credential(
         &self,
@@ -198,6 +243,7 @@ impl Store {
             return Ok(Fenced::Done(Inserted::Duplicate));
         }
         tx.commit().await?;
+        self.announce_change().await?;
         Ok(Fenced::Done(Inserted::Yes))
     }
 
@@ -242,6 +288,9 @@ impl Store {
             .bind(id)
             .execute(self.pool())
             .await?;
+        if r.rows_affected() == 1 {
+            self.announce_change().await?;
+        }
         Ok(r.rows_affected() == 1)
     }
 
@@ -282,6 +331,9 @@ impl Store {
         .await?;
         let found = r.rows_affected() == 1;
         tx.commit().await?;
+        if found {
+            self.announce_change().await?;
+        }
         Ok(Fenced::Done(found))
     }
 
@@ -294,19 +346,26 @@ impl Store {
         .bind(now)
         .execute(self.pool())
         .await?;
+        if r.rows_affected() > 0 {
+            self.announce_change().await?;
+        }
         Ok(r.rows_affected())
     }
 
-    /// The value a credential resolves to at `now`: current, plus previous while in grace.
+    /// The value a credential resolves to at `now`: current, plus previous while in grace. The
+    /// row (sealed: nothing here is in clear) comes from memory while [`Store::change_epoch`]
+    /// has not moved and for at most [`CREDENTIAL_MAX_AGE`], so the request path reads no
+    /// database; any credential write anywhere moves the epoch.
     pub async fn active_value(
         &self,
         provider: &str,
         name: &str,
         now: i64,
     ) -> Result<Option<ActiveValue>, StoreError> {
-        let Some(row) = self.credential_by_name(provider, name).await? else {
+        let Some(row) = self.cached_credential(provider, name).await? else {
             return Ok(None);
         };
+        let row = CredentialRow::clone(&row);
         let current = match (row.wrapped_dek, row.ciphertext) {
             (Some(wrapped_dek), Some(ciphertext)) => Some(SealedBlobs {
                 wrapped_dek,
@@ -409,6 +468,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        self.announce_change().await?;
         Ok(Rewrapped::Done {
             credentials: keys.len(),
         })

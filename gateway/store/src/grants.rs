@@ -179,6 +179,9 @@ impl Store {
             .execute(self.pool())
             .await?;
         }
+        if affected > 0 {
+            self.announce_change().await?;
+        }
         Ok(affected > 0)
     }
 
@@ -214,6 +217,7 @@ impl Store {
             .await?;
         insert_refresh(&mut tx, id, new_jkt, now, refresh).await?;
         tx.commit().await?;
+        self.announce_change().await?;
         Ok(true)
     }
 
@@ -232,6 +236,9 @@ impl Store {
         .bind(id)
         .execute(self.pool())
         .await?;
+        if r.rows_affected() == 1 {
+            self.announce_change().await?;
+        }
         Ok(r.rows_affected() == 1)
     }
 
@@ -419,6 +426,9 @@ impl Store {
         .bind(id)
         .execute(self.pool())
         .await?;
+        if r.rows_affected() == 1 {
+            self.announce_change().await?;
+        }
         Ok(r.rows_affected() == 1)
     }
 

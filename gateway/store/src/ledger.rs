@@ -8,7 +8,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::budgets::Settlement;
+use crate::budgets::Spend;
 use crate::{Store, StoreError};
 
 /// One relayed request as metered.
@@ -160,26 +160,27 @@ impl Store {
     /// Inserts rows in one transaction (multi-row statements of up to 100 rows). Rows whose
     /// request id is already present are skipped.
     pub async fn insert_usage(&self, rows: &[LedgerRow]) -> Result<(), StoreError> {
-        self.record_usage(rows, &[], false).await
+        self.record_usage(rows, &[]).await
     }
 
-    /// Inserts ledger rows and settles budget reservations in one transaction: the ledger
-    /// writer's group commit, so an answered request's usage row and its settlement commit
-    /// together, or neither does. `only_held` as in [`Store::resettle_budgets`] (a retry).
+    /// Inserts ledger rows and adds their requests' spends to the budget counters in one
+    /// transaction: the ledger writer's group commit. A spend is added only if this transaction
+    /// inserted its request's row, so a retry of a batch whose first attempt committed after all
+    /// charges nothing twice, and `spent` always equals the usage of the rows in the ledger.
     pub async fn record_usage(
         &self,
         rows: &[LedgerRow],
-        settlements: &[Settlement],
-        only_held: bool,
+        spends: &[Spend],
     ) -> Result<(), StoreError> {
-        if rows.is_empty() && settlements.is_empty() {
+        if rows.is_empty() {
             return Ok(());
         }
         let mut tx = self.writer().begin().await?;
-        self.settle_in(&mut tx, settlements, only_held).await?;
+        let mut inserted = std::collections::HashSet::new();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO usage_ledger ({COLUMNS}) VALUES {} ON CONFLICT (request_id) DO NOTHING",
+                "INSERT INTO usage_ledger ({COLUMNS}) VALUES {} ON CONFLICT (request_id) DO NOTHING \
+                 RETURNING request_id",
                 crate::budgets::tuples(1, chunk.len(), N_COLUMNS)
             );
             let mut q = sqlx::query(&sql);
@@ -202,7 +203,13 @@ impl Store {
                     .bind(row.total_ms)
                     .bind(row.created_at);
             }
-            q.execute(&mut *tx).await?;
+            for r in q.fetch_all(&mut *tx).await? {
+                inserted.insert(r.try_get::<String, _>("request_id")?);
+            }
+        }
+        if !spends.is_empty() {
+            let charged = spends.iter().filter(|s| inserted.contains(&s.request_id));
+            crate::budgets::add_spent_in(&mut tx, charged).await?;
         }
         tx.commit().await?;
         Ok(())

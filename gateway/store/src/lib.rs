@@ -7,6 +7,7 @@
 
 mod audit;
 pub mod budgets;
+pub mod changes;
 pub mod credentials;
 mod device;
 mod error;
@@ -29,7 +30,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use audit::AuditEntry;
-pub use budgets::{BudgetLine, CounterRow, Reserve, SettleLine, Settlement};
+pub use budgets::{Spend, SpendLine};
 pub use credentials::CredentialRow;
 pub use device::DeviceRow;
 pub use error::StoreError;
@@ -97,6 +98,10 @@ pub struct Store {
     /// pool of one connection (see [`Store::writer`]).
     writer: AnyPool,
     backend: Backend,
+    /// The change signal ([`Store::change_epoch`]).
+    changes: std::sync::Arc<changes::Changes>,
+    /// Sealed credential rows read recently ([`Store::active_value`]).
+    credentials: std::sync::Arc<credentials::CredentialCache>,
 }
 
 /// Pool settings shared by the read and the write pool.
@@ -137,9 +142,14 @@ impl Store {
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url).ok_or(StoreError::UnsupportedUrl)?;
+        // Every statement is a `debug` event of target `sqlx::query` (its SQL text; never the
+        // bound values): off unless the log filter asks for it (`log_level =
+        // "warn,sqlx::query=debug"`), which is how the tests count statements per request.
+        // No slow-statement warnings: under load they would flood the log.
         let connect = AnyConnectOptions::from_str(url)
             .map_err(|e| StoreError::Unreachable(redact_url_error(&e.to_string())))?
-            .disable_statement_logging();
+            .log_statements(log::LevelFilter::Debug)
+            .log_slow_statements(log::LevelFilter::Off, Duration::MAX);
         let max = match backend {
             Backend::Sqlite => options.max_connections.min(8),
             Backend::Postgres => options.max_connections,
@@ -158,10 +168,22 @@ impl Store {
         } else {
             pool.clone()
         };
+        let schema: Option<String> = match backend {
+            Backend::Postgres => {
+                sqlx::query_scalar::<_, Option<String>>("SELECT CAST(current_schema() AS TEXT)")
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(StoreError::from_sqlx)?
+            }
+            Backend::Sqlite => None,
+        };
+        let changes = changes::Changes::new(backend, url, schema.as_deref());
         Ok(Store {
             pool,
             writer,
             backend,
+            changes: std::sync::Arc::new(changes),
+            credentials: std::sync::Arc::default(),
         })
     }
 

@@ -8,6 +8,7 @@
 
 pub mod load;
 pub mod nginx;
+pub mod replica;
 pub mod report;
 pub mod setup;
 
@@ -188,6 +189,8 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
         );
     }
     settle().await;
+    let replica_max = replica::max_throughput(&http, fake, &cache_dir, cfg, &policy).await?;
+    settle().await;
 
     fake.set(Behaviour {
         chunks: cfg.stream_chunks,
@@ -233,6 +236,7 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
         grants_phase,
         fixed,
         max: (max_direct, max_gateway),
+        replica_max,
         nginx: report::NginxPhases {
             fixed: nginx_fixed,
             max: nginx_max,

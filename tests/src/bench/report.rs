@@ -103,6 +103,8 @@ pub struct Report {
     /// (direct, gateway) per fixed rate.
     pub fixed: Vec<(Phase, Phase)>,
     pub max: (Phase, Phase),
+    /// The same maximum-throughput phase through a gateway on PostgreSQL + Redis.
+    pub replica_max: Phase,
     pub nginx: NginxPhases,
     pub stream: (StreamPhase, StreamPhase),
     /// Rows in the gateway's usage ledger at the end (`None` if it could not be read).
@@ -161,6 +163,11 @@ impl Report {
         self.max.1.throughput() / self.max.0.throughput().max(1e-9)
     }
 
+    /// PostgreSQL + Redis throughput over SQLite's at maximum load.
+    pub fn replica_fraction(&self) -> f64 {
+        self.replica_max.throughput() / self.max.1.throughput().max(1e-9)
+    }
+
     /// Gateway throughput over the nginx hop's at maximum load.
     pub fn nginx_fraction(&self) -> f64 {
         self.max.1.throughput() / self.nginx.max.throughput().max(1e-9)
@@ -196,6 +203,7 @@ impl Report {
             + self.nginx.max.errors
             + self.max.0.errors
             + self.max.1.errors
+            + self.replica_max.errors
             + self.stream.0.errors
             + self.stream.1.errors
             + self.grants_phase.errors
@@ -306,6 +314,7 @@ impl Report {
         Self::latency_row(&mut o, md);
         Self::latency_row(&mut o, &self.nginx.max);
         Self::latency_row(&mut o, mg);
+        Self::latency_row(&mut o, &self.replica_max);
         let _ = writeln!(
             o,
             "\nGateway throughput: {:.1} % of direct and {:.1} % of the nginx hop (nginx: {:.1} % of \
@@ -315,6 +324,13 @@ impl Report {
             self.nginx_fraction() * 100.0,
             self.nginx.max.throughput() / md.throughput().max(1e-9) * 100.0,
             mg.sign_mean.as_secs_f64() * 1e6
+        );
+        let _ = writeln!(
+            o,
+            "On PostgreSQL + Redis (the replica configuration): {:.0} req/s, {:.1} % of the SQLite \
+             gateway's.\n",
+            self.replica_max.throughput(),
+            self.replica_fraction() * 100.0
         );
         let (sd, sg) = &self.stream;
         let _ = writeln!(
@@ -433,6 +449,14 @@ impl Report {
                     && self.rss_grants_load.0 * 1024 <= 150_000_000
             )
         );
+        let rf = self.replica_fraction();
+        let _ = writeln!(
+            o,
+            "| PostgreSQL + Redis: maximum throughput ≥ half of SQLite's | {:.1} % ({:.0} req/s) | {} |",
+            rf * 100.0,
+            self.replica_max.throughput(),
+            verdict(rf >= 0.5)
+        );
         let _ = writeln!(
             o,
             "\n## Server-side timings (means over the whole run, from the gateway's /metrics)\n\n\
@@ -465,7 +489,13 @@ impl Report {
             .iter()
             .flat_map(|(d, g)| [d, g])
             .chain(self.nginx.fixed.iter())
-            .chain([md, &self.nginx.max, mg, &self.grants_phase])
+            .chain([
+                md,
+                &self.nginx.max,
+                mg,
+                &self.replica_max,
+                &self.grants_phase,
+            ])
         {
             for e in &p.sample_errors {
                 let _ = writeln!(o, "- {} error: {e}", p.route);
@@ -494,7 +524,7 @@ impl Report {
             "smoke": self.smoke,
             "machine": { "cpus": self.machine.cpus, "cpu": self.machine.cpu_model, "load_before": self.machine.load_before, "load_after": self.machine.load_after, "date": self.machine.date },
             "fixed": self.fixed.iter().map(|(d, g)| json!({ "direct": Self::phase_json(d), "gateway": Self::phase_json(g), "added_us": Self::added(d, g) })).collect::<Vec<_>>(),
-            "max": { "direct": Self::phase_json(&self.max.0), "nginx": Self::phase_json(&self.nginx.max), "gateway": Self::phase_json(&self.max.1), "fraction": self.throughput_fraction(), "fraction_of_nginx": self.nginx_fraction() },
+            "max": { "direct": Self::phase_json(&self.max.0), "nginx": Self::phase_json(&self.nginx.max), "gateway": Self::phase_json(&self.max.1), "fraction": self.throughput_fraction(), "fraction_of_nginx": self.nginx_fraction(), "postgres_redis": Self::phase_json(&self.replica_max), "postgres_redis_fraction_of_sqlite": self.replica_fraction() },
             "nginx_fixed": self.nginx.fixed.iter().map(|n| json!({ "nginx": Self::phase_json(n) })).collect::<Vec<_>>(),
             "stream": {
                 "first_chunk_p50_us": [q(&sd.first_chunk, 0.5), q(&sg.first_chunk, 0.5)],

@@ -148,8 +148,20 @@ pub async fn start_gateway(
     cache_dir: &std::path::Path,
     log_level: &str,
 ) -> Result<(Gateway, Duration)> {
-    let builder = Gateway::builder(Backend::Sqlite)
-        .config(crate::providers::fake_config(fake, ""))
+    start_gateway_on(http, fake, cache_dir, log_level, Backend::Sqlite, "").await
+}
+
+/// [`start_gateway`] on `backend`, with `extra_config` (TOML tables) added.
+pub async fn start_gateway_on(
+    http: &reqwest::Client,
+    fake: &FakeProvider,
+    cache_dir: &std::path::Path,
+    log_level: &str,
+    backend: Backend,
+    extra_config: &str,
+) -> Result<(Gateway, Duration)> {
+    let builder = Gateway::builder(backend)
+        .config(crate::providers::fake_config(fake, extra_config))
         .env(
             "PAIRGATE_PLUGINS__CACHE_DIR",
             cache_dir.display().to_string(),

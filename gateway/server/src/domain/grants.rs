@@ -3,15 +3,15 @@
 //! passes ([`check_grant`]).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::body::Bytes;
-use pairgate_policy::GrantPolicy;
 use pairgate_protocol::dpop::VerifiedProof;
 use pairgate_store::GrantRow;
 use pairgate_store::grants::status;
-use serde::Deserialize;
 
 use crate::base::error::ApiError;
+use crate::engine::grant_cache::CachedGrant;
 use crate::state::AppState;
 
 /// A request from a paired app, authenticated by proof of possession (or, where the owner issued
@@ -23,10 +23,8 @@ pub struct AppRequest {
     pub method: http::Method,
     /// Path and query as the app sent them.
     pub path_and_query: String,
-    pub grant: GrantRow,
-    pub policy: serde_json::Value,
-    /// The same policy, typed.
-    pub grant_policy: GrantPolicy,
+    /// The grant with its policy, parsed once (from the grant cache).
+    pub grant: Arc<CachedGrant>,
     /// The client's address (behind trusted proxies), when known.
     pub client_ip: Option<IpAddr>,
     pub auth: AppAuth,
@@ -78,29 +76,24 @@ pub async fn active_grant(state: &AppState, grant_id: &str) -> Result<GrantRow, 
 
 /// The whole-grant check every use of a grant's credentials passes (each app route, refresh,
 /// key rotation): the grant is active, inside its validity window, and `client` is one of its
-/// `source_ips` ([`pairgate_policy::check_access`]). Returns the policy, as JSON and typed.
-pub fn check_grant(
-    grant: &GrantRow,
-    client: Option<IpAddr>,
-    now: i64,
-) -> Result<(serde_json::Value, GrantPolicy), ApiError> {
-    require_active(grant)?;
-    let invalid = |e: serde_json::Error| {
-        ApiError::Internal(anyhow::anyhow!(
-            "stored policy of grant {} is invalid: {e}",
-            grant.id
-        ))
-    };
-    let value: serde_json::Value = serde_json::from_str(&grant.policy).map_err(invalid)?;
-    let policy = GrantPolicy::deserialize(&value).map_err(invalid)?;
-    pairgate_policy::check_access(&policy, client, now).map_err(|d| {
-        tracing::info!(grant_id = %grant.id, code = d.code.as_str(), "grant use refused");
+/// `source_ips` ([`pairgate_policy::check_access`]).
+pub fn check_grant(grant: &CachedGrant, client: Option<IpAddr>, now: i64) -> Result<(), ApiError> {
+    require_active(&grant.row)?;
+    pairgate_policy::check_access(&grant.policy, client, now).map_err(|d| {
+        tracing::info!(grant_id = %grant.row.id, code = d.code.as_str(), "grant use refused");
         ApiError::Forbidden {
             code: d.code.as_str(),
             message: d.message,
         }
-    })?;
-    Ok((value, policy))
+    })
+}
+
+/// [`check_grant`] for a row read from the database (its policy parsed here).
+pub fn check_row(row: GrantRow, client: Option<IpAddr>, now: i64) -> Result<CachedGrant, ApiError> {
+    require_active(&row)?;
+    let grant = CachedGrant::parse(row, 0, now)?;
+    check_grant(&grant, client, now)?;
+    Ok(grant)
 }
 
 /// Prefix of the optional bearer keys (owner-issued, without proof of possession).

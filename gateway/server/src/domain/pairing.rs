@@ -268,7 +268,7 @@ pub async fn refresh(
     if proof.jkt != token_jkt {
         return Err(invalid());
     }
-    crate::domain::grants::check_grant(&grant, Some(client), now)?;
+    let grant = crate::domain::grants::check_row(grant, Some(client), now)?.row;
     let (next, next_row) = new_refresh(state, now);
     let Some((grant_id, jkt)) = state
         .store

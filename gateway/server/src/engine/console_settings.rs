@@ -2,11 +2,14 @@
 //! reads: which plugin hosts are approved ([`HostApprovals`]) and the model prices
 //! ([`OwnerPrices`]). Each is re-read when older than [`REFRESH`]: a change made on this gateway
 //! applies from its next request (the snapshot is reloaded at once), one made on another replica
-//! within [`REFRESH`]. If a snapshot cannot be re-read the request is refused (503), never
-//! served on stale settings.
+//! within [`REFRESH`]. A request that finds the snapshot past half of [`REFRESH`] starts a
+//! reload in the background and goes on with it, so under steady traffic no request waits for
+//! the database; one that finds it past [`REFRESH`] waits for the reload, and if the snapshot
+//! cannot be re-read it is refused (503), never served on stale settings.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -24,6 +27,8 @@ pub const REFRESH: Duration = Duration::from_secs(5);
 struct Snapshot<T> {
     value: RwLock<Option<(Instant, Arc<T>)>>,
     reload: tokio::sync::Mutex<()>,
+    /// A background reload is under way.
+    refreshing: AtomicBool,
 }
 
 impl<T> Default for Snapshot<T> {
@@ -31,16 +36,22 @@ impl<T> Default for Snapshot<T> {
         Snapshot {
             value: RwLock::new(None),
             reload: tokio::sync::Mutex::new(()),
+            refreshing: AtomicBool::new(false),
         }
     }
 }
 
-impl<T> Snapshot<T> {
-    fn fresh(&self) -> Option<Arc<T>> {
+impl<T: Send + Sync + 'static> Snapshot<T> {
+    /// The value if younger than `within`.
+    fn younger(&self, within: Duration) -> Option<Arc<T>> {
         let v = self.value.read().unwrap_or_else(|e| e.into_inner());
         v.as_ref()
-            .filter(|(at, _)| at.elapsed() < REFRESH)
+            .filter(|(at, _)| at.elapsed() < within)
             .map(|(_, v)| v.clone())
+    }
+
+    fn fresh(&self) -> Option<Arc<T>> {
+        self.younger(REFRESH)
     }
 
     fn set(&self, value: T) -> Arc<T> {
@@ -50,13 +61,34 @@ impl<T> Snapshot<T> {
         value
     }
 
-    /// The snapshot, re-read with `load` when stale (whoever waited finds the fresh one).
-    async fn current<F, Fut>(&self, load: F) -> Result<Arc<T>, StoreError>
+    /// The snapshot, re-read with `load` when stale (whoever waited finds the fresh one); past
+    /// half its age, re-read in the background while this request goes on with it.
+    async fn current<F, Fut>(self: &Arc<Self>, load: F) -> Result<Arc<T>, StoreError>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, StoreError>>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, StoreError>> + Send,
     {
+        if let Some(v) = self.younger(REFRESH / 2) {
+            return Ok(v);
+        }
         if let Some(v) = self.fresh() {
+            if !self.refreshing.swap(true, Ordering::AcqRel) {
+                let this = Arc::clone(self);
+                tokio::spawn(async move {
+                    let _one = this.reload.lock().await;
+                    if this.younger(REFRESH / 2).is_none() {
+                        match load().await {
+                            Ok(value) => {
+                                this.set(value);
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "re-reading a console setting failed")
+                            }
+                        }
+                    }
+                    this.refreshing.store(false, Ordering::Release);
+                });
+            }
             return Ok(v);
         }
         let _one = self.reload.lock().await;
@@ -72,7 +104,7 @@ pub type ApprovedHosts = BTreeMap<String, Vec<String>>;
 
 /// This gateway's snapshot of the owner's console approvals (see `domain::hosts` for the rule).
 #[derive(Debug, Default)]
-pub struct HostApprovals(Snapshot<ApprovedHosts>);
+pub struct HostApprovals(Arc<Snapshot<ApprovedHosts>>);
 
 impl HostApprovals {
     async fn read(store: &Store) -> Result<ApprovedHosts, StoreError> {
@@ -96,7 +128,11 @@ impl HostApprovals {
         store: &Store,
         provider: &Provider,
     ) -> Result<Vec<String>, StoreError> {
-        let console = self.0.current(|| Self::read(store)).await?;
+        let store = store.clone();
+        let console = self
+            .0
+            .current(|| async move { Self::read(&store).await })
+            .await?;
         let mut hosts = provider.approved_hosts.clone();
         if let Some(extra) = console.get(&provider.id) {
             hosts.extend(extra.iter().cloned());
@@ -110,7 +146,7 @@ pub type PricesByProvider = BTreeMap<String, ConsolePrices>;
 
 /// This gateway's snapshot of the owner's console prices (see `domain::prices`).
 #[derive(Debug, Default)]
-pub struct OwnerPrices(Snapshot<PricesByProvider>);
+pub struct OwnerPrices(Arc<Snapshot<PricesByProvider>>);
 
 fn entry(r: &PriceRow) -> PriceEntry {
     let micros = |v: i64| u64::try_from(v).unwrap_or(0);
@@ -147,6 +183,9 @@ impl OwnerPrices {
 
     /// Every provider's console prices (re-read when the snapshot is stale).
     pub async fn current(&self, store: &Store) -> Result<Arc<PricesByProvider>, StoreError> {
-        self.0.current(|| Self::read(store)).await
+        let store = store.clone();
+        self.0
+            .current(|| async move { Self::read(&store).await })
+            .await
     }
 }

@@ -3,13 +3,13 @@
 //! [`Ledger::record`] puts a row on a bounded channel and returns; the writer task takes
 //! up to [`BATCH_ROWS`] rows, or whatever arrived within [`BATCH_WINDOW`] of the first,
 //! and inserts them in one transaction ([`pairgate_store::Store::record_usage`]). An answered
-//! request uses [`Ledger::record_closing`] instead: its row and its budget settlement (local
-//! limits backend) join whatever else is queued in one transaction (group commit), and the
-//! request's answer completes once that has committed. A batch failing with a transient error
-//! (database unreachable, busy) is retried with backoff ([`RETRIES`] times, the retries
-//! skipping settlement lines already settled) before it is logged and dropped (the janitor
-//! then releases its reservations); one failing otherwise is written row by row, so a bad row
-//! costs only itself.
+//! request uses [`Ledger::record_closing`] instead: its row and its budget spend (local limits
+//! backend) join whatever else is queued in one transaction (group commit), and the request's
+//! answer completes once that has committed. A batch failing with a transient error (database
+//! unreachable, busy) is retried with backoff ([`RETRIES`] times; a spend goes in only with its
+//! row, so a retry never charges twice) before it is logged and dropped (its reservations are
+//! released uncharged, as its rows are lost); one failing otherwise is written row by row, so a
+//! bad row costs only itself.
 //!
 //! Backpressure: when the channel is full, [`Ledger::record_async`] waits for room;
 //! [`Ledger::record`] (for callers that cannot await) hands the row to a spawned task
@@ -28,6 +28,7 @@ use pairgate_store::Store;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::limits::Closing;
+use crate::engine::limits::book::Hold;
 
 pub use pairgate_store::LedgerRow;
 
@@ -162,42 +163,52 @@ impl Ledger {
     }
 }
 
-/// Settles one closing's budgets on its own (the writer is gone), retrying passing failures.
+/// Writes one closing's spend on its own (the writer is gone), retrying passing failures; the
+/// hold then moves into `spent` (or, if the write failed, is released).
 async fn settle_alone(store: &Store, closing: Closing) {
-    if let Some(s) = closing.settlement {
-        let mut delay = Duration::from_millis(100);
-        for attempt in 0..=RETRIES {
-            match store
-                .settle_all(std::slice::from_ref(&s), attempt > 0)
-                .await
-            {
-                Err(e) if e.is_transient() && attempt < RETRIES => {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 3).min(MAX_RETRY_DELAY);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, grant = %s.grant_id, "usage ledger: settling failed; the janitor will release the reservation");
-                    break;
-                }
-                Ok(()) => break,
+    let Some(hold) = closing.hold else {
+        return;
+    };
+    let Some(spend) = hold.spend("") else {
+        hold.commit();
+        return;
+    };
+    let mut delay = Duration::from_millis(100);
+    for attempt in 0..=RETRIES {
+        match store.add_spent(&spend).await {
+            Err(e) if e.is_transient() && attempt < RETRIES => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 3).min(MAX_RETRY_DELAY);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, grant = %spend.grant_id, "usage ledger: writing a spend failed; it is not charged");
+                return;
+            }
+            Ok(()) => {
+                hold.commit();
+                return;
             }
         }
     }
 }
 
-/// What one group commit writes: ledger rows, the settlements that go with them, and the
-/// permits freed once they are committed.
+/// What one group commit writes: ledger rows, the spends that go with them, and the budget
+/// holds and permits let go once they are committed.
 #[derive(Default)]
 struct Batch {
     rows: Vec<LedgerRow>,
-    settlements: Vec<pairgate_store::Settlement>,
+    spends: Vec<pairgate_store::Spend>,
+    holds: Vec<Hold>,
     permits: Vec<crate::engine::limits::local::Permit>,
 }
 
 impl Batch {
     fn push(&mut self, row: LedgerRow, closing: Closing) {
+        if let Some(hold) = closing.hold {
+            self.spends.extend(hold.spend(&row.request_id));
+            self.holds.push(hold);
+        }
         self.rows.push(row);
-        self.settlements.extend(closing.settlement);
         self.permits.extend(closing.permit);
     }
 
@@ -206,7 +217,7 @@ impl Batch {
     }
 
     fn is_empty(&self) -> bool {
-        self.rows.is_empty() && self.settlements.is_empty()
+        self.rows.is_empty()
     }
 }
 
@@ -214,19 +225,15 @@ async fn write(store: &Store, batch: &mut Batch, lag: &AtomicUsize) {
     if batch.is_empty() {
         return;
     }
-    // Settlements in (grant) order, the lock order of every budget transaction.
-    batch
-        .settlements
-        .sort_by(|a, b| a.grant_id.cmp(&b.grant_id));
     let mut delay = Duration::from_millis(100);
     let mut attempt = 0;
     loop {
-        // a retry skips settlement lines already settled (the failed attempt may have committed)
-        match store
-            .record_usage(&batch.rows, &batch.settlements, attempt > 0)
-            .await
-        {
-            Ok(()) => break,
+        // a retry charges nothing twice: a spend goes in only with its row, once
+        match store.record_usage(&batch.rows, &batch.spends).await {
+            Ok(()) => {
+                batch.holds.drain(..).for_each(Hold::commit);
+                break;
+            }
             Err(e) if e.is_transient() && attempt < RETRIES => {
                 tracing::warn!(error = %e, rows = batch.len(), attempt, "usage ledger: batch insert failed, retrying");
                 tokio::time::sleep(delay).await;
@@ -234,27 +241,25 @@ async fn write(store: &Store, batch: &mut Batch, lag: &AtomicUsize) {
                 attempt += 1;
             }
             Err(e) if e.is_transient() => {
-                tracing::error!(error = %e, rows = batch.len(), "usage ledger: batch dropped after retries; the janitor will release its reservations");
+                tracing::error!(error = %e, rows = batch.len(), "usage ledger: batch dropped after retries; its usage is not charged to the budgets");
                 break;
             }
             Err(e) => {
                 // not a passing failure: one by one, so a bad row costs only itself
                 tracing::warn!(error = %e, rows = batch.len(), "usage ledger: batch refused, writing rows one by one");
-                for s in batch.settlements.drain(..) {
-                    settle_alone(
-                        store,
-                        Closing {
-                            settlement: Some(s),
-                            permit: None,
-                        },
-                    )
-                    .await;
-                }
                 for row in batch.rows.iter() {
-                    if let Err(e) = store.insert_usage(std::slice::from_ref(row)).await {
+                    let spends: Vec<_> = batch
+                        .spends
+                        .iter()
+                        .filter(|s| s.request_id == row.request_id)
+                        .cloned()
+                        .collect();
+                    if let Err(e) = store.record_usage(std::slice::from_ref(row), &spends).await {
                         tracing::error!(error = %e, request_id = %row.request_id, "usage ledger: row dropped");
                     }
                 }
+                // What was written is in the database; the holds follow it.
+                batch.holds.drain(..).for_each(Hold::commit);
                 break;
             }
         }

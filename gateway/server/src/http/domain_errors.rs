@@ -4,6 +4,7 @@
 use crate::base::error::ApiError;
 use crate::domain::hosts::HostError;
 use crate::domain::prices::PriceError;
+use crate::engine::grant_cache::GrantLoadError;
 
 impl From<HostError> for ApiError {
     fn from(e: HostError) -> Self {
@@ -23,6 +24,15 @@ impl From<PriceError> for ApiError {
             PriceError::UnknownProvider(_) => ApiError::NotFound,
             PriceError::Invalid(message) => ApiError::bad_request("invalid_price", message),
             PriceError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<GrantLoadError> for ApiError {
+    fn from(e: GrantLoadError) -> Self {
+        match e {
+            GrantLoadError::Store(e) => e.into(),
+            GrantLoadError::InvalidPolicy { .. } => ApiError::Internal(e.into()),
         }
     }
 }

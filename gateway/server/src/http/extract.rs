@@ -11,7 +11,7 @@ use http::HeaderMap;
 
 use crate::base::clock::now_ms;
 use crate::base::error::{ApiError, ProofSite};
-use crate::domain::grants::{AppAuth, AppRequest, BEARER_PREFIX, check_grant, require_active};
+use crate::domain::grants::{AppAuth, AppRequest, BEARER_PREFIX, check_grant, check_row};
 use crate::domain::{proof, tokens};
 use crate::engine::replay::Partition;
 use crate::http::routes::client_ip::ClientIp;
@@ -76,18 +76,17 @@ impl FromRequest<AppState> for AppRequest {
             .await
             .map_err(|_| ApiError::TooLarge)?;
         let grant = state
-            .store
-            .get_grant(&claims.grant_id)
+            .grants
+            .get(&state.store, &claims.grant_id, now)
             .await?
             .ok_or(ApiError::InvalidToken("the access token is not valid"))?;
-        require_active(&grant)?;
-        if grant.jkt != claims.jkt {
+        check_grant(&grant, client_ip, now)?;
+        if grant.row.jkt != claims.jkt {
             return Err(ApiError::InvalidToken(
                 "the access token was issued to a key this grant no longer uses",
             ));
         }
-        let (policy, grant_policy) = check_grant(&grant, client_ip, now)?;
-        let require_body_hash = grant_policy.require_body_hash;
+        let require_body_hash = grant.policy.require_body_hash;
         let path = parts
             .extensions
             .get::<OriginalUri>()
@@ -101,7 +100,7 @@ impl FromRequest<AppState> for AppRequest {
                 headers: &parts.headers,
                 body: Some(&body),
                 access_token: Some(&token),
-                expected_jkt: Some(&grant.jkt),
+                expected_jkt: Some(&grant.row.jkt),
                 require_body_hash,
                 site: ProofSite::Resource,
                 partition: Partition::Apps,
@@ -110,12 +109,9 @@ impl FromRequest<AppState> for AppRequest {
         )
         .await?;
         // `last_used_at` is coarse (a minute): no write at all while it is fresh.
-        if grant
-            .last_used_at
-            .is_none_or(|t| t < now - pairgate_store::grants::TOUCH_INTERVAL_MS)
-        {
+        if grant.claim_touch(now, pairgate_store::grants::TOUCH_INTERVAL_MS) {
             let store = state.store.clone();
-            let id = grant.id.clone();
+            let id = grant.row.id.clone();
             tokio::spawn(async move {
                 let _ = store.touch_grant(&id, now).await;
             });
@@ -125,8 +121,6 @@ impl FromRequest<AppState> for AppRequest {
             method,
             path_and_query,
             grant,
-            policy,
-            grant_policy,
             client_ip,
             auth: AppAuth::Dpop {
                 access_token: token,
@@ -169,7 +163,7 @@ async fn bearer_request(
     if expires <= now {
         return Err(ApiError::InvalidToken("the bearer key has expired"));
     }
-    let (policy, grant_policy) = check_grant(&grant, client_ip, now)?;
+    let grant = std::sync::Arc::new(check_row(grant, client_ip, now)?);
     let body = axum::body::to_bytes(body, state.config.max_body_bytes)
         .await
         .map_err(|_| ApiError::TooLarge)?;
@@ -178,8 +172,6 @@ async fn bearer_request(
         method: http::Method::GET,
         path_and_query: String::new(),
         grant,
-        policy,
-        grant_policy,
         client_ip,
         auth: AppAuth::Bearer,
         body,

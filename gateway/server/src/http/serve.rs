@@ -94,6 +94,8 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         )));
     }
     let _janitor = state.limiter.spawn_janitor();
+    // Other replicas' grant and credential changes (PostgreSQL `NOTIFY`), for the caches.
+    let _changes = state.store.listen_for_changes();
     let housekeeping = state.clone();
     tokio::spawn(async move {
         loop {

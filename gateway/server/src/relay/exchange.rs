@@ -41,8 +41,8 @@ impl Meter {
     pub fn new(req: &AppRequest, endpoint: &str) -> Meter {
         Meter {
             request_id: req.request_id.clone(),
-            grant_id: req.grant.id.clone(),
-            app_name: req.grant.app_name.clone(),
+            grant_id: req.grant.row.id.clone(),
+            app_name: req.grant.row.app_name.clone(),
             provider: None,
             model: None,
             endpoint: endpoint.to_string(),

@@ -116,7 +116,7 @@ async fn admit(
             ),
         ));
     }
-    let policy = &req.grant_policy;
+    let policy = &req.grant.policy;
     let facts = RequestFacts {
         provider: &provider.id,
         model: Some(&bare),
@@ -162,7 +162,13 @@ async fn admit(
     let estimated_cost = meter.cost(&estimate);
     let admission = state
         .limiter
-        .admit(&req.grant.id, policy, estimate, estimated_cost, req.now_ms)
+        .admit(
+            &req.grant.row.id,
+            policy,
+            estimate,
+            estimated_cost,
+            req.now_ms,
+        )
         .await
         .map_err(limited)?;
     let forwarded = headers
@@ -172,7 +178,7 @@ async fn admit(
         .collect();
     let prep = PrepareRequest {
         action: api.action().to_string(),
-        grant: req.grant.policy.clone(),
+        grant: req.grant.row.policy.clone(),
         config: provider.config_json.clone(),
         model: Some(bare),
         body: native.to_bytes(),

@@ -114,7 +114,7 @@ async fn admit(
     endpoint: &'static str,
     meter: &mut Meter,
 ) -> Result<Admitted, ApiError> {
-    let policy = &req.grant_policy;
+    let policy = &req.grant.policy;
     let mut body: Value = serde_json::from_slice(&req.body).map_err(|e| {
         ApiError::bad_request(
             "invalid_request_error",
@@ -186,12 +186,18 @@ async fn admit(
     let estimated_cost = meter.cost(&estimate);
     let admission = state
         .limiter
-        .admit(&req.grant.id, policy, estimate, estimated_cost, req.now_ms)
+        .admit(
+            &req.grant.row.id,
+            policy,
+            estimate,
+            estimated_cost,
+            req.now_ms,
+        )
         .await
         .map_err(limited)?;
     let prep = PrepareRequest {
         action: endpoint.to_string(),
-        grant: req.grant.policy.clone(),
+        grant: req.grant.row.policy.clone(),
         config: provider.config_json.clone(),
         model: Some(bare),
         body: serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.into()))?,

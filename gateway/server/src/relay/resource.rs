@@ -98,7 +98,7 @@ async fn prepare(
             ),
         });
     }
-    let policy = &req.grant_policy;
+    let policy = &req.grant.policy;
     let passthrough = action == endpoint::PASSTHROUGH;
     let probe = if passthrough {
         // A native body that is not JSON states nothing.
@@ -128,7 +128,7 @@ async fn prepare(
     }
     let prep = PrepareRequest {
         action,
-        grant: req.grant.policy.clone(),
+        grant: req.grant.row.policy.clone(),
         config: provider.config_json.clone(),
         model: None,
         body: req.body.to_vec(),
@@ -139,11 +139,11 @@ async fn prepare(
     };
     // The plugin maps the call first (no I/O): its charges are what the quotas reserve.
     let call = plugin_prepare(state, &provider, prep).await?;
-    let quotas = quota_charges(&provider, &req.policy, &call.charges);
+    let quotas = quota_charges(&provider, &req.grant.policy_json, &call.charges);
     let admission = state
         .limiter
         .admit_with_quotas(
-            &req.grant.id,
+            &req.grant.row.id,
             policy,
             Usage::default(),
             0,

@@ -2,6 +2,7 @@
 
 use pairgate_policy::{Gcra, Usage};
 
+use super::book::Hold;
 use super::local::Permit;
 use super::plan::{BudgetCheck, BudgetKind};
 use super::redis_backend::SettleLine;
@@ -36,6 +37,8 @@ pub(super) struct Pending {
     pub(super) tpm: Option<(Gcra, u64)>,
     /// Local concurrency permit (dropped at the end).
     pub(super) permit: Option<Permit>,
+    /// Local budget reservations (released on drop).
+    pub(super) hold: Option<Hold>,
     /// A Redis concurrency lease is held under `id`.
     pub(super) redis_permit: bool,
 }
@@ -49,11 +52,12 @@ pub struct Admission {
 }
 
 /// What finishing an admission leaves to commit together with the request's ledger row (see
-/// [`Admission::settle_deferred`]): the SQL budget settlement, and the concurrency permit, held
-/// until that settlement has committed.
+/// [`Admission::settle_deferred`]): the budget hold (local backend; its spend is written with
+/// the row, then [`Hold::commit`] moves it into `spent` in memory), and the concurrency permit,
+/// held until then.
 #[derive(Debug, Default)]
 pub struct Closing {
-    pub settlement: Option<pairgate_store::Settlement>,
+    pub hold: Option<Hold>,
     pub permit: Option<Permit>,
 }
 
@@ -65,20 +69,18 @@ impl Limiter {
         outcome: Option<Outcome>,
     ) -> Result<(), LimitsError> {
         let closing = self.close(p, outcome).await?;
-        if let Some(s) = &closing.settlement {
-            let lines: Vec<_> = s
-                .lines
-                .iter()
-                .map(|l| (l.kind, l.window_key.as_str(), l.actual))
-                .collect();
-            settle_with_retries(&self.inner.store, &s.id, &s.grant_id, &lines).await?;
+        if let Some(hold) = closing.hold {
+            if let Some(spend) = hold.spend("") {
+                add_spent_with_retries(&self.inner.store, &spend).await?;
+            }
+            hold.commit();
         }
         Ok(())
     }
 
-    /// Does everything a settlement (`Some`) or release (`None`) needs except the SQL budget
-    /// settlement, which it returns: tokens above the estimate are charged to the per-minute
-    /// limit; the Redis backend settles at once.
+    /// Does everything a settlement (`Some`) or release (`None`) needs except persisting the
+    /// local budget spend, whose hold it returns: tokens above the estimate are charged to the
+    /// per-minute limit; the Redis backend settles at once.
     pub(super) async fn close(
         &self,
         mut p: Pending,
@@ -110,21 +112,12 @@ impl Limiter {
                     rates.observe(now_ms);
                     rates.charge(&p.grant, &g, e);
                 }
-                let settlement = (!p.budgets.is_empty()).then(|| pairgate_store::Settlement {
-                    id: std::mem::take(&mut p.id),
-                    grant_id: std::mem::take(&mut p.grant),
-                    lines: p
-                        .budgets
-                        .iter()
-                        .map(|b| pairgate_store::SettleLine {
-                            kind: b.kind.as_str(),
-                            window_key: b.key.clone(),
-                            actual: actual(b),
-                        })
-                        .collect(),
+                let hold = p.hold.take().map(|mut h| {
+                    h.set_actual(|i| p.budgets.get(i).map_or(0, actual));
+                    h
                 });
                 Ok(Closing {
-                    settlement,
+                    hold,
                     permit: p.permit.take(),
                 })
             }
@@ -155,29 +148,21 @@ impl Limiter {
     }
 }
 
-/// Retries of a settlement that failed on a passing database error (lost connection, busy).
+/// Retries of a spend write that failed on a passing database error (lost connection, busy).
 const SETTLE_RETRIES: u32 = 6;
 
-/// Settles budget lines, retrying passing database failures with backoff (about 15 s in all, so
-/// a short outage does not leave the reservation held until the janitor and the usage uncharged).
-/// Retries skip lines already settled, so usage is never charged twice.
-pub(super) async fn settle_with_retries(
+/// Writes a spend that has no ledger row (see [`Limiter::finish`]), retrying passing database
+/// failures with backoff (about 15 s in all).
+async fn add_spent_with_retries(
     store: &pairgate_store::Store,
-    id: &str,
-    grant: &str,
-    lines: &[(&'static str, &str, u64)],
+    spend: &pairgate_store::Spend,
 ) -> Result<(), LimitsError> {
     let mut delay = std::time::Duration::from_millis(100);
     let mut attempt = 0;
     loop {
-        let result = if attempt == 0 {
-            store.settle_budgets(id, grant, lines).await
-        } else {
-            store.resettle_budgets(id, grant, lines).await
-        };
-        match result {
+        match store.add_spent(spend).await {
             Err(e) if e.is_transient() && attempt < SETTLE_RETRIES => {
-                tracing::warn!(error = %e, grant, attempt, "limits: settling failed, retrying");
+                tracing::warn!(error = %e, grant = %spend.grant_id, attempt, "limits: writing a spend failed, retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 3).min(std::time::Duration::from_secs(5));
                 attempt += 1;
@@ -214,10 +199,9 @@ impl Admission {
         }
     }
 
-    /// Like [`Admission::settle`], except that the SQL budget settlement (local backend) is
-    /// returned instead of committed, for the usage ledger to commit together with the
-    /// request's row in its group commit ([`crate::engine::ledger::Ledger::record_closing`]): one
-    /// transaction fewer per request.
+    /// Like [`Admission::settle`], except that the budget spend (local backend) is returned as
+    /// a hold instead of written, for the usage ledger to write together with the request's row
+    /// in its group commit ([`crate::engine::ledger::Ledger::record_closing`]).
     pub async fn settle_deferred(
         mut self,
         actual: Usage,

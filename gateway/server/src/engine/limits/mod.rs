@@ -6,8 +6,9 @@
 //! this module keeps the state, in one of two backends ([`LimitsBackend`]):
 //!
 //! * `Local`: rates in governor limiters keyed per grant, concurrency in in-process
-//!   counting semaphores ([`local`]), budgets in SQL counters through the store
-//!   (`pairgate_store::budgets`). One gateway process.
+//!   counting semaphores ([`local`]), budgets in memory ([`book`]) with `spent` persisted by
+//!   the usage ledger's group commit (`pairgate_store::budgets`). One gateway process; no
+//!   database statement on admission once a grant's counters are loaded.
 //! * `Redis`: everything in Redis through atomic Lua scripts ([`redis_backend`]), so
 //!   replicas share a grant's limits.
 //!
@@ -17,20 +18,22 @@
 //! actual usage after, each atomically, so with `k` requests in flight whose actual usage
 //! exceeds their estimate by at most `e` each, `spent <= limit + k * e`. A finished
 //! request's over-estimate is returned at settlement, so it never refuses later requests.
-//! Reservations expire after [`RESERVATION_TTL_MS`] (15 minutes, longer than any request):
-//! the janitor ([`Limiter::spawn_janitor`]) returns the reservation of a request that never
-//! settled (crashed process, lost task) at most TTL + [`JANITOR_INTERVAL`] after it was made.
-//! A request still running after the TTL keeps running; its usage is still added when it
-//! settles, but its reservation no longer holds room meanwhile.
+//! On the local backend a reservation lives in memory as long as its request (a crash releases
+//! it at once); `spent` moves only when the request's ledger row has committed, so after a
+//! crash `spent` equals the usage of the rows in the ledger. On Redis, reservations expire after
+//! [`RESERVATION_TTL_MS`] (15 minutes, longer than any request): the janitor
+//! ([`Limiter::spawn_janitor`]) returns the reservation of a request that never settled (a
+//! crashed replica) at most TTL + [`JANITOR_INTERVAL`] after it was made.
 //!
 //! # Local backend and atomicity
 //!
-//! Local admission peeks at every rate (no change), reserves the budgets in one SQL
-//! transaction, then admits each rate through governor; only if another request of the
-//! same grant takes the last room between the peek and the admit (a race) can a refused
-//! request have used a cell of an earlier rate. The Redis script is all-or-nothing.
+//! Local admission peeks at every rate (no change), reserves the budgets under the book's lock,
+//! then admits each rate through governor; only if another request of the same grant takes the
+//! last room between the peek and the admit (a race) can a refused request have used a cell of
+//! an earlier rate. The Redis script is all-or-nothing.
 
 mod admission;
+pub mod book;
 pub mod local;
 pub mod plan;
 pub mod redis_backend;
@@ -46,7 +49,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pairgate_policy::{GrantPolicy, Usage, Window, window_ends_at};
-use pairgate_store::{BudgetLine, Reserve, Store, StoreError};
+use pairgate_store::{Store, StoreError};
 use serde_json::{Map, Value, json};
 
 use admission::Pending;
@@ -159,7 +162,8 @@ pub struct JanitorReport {
     pub released: u64,
     /// Rate-limit keys still held in memory (Local; 0 for Redis, where keys expire).
     pub rate_keys: usize,
-    /// Budget counters of ended day and month windows deleted (Local; Redis keys expire).
+    /// Budget counters of ended day and month windows deleted from the database (Local;
+    /// Redis keys expire).
     pub pruned_counters: u64,
 }
 
@@ -168,6 +172,7 @@ enum Engine {
     Local {
         rates: Rates,
         inflight: Arc<Inflight>,
+        book: Arc<book::Book>,
     },
     Redis(RedisLimits),
 }
@@ -203,10 +208,10 @@ fn new_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
-fn budget_lines(budgets: &[BudgetCheck]) -> Vec<BudgetLine> {
+fn budget_lines(budgets: &[BudgetCheck]) -> Vec<book::Line> {
     budgets
         .iter()
-        .map(|b| BudgetLine {
+        .map(|b| book::Line {
             kind: b.kind.as_str(),
             window_key: b.key.clone(),
             amount: b.amount,
@@ -249,6 +254,7 @@ impl Limiter {
             LimitsBackend::Local => Engine::Local {
                 rates: Rates::default(),
                 inflight: Arc::new(Inflight::default()),
+                book: Arc::default(),
             },
             LimitsBackend::Redis { url } => {
                 Engine::Redis(RedisLimits::connect(&url, &options.namespace).await?)
@@ -319,11 +325,16 @@ impl Limiter {
             budgets: plan.budgets.clone(),
             tpm,
             permit: None,
+            hold: None,
             redis_permit: false,
         };
         let states = match &self.inner.engine {
-            Engine::Local { rates, inflight } => {
-                self.admit_local(rates, inflight, &plan, &mut pending, now_ms)
+            Engine::Local {
+                rates,
+                inflight,
+                book,
+            } => {
+                self.admit_local(rates, inflight, book, &plan, &mut pending, now_ms)
                     .await?
             }
             Engine::Redis(r) => {
@@ -353,6 +364,7 @@ impl Limiter {
         &self,
         rates: &Rates,
         inflight: &Arc<Inflight>,
+        book: &Arc<book::Book>,
         plan: &Plan,
         pending: &mut Pending,
         now_ms: i64,
@@ -380,63 +392,30 @@ impl Limiter {
         }
         if !plan.budgets.is_empty() {
             let lines = budget_lines(&plan.budgets);
-            let expires = now_ms + self.inner.options.reservation_ttl_ms;
-            let reserved = self
-                .inner
-                .store
-                .reserve_budgets(&pending.id, grant, &lines, expires)
+            let reserved = book
+                .reserve(&self.inner.store, grant, &lines)
                 .await
                 .map_err(|e| {
-                    tracing::error!(error = %e, grant, "limits: budget reservation failed");
-                    // It may have committed even so (connection lost at commit): release it
-                    // once the database answers again (nothing happens if it never committed).
-                    let (store, id, grant) =
-                        (self.inner.store.clone(), pending.id.clone(), grant.to_string());
-                    let keys: Vec<(&'static str, String)> = lines
-                        .iter()
-                        .map(|l| (l.kind, l.window_key.clone()))
-                        .collect();
-                    tokio::spawn(async move {
-                        let zero: Vec<_> = keys.iter().map(|(k, w)| (*k, w.as_str(), 0)).collect();
-                        if let Err(e) =
-                            admission::settle_with_retries(&store, &id, &grant, &zero).await
-                        {
-                            tracing::warn!(error = %e, grant, "limits: releasing a failed reservation failed; the janitor will");
-                        }
-                    });
+                    tracing::error!(error = %e, grant, "limits: reading budget counters failed");
                     plan::unavailable()
                 })?;
-            if let Reserve::Refused {
-                index,
-                spent,
-                reserved,
-            } = reserved
-            {
-                pending.budgets.clear();
-                let r = Refusal::Budget {
-                    index,
-                    spent,
-                    reserved,
-                };
-                return Err(refusal(plan, r, now_ms));
+            match reserved {
+                Ok(hold) => pending.hold = Some(hold),
+                Err(r) => {
+                    pending.budgets.clear();
+                    let r = Refusal::Budget {
+                        index: r.index,
+                        spent: r.spent,
+                        reserved: r.reserved,
+                    };
+                    return Err(refusal(plan, r, now_ms));
+                }
             }
         }
         for (index, check) in plan.rates.iter().enumerate() {
             if let Err(d) = rates.admit(grant, check) {
                 // lost a race since the peek: give the budget back
-                let lines: Vec<_> = pending
-                    .budgets
-                    .iter()
-                    .map(|b| (b.kind.as_str(), b.key.as_str(), 0))
-                    .collect();
-                if let Err(e) = self
-                    .inner
-                    .store
-                    .settle_budgets(&pending.id, grant, &lines)
-                    .await
-                {
-                    tracing::warn!(error = %e, grant, "limits: release after a rate race failed; the janitor will");
-                }
+                pending.hold = None;
                 pending.budgets.clear();
                 let r = Refusal::Rate {
                     index,
@@ -478,18 +457,19 @@ impl Limiter {
     ) -> Result<Value, LimitsError> {
         let plan = Plan::new(policy, &Usage::default(), 0, now_ms).with_quotas(quotas, now_ms);
         let (tats, in_flight, counters, clock_ms) = match &self.inner.engine {
-            Engine::Local { rates, inflight } => {
+            Engine::Local {
+                rates,
+                inflight,
+                book,
+            } => {
                 let clock_ms = rates.observe(now_ms);
                 let tats = plan.rates.iter().map(|r| rates.peek(grant_id, r)).collect();
-                let mut counters = Vec::new();
-                for b in &plan.budgets {
-                    let c = self
-                        .inner
-                        .store
-                        .budget_counter(grant_id, b.kind.as_str(), &b.key)
-                        .await?;
-                    counters.push((c.spent, c.reserved));
-                }
+                let windows: Vec<_> = plan
+                    .budgets
+                    .iter()
+                    .map(|b| (b.kind.as_str(), b.key.as_str()))
+                    .collect();
+                let counters = book.counters(&self.inner.store, grant_id, &windows).await?;
                 (tats, inflight.count(grant_id), counters, clock_ms)
             }
             Engine::Redis(r) => {
@@ -557,38 +537,24 @@ impl Limiter {
         Ok(Value::Object(out))
     }
 
-    /// One janitor pass at `now_ms`: releases expired reservations, prunes rate keys.
+    /// One janitor pass at `now_ms`: releases expired reservations (Redis), prunes rate keys
+    /// and the budget counters of ended windows (Local).
     pub async fn run_janitor(&self, now_ms: i64) -> Result<JanitorReport, LimitsError> {
-        const BATCH: i64 = 1000;
         match &self.inner.engine {
-            Engine::Local { rates, .. } => {
-                let mut released = 0;
-                loop {
-                    let n = self
-                        .inner
-                        .store
-                        .release_expired_reservations(now_ms, BATCH)
-                        .await?;
-                    released += n;
-                    if n < BATCH as u64 {
-                        break;
-                    }
-                }
+            Engine::Local { rates, book, .. } => {
                 rates.observe(now_ms);
-                // A day of slack: replicas' clocks and requests admitted just before midnight.
+                // A day of slack: clocks and requests admitted just before midnight.
                 const DAY_MS: i64 = 86_400_000;
-                let pruned_counters = self
-                    .inner
-                    .store
-                    .prune_budget_counters(&[
-                        pairgate_policy::window_key(Window::Minute, now_ms - DAY_MS),
-                        pairgate_policy::window_key(Window::Hour, now_ms - DAY_MS),
-                        pairgate_policy::window_key(Window::Day, now_ms - DAY_MS),
-                        pairgate_policy::window_key(Window::Month, now_ms - 32 * DAY_MS),
-                    ])
-                    .await?;
+                let before = [
+                    pairgate_policy::window_key(Window::Minute, now_ms - DAY_MS),
+                    pairgate_policy::window_key(Window::Hour, now_ms - DAY_MS),
+                    pairgate_policy::window_key(Window::Day, now_ms - DAY_MS),
+                    pairgate_policy::window_key(Window::Month, now_ms - 32 * DAY_MS),
+                ];
+                book.prune(&before);
+                let pruned_counters = self.inner.store.prune_budget_counters(&before).await?;
                 Ok(JanitorReport {
-                    released,
+                    released: 0,
                     rate_keys: rates.prune(),
                     pruned_counters,
                 })

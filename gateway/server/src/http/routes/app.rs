@@ -18,11 +18,11 @@ pub async fn grant(
     State(state): State<AppState>,
     req: AppRequest,
 ) -> Result<Json<Value>, ApiError> {
-    let g = &req.grant;
-    let quotas = state.relay.quota_limits(&req.policy);
+    let g = &req.grant.row;
+    let quotas = state.relay.quota_limits(&req.grant.policy_json);
     let remaining = state
         .limiter
-        .remaining_with_quotas(&g.id, &req.grant_policy, &quotas, req.now_ms)
+        .remaining_with_quotas(&g.id, &req.grant.policy, &quotas, req.now_ms)
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("limits: {e}")))?;
     Ok(Json(json!({
@@ -34,9 +34,9 @@ pub async fn grant(
         "origin": g.origin,
         "key_thumbprint": g.jkt,
         "key_alg": g.alg,
-        "policy": req.policy,
+        "policy": req.grant.policy_json,
         // Unix seconds, like every time on the wire (the policy's own fields are milliseconds).
-        "expires_at": req.grant_policy.expires_at.map(|ms| ms.div_euclid(1000)),
+        "expires_at": req.grant.policy.expires_at.map(|ms| ms.div_euclid(1000)),
         "created_at": g.created_at.div_euclid(1000),
         "body_hash_claim": BODY_HASH_CLAIM,
         "auth": match req.auth {
@@ -101,7 +101,7 @@ pub async fn rotate_key(
     )
     .await?;
     let tokens =
-        crate::domain::pairing::rotate_key(&state, &req.grant, &verified, req.now_ms).await?;
+        crate::domain::pairing::rotate_key(&state, &req.grant.row, &verified, req.now_ms).await?;
     Ok(crate::http::routes::oauth::no_store(
         &state, tokens, req.now_ms,
     ))

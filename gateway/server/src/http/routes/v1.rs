@@ -149,7 +149,7 @@ pub async fn models(
     req: AppRequest,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(
-        json!({ "object": "list", "data": allowed_models(&state, &req.grant_policy) }),
+        json!({ "object": "list", "data": allowed_models(&state, &req.grant.policy) }),
     ))
 }
 
@@ -159,7 +159,7 @@ pub async fn model(
     Path(id): Path<String>,
     req: AppRequest,
 ) -> Result<Json<Value>, ApiError> {
-    let policy = &req.grant_policy;
+    let policy = &req.grant.policy;
     let not_found = || ApiError::Upstream {
         status: 404,
         code: "model_not_found".into(),

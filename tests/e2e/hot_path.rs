@@ -1,0 +1,316 @@
+//! The request path's round trips, counted (not timed): database statements and Redis commands
+//! issued while a paired app sends 100 requests with every check on, after a warm-up. On SQLite
+//! (local limits) and on PostgreSQL + Redis (the replica configuration), nothing is read before
+//! the answer: no grant, no budget counter, no reservation; the only statements are the usage
+//! ledger's group commit (its row, and on the local backend the spend that goes with it).
+
+use std::time::Duration;
+
+use pairgate_protocol::keys::KeyKind;
+use pairgate_sdk::Client;
+use pairgate_tests::app::pair;
+use pairgate_tests::providers;
+use pairgate_tests::{Backend, Gateway};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+const REQUESTS: usize = 100;
+
+/// Every check the benchmark turns on that a flag can set.
+const POLICY: &[&str] = &[
+    "--model",
+    "openai/*",
+    "--max-output-tokens",
+    "1000",
+    "--rpm",
+    "100000",
+    "--rpd",
+    "1000000",
+    "--tpm",
+    "100000000",
+    "--concurrent",
+    "64",
+    "--daily-tokens",
+    "100000000",
+    "--monthly-tokens",
+    "100000000",
+    "--lifetime-tokens",
+    "100000000",
+    "--daily-usd",
+    "1000",
+    "--monthly-usd",
+    "1000",
+    "--lifetime-usd",
+    "1000",
+    "--valid-for",
+    "1d",
+    "--require-body-hash",
+];
+
+fn chat() -> Value {
+    json!({ "model": "openai/gpt-4o-mini", "max_tokens": 20, "messages": [{ "role": "user", "content": "hello" }] })
+}
+
+async fn send(client: &Client, n: usize) {
+    for i in 0..n {
+        let res = client
+            .post("/v1/chat/completions")
+            .json(&chat())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            200,
+            "request {i}: {}",
+            res.text().await.unwrap()
+        );
+        res.bytes().await.unwrap();
+    }
+}
+
+/// The SQL of every statement the gateway logged (`sqlx::query` events) after `from` log lines
+/// (the whole JSON line where an event carries no SQL text).
+fn statements(gw: &Gateway, from: usize) -> Vec<String> {
+    gw.logs()
+        .lines()
+        .skip(from)
+        .filter_map(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .map(|v| (l.to_string(), v))
+        })
+        .filter(|(_, v)| v["target"] == "sqlx::query")
+        .map(|(line, f)| {
+            // (JSON lines carry the event's fields at the top level) the whole SQL, or for a
+            // statement short enough to be its own summary, the summary
+            let sql = f["db.statement"]
+                .as_str()
+                .filter(|s| !s.trim().is_empty())
+                .or(f["summary"].as_str())
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            if sql.is_empty() { line } else { sql }
+        })
+        .collect()
+}
+
+/// Statements of the background tasks, which run on timers whatever the traffic: credential
+/// grace clean-up, the limits janitor, and the console settings' refresh ahead of their expiry
+/// (a request past half a snapshot's age starts it and goes on without waiting).
+fn background(sql: &str) -> bool {
+    sql.contains("UPDATE credentials")
+        || sql.starts_with("DELETE FROM budget_counters")
+        || sql.contains("FROM host_approvals")
+        || sql.contains("FROM model_prices")
+}
+
+/// Counts the request path's statements during [`REQUESTS`] requests (after a warm-up: the
+/// warm-up's ledger commits are done once its answers are); returns them, background tasks'
+/// left out.
+async fn counted(gw: &Gateway, client: &Client) -> Vec<String> {
+    let from = gw.logs().lines().count();
+    send(client, REQUESTS).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    statements(gw, from)
+        .into_iter()
+        .filter(|s| !background(s))
+        .collect()
+}
+
+/// Every statement logged, as JSON lines.
+const LOGGING: &[(&str, &str)] = &[
+    ("PAIRGATE_LOG_LEVEL", "info,sqlx::query=debug"),
+    ("PAIRGATE_LOG_FORMAT", "json"),
+];
+
+/// Fails listing `sql` unless every statement is the ledger's group commit.
+fn only_the_ledger_commit(sql: &[String], spends: bool) {
+    let unexpected: Vec<&String> = sql
+        .iter()
+        .filter(|s| {
+            let ledger = s.starts_with("INSERT INTO usage_ledger");
+            let spend = spends && s.starts_with("INSERT INTO budget_counters");
+            let tx = matches!(s.as_str(), "BEGIN" | "COMMIT");
+            let touch = s.starts_with("UPDATE grants SET last_used_at");
+            !(ledger || spend || tx || touch)
+        })
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "statements outside the ledger's commit on the request path: {unexpected:#?}"
+    );
+    let rows = sql
+        .iter()
+        .filter(|s| s.starts_with("INSERT INTO usage_ledger"))
+        .count();
+    assert!(
+        (1..=REQUESTS).contains(&rows),
+        "{rows} ledger inserts for {REQUESTS} requests"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_answers_without_a_statement_but_the_ledger_commit() {
+    let (gw, _fake) = providers::start_with(Backend::Sqlite, "", LOGGING).await;
+    let client = pair(&gw, KeyKind::Ed25519, POLICY).await;
+    send(&client, 5).await;
+    let sql = counted(&gw, &client).await;
+    println!(
+        "SQLite, local limits: {} statements for {REQUESTS} requests ({:.2} per request)",
+        sql.len(),
+        sql.len() as f64 / REQUESTS as f64
+    );
+    only_the_ledger_commit(&sql, true);
+    // One commit per request at most (sequential requests: no group to share), each with its
+    // row and one upsert of every budget window it spent in.
+    // (SQLite's BEGIN and COMMIT are not statements sqlx logs; one `last_used_at` write a minute)
+    assert!(
+        sql.len() <= REQUESTS * 2 + 1,
+        "{} statements for {REQUESTS} requests",
+        sql.len()
+    );
+}
+
+/// A Redis server of this test's own, so its command count is this gateway's alone.
+struct OwnRedis {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    async fn start() -> OwnRedis {
+        let port = pairgate_tests::gateway::free_port();
+        let child = tokio::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server (the test suite's Redis) is on PATH");
+        let r = OwnRedis { child, port };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while r.commands().await.is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        r
+    }
+
+    /// Whether the server answers.
+    async fn commands(&self) -> Option<u64> {
+        self.info("stats")
+            .await?
+            .lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .and_then(|n| n.trim().parse().ok())
+    }
+
+    /// Counts the commands clients send (round trips, or pipelined commands), not those the
+    /// scripts run (`MONITOR` marks those `lua`), until the task is aborted.
+    async fn monitor(&self) -> (Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        s.write_all(b"MONITOR\r\n").await.unwrap();
+        let mut reader = tokio::io::BufReader::new(s);
+        let mut ok = String::new();
+        reader.read_line(&mut ok).await.unwrap();
+        assert_eq!(ok.trim(), "+OK");
+        let count = Arc::new(AtomicU64::new(0));
+        let counting = Arc::clone(&count);
+        let task = tokio::spawn(async move {
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                // `+<time> [<db> <client address>|lua] "COMMAND" ...`
+                if line.starts_with('+') && !line.contains(" lua] ") {
+                    counting.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        (count, task)
+    }
+
+    /// One `INFO` section's text (a bulk string: `$<len>\r\n<text>\r\n`).
+    async fn info(&self, section: &str) -> Option<String> {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .ok()?;
+        s.write_all(format!("INFO {section}\r\n").as_bytes())
+            .await
+            .ok()?;
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = s.read(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got);
+            let (head, body) = text.split_once("\r\n")?;
+            let len: usize = head.strip_prefix('$')?.parse().ok()?;
+            if body.len() >= len {
+                return Some(body[..len].to_string());
+            }
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+#[tokio::test]
+async fn postgres_and_redis_answer_without_a_statement_but_the_ledger_commit() {
+    let redis = OwnRedis::start().await;
+    let config = format!(
+        "[limits]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:{}\"\n",
+        redis.port
+    );
+    let (gw, _fake) = providers::start_with(Backend::Postgres, &config, LOGGING).await;
+    let client = pair(&gw, KeyKind::Ed25519, POLICY).await;
+    send(&client, 5).await;
+    let (commands, monitor) = redis.monitor().await;
+    let sql = counted(&gw, &client).await;
+    monitor.abort();
+    let per_request = commands.load(Ordering::SeqCst) as f64 / REQUESTS as f64;
+    println!(
+        "PostgreSQL + Redis: {} statements for {REQUESTS} requests; {per_request:.2} Redis commands per request",
+        sql.len()
+    );
+    only_the_ledger_commit(&sql, false);
+    // the row and the COMMIT (no spend: Redis holds the budgets), one `last_used_at` write
+    assert!(
+        sql.len() <= REQUESTS * 2 + 1,
+        "{} statements for {REQUESTS} requests",
+        sql.len()
+    );
+    // Admission (one script), settlement (one script) and the proof's replay claim.
+    assert!(
+        per_request <= 3.0,
+        "{per_request} Redis commands per request"
+    );
+}
