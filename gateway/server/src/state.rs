@@ -17,9 +17,22 @@ use crate::engine::providers::ProviderRegistry;
 use crate::engine::relying_party::RelyingParty;
 use crate::engine::replay::ReplayCache;
 
-/// Everything handlers share. Cloning copies handles, never data.
+/// Everything handlers share. Cloning copies one pointer (the request path clones it several
+/// times per request); fields are reached through `Deref` to [`Shared`].
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] points to: handles, never data.
+#[derive(Debug, Clone)]
+pub struct Shared {
     pub config: Arc<Config>,
     pub store: Store,
     pub keys: Arc<GatewayKeys>,
@@ -72,7 +85,7 @@ impl AppState {
             crate::base::clock::millis(config.consent_ttl).max(1000),
             crate::config::CONSENT_PENDING_PER_CLIENT,
         ));
-        AppState {
+        AppState(Arc::new(Shared {
             config: Arc::new(config),
             store,
             keys: Arc::new(keys),
@@ -91,7 +104,14 @@ impl AppState {
             login_attempts: Arc::new(Attempts::new(600_000, 10)),
             passkey_starts: Arc::new(Attempts::new(600_000, 60)),
             passkeys,
-        }
+        }))
+    }
+
+    /// The same state under another configuration (a command that learnt the served URL).
+    pub fn with_config(&self, config: Config) -> AppState {
+        let mut shared = Shared::clone(&self.0);
+        shared.config = Arc::new(config);
+        AppState(Arc::new(shared))
     }
 
     /// Flushes and closes what the state holds; called once the server has drained.

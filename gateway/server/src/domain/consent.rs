@@ -8,7 +8,7 @@ use pairgate_policy::GrantPolicy;
 use pairgate_protocol::jwk::fingerprint_of;
 use pairgate_protocol::oauth::{DeviceAuthorizationResponse, TokenResponse};
 use pairgate_protocol::user_code;
-use pairgate_store::DeviceRow;
+use pairgate_store::{DeviceRow, StoreError};
 use serde_json::json;
 
 use crate::base::clock::millis as ms;
@@ -264,6 +264,28 @@ impl PendingView {
     }
 }
 
+/// Why the owner's decision on a consent request was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum DecisionError {
+    #[error("too many wrong user codes; wait and try again")]
+    TooManyAttempts { retry_after_secs: u64 },
+    #[error("no pending consent request has this user code")]
+    UnknownCode,
+    /// Already decided or expired (`state` says which).
+    #[error("the request is {state}")]
+    NotPending { state: String },
+    #[error("the request was decided or expired meanwhile")]
+    DecidedMeanwhile,
+    #[error(transparent)]
+    Policy(#[from] crate::domain::grant_policy::PolicyError),
+    /// The stored request or the narrowed policy is not what it must be (a bug, never the
+    /// owner's input).
+    #[error("consent request: {0}")]
+    Inconsistent(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Applies the owner's decision. Callers must have authenticated the owner; this function is
 /// reachable only from owner routes and the local CLI.
 pub async fn decide(
@@ -272,22 +294,20 @@ pub async fn decide(
     decision: Decision,
     actor: &str,
     now: i64,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<serde_json::Value, DecisionError> {
     if let Some(retry) = state.code_attempts.locked(actor, now) {
         tracing::warn!(
             actor,
             "user code lookups locked out after repeated failures"
         );
-        return Err(ApiError::TooManyRequests {
-            code: "too_many_attempts",
-            message: "too many wrong user codes; wait and try again".into(),
+        return Err(DecisionError::TooManyAttempts {
             retry_after_secs: retry,
         });
     }
     let not_found = |state: &AppState| {
         state.code_attempts.fail(actor, now);
         tracing::warn!(actor, "consent decision for an unknown user code");
-        ApiError::NotFound
+        DecisionError::UnknownCode
     };
     let Ok(code) = user_code::normalize(user_code_input) else {
         return Err(not_found(state));
@@ -296,22 +316,15 @@ pub async fn decide(
         return Err(not_found(state));
     };
     if row.status != "pending" || row.expires_at <= now {
-        return Err(ApiError::bad_request(
-            "invalid_state",
-            format!(
-                "the request is {}",
-                if row.expires_at <= now {
-                    "expired"
-                } else {
-                    row.status.as_str()
-                }
-            ),
-        ));
+        let state = if row.expires_at <= now {
+            "expired".to_owned()
+        } else {
+            row.status.clone()
+        };
+        return Err(DecisionError::NotPending { state });
     }
     let requested: GrantPolicy = serde_json::from_str(&row.requested_policy).map_err(|e| {
-        ApiError::Internal(anyhow::anyhow!(
-            "stored consent request policy is invalid: {e}"
-        ))
+        DecisionError::Inconsistent(format!("stored request policy is invalid: {e}"))
     })?;
     let (granted, action) = match decision {
         Decision::Deny => (None, "consent.denied"),
@@ -327,24 +340,21 @@ pub async fn decide(
     if let Some(g) = &granted
         && !g.is_within(&requested)
     {
-        return Err(ApiError::Internal(anyhow::anyhow!(
-            "narrowed policy is wider than the request"
-        )));
+        return Err(DecisionError::Inconsistent(
+            "narrowed policy is wider than the request".into(),
+        ));
     }
     let granted_json = granted
         .as_ref()
         .map(serde_json::to_string)
         .transpose()
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .map_err(|e| DecisionError::Inconsistent(e.to_string()))?;
     if !state
         .store
         .decide_device_request(&code, granted_json.as_deref(), now)
         .await?
     {
-        return Err(ApiError::bad_request(
-            "invalid_state",
-            "the request was decided or expired meanwhile",
-        ));
+        return Err(DecisionError::DecidedMeanwhile);
     }
     let granted_value = granted
         .map(|g| serde_json::to_value(g).unwrap_or_default())

@@ -3,58 +3,68 @@
 //! owner's edit of an existing grant's policy ([`replace`]).
 
 use pairgate_policy::GrantPolicy;
-use pairgate_store::GrantRow;
+use pairgate_store::{GrantRow, StoreError};
 use serde_json::{Map, Value, json};
 
-use crate::base::error::ApiError;
 use crate::state::AppState;
 
+/// A policy the owner (or a consent request) supplied that cannot be used, or an edit that
+/// cannot be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// Not a valid policy document: every problem, in one message.
+    #[error("the policy is not valid: {0}")]
+    Invalid(String),
+    #[error("no grant {0}")]
+    UnknownGrant(String),
+    #[error("the grant is revoked")]
+    Revoked,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Parses and validates a policy document.
-pub fn parse(policy: &Value) -> Result<GrantPolicy, ApiError> {
-    let parsed: GrantPolicy = serde_json::from_value(policy.clone()).map_err(|e| {
-        ApiError::bad_request("invalid_policy", format!("the policy is not valid: {e}"))
-    })?;
-    parsed.validate().map_err(|e| {
-        ApiError::bad_request("invalid_policy", format!("the policy is not valid: {e}"))
-    })?;
+pub fn parse(policy: &Value) -> Result<GrantPolicy, PolicyError> {
+    let parsed: GrantPolicy =
+        serde_json::from_value(policy.clone()).map_err(|e| PolicyError::Invalid(e.to_string()))?;
+    parsed
+        .validate()
+        .map_err(|e| PolicyError::Invalid(e.to_string()))?;
     Ok(parsed)
 }
 
 /// Parses, validates and re-serialises a policy (defaults filled in) for storage.
-pub fn normalize(policy: &Value) -> Result<String, ApiError> {
+pub fn normalize(policy: &Value) -> Result<String, PolicyError> {
     let parsed = parse(policy)?;
-    serde_json::to_string(&parsed).map_err(|e| ApiError::Internal(e.into()))
+    serde_json::to_string(&parsed).map_err(|e| PolicyError::Invalid(e.to_string()))
 }
 
 /// Replaces the policy of a grant (owner only: the route takes the `Owner` extractor and the CLI
 /// needs the database; no app route reaches this). The new policy is validated exactly as a
 /// pairing's is and may widen or narrow the old one. It applies from the app's next request, on
-/// every replica: the policy is read from the database on each request and nothing caches it;
-/// budget counters are kept per window, not per limit, so spending so far counts against a
-/// lowered budget at once. Audited as `grant.policy_changed` with the fields that changed.
+/// every replica: the write moves the store's change signal, so every grant cache reads the
+/// grant again; budget counters are kept per window, not per limit, so spending so far counts
+/// against a lowered budget at once. Audited as `grant.policy_changed` with the fields that
+/// changed.
 pub async fn replace(
     state: &AppState,
     grant_id: &str,
     policy: &Value,
     actor: &str,
     now: i64,
-) -> Result<GrantRow, ApiError> {
+) -> Result<GrantRow, PolicyError> {
     let normalized = normalize(policy)?;
-    let old = state
-        .store
-        .get_grant(grant_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let revoked = || ApiError::bad_request("invalid_state", "the grant is revoked");
+    let unknown = || PolicyError::UnknownGrant(grant_id.to_owned());
+    let old = state.store.get_grant(grant_id).await?.ok_or_else(unknown)?;
     if old.status == pairgate_store::grants::status::REVOKED {
-        return Err(revoked());
+        return Err(PolicyError::Revoked);
     }
     if !state
         .store
         .set_grant_policy(grant_id, &normalized, now)
         .await?
     {
-        return Err(revoked());
+        return Err(PolicyError::Revoked);
     }
     let before: Value = serde_json::from_str(&old.policy).unwrap_or(Value::Null);
     let after: Value = serde_json::from_str(&normalized).unwrap_or(Value::Null);
@@ -67,11 +77,7 @@ pub async fn replace(
             Some(&json!({ "changed": changes(&before, &after) })),
         )
         .await?;
-    state
-        .store
-        .get_grant(grant_id)
-        .await?
-        .ok_or(ApiError::NotFound)
+    state.store.get_grant(grant_id).await?.ok_or_else(unknown)
 }
 
 /// The top-level fields that differ between two policies, as `{field: {from, to}}` (a field

@@ -39,31 +39,42 @@ pub fn csrf_for(state: &AppState, session_token: &str) -> String {
     )
 }
 
-fn hash_password(password: &str) -> Result<String, ApiError> {
+/// Why the owner account was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnerError {
+    #[error("the setup link is not valid (it is replaced at every start)")]
+    BadSetupToken,
+    #[error("the username must be 1-64 letters, digits or . _ - @")]
+    BadUsername,
+    #[error("the password must be at least 12 characters")]
+    WeakPassword,
+    #[error("the owner account already exists")]
+    Exists,
+    #[error("password hashing: {0}")]
+    Hashing(String),
+    #[error(transparent)]
+    Store(#[from] pairgate_store::StoreError),
+}
+
+fn hash_password(password: &str) -> Result<String, OwnerError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("password hashing: {e}")))
+        .map_err(|e| OwnerError::Hashing(e.to_string()))
 }
 
-fn check_new_credentials(username: &str, password: &str) -> Result<(), ApiError> {
+fn check_new_credentials(username: &str, password: &str) -> Result<(), OwnerError> {
     let ok_name = !username.is_empty()
         && username.len() <= 64
         && username
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
     if !ok_name {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "the username must be 1-64 letters, digits or . _ - @",
-        ));
+        return Err(OwnerError::BadUsername);
     }
     if password.chars().count() < 12 || password.len() > 1024 {
-        return Err(ApiError::bad_request(
-            "weak_password",
-            "the password must be at least 12 characters",
-        ));
+        return Err(OwnerError::WeakPassword);
     }
     Ok(())
 }
@@ -93,15 +104,12 @@ pub async fn create_owner(
     username: &str,
     password: &str,
     now: i64,
-) -> Result<OwnerRow, ApiError> {
+) -> Result<OwnerRow, OwnerError> {
     if let Some(token) = setup_token {
         let stored = state.store.meta_get(SETUP_META).await?;
         let given = state.keys.digest(Purpose::SetupToken, token.as_bytes());
         if !stored.is_some_and(|s| digests_equal(&s, &given)) {
-            return Err(ApiError::Forbidden {
-                code: "invalid_setup_token",
-                message: "the setup link is not valid (it is replaced at every start)".into(),
-            });
+            return Err(OwnerError::BadSetupToken);
         }
     }
     check_new_credentials(username, password)?;
@@ -112,10 +120,7 @@ pub async fn create_owner(
         created_at: now,
     };
     if !state.store.create_first_owner(&owner).await? {
-        return Err(ApiError::Forbidden {
-            code: "owner_exists",
-            message: "the owner account already exists".into(),
-        });
+        return Err(OwnerError::Exists);
     }
     state.store.meta_delete(SETUP_META).await?;
     state

@@ -20,6 +20,24 @@ use crate::domain::tokens;
 use crate::engine::keys::{Purpose, digests_equal};
 use crate::state::AppState;
 
+/// What can keep an owner's action on a pairing or a grant from being done.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnerActionError {
+    #[error("the pairing lifetime exceeds pairing.max_ttl")]
+    LifetimeTooLong,
+    #[error("no grant {0}")]
+    UnknownGrant(String),
+    /// The grant is not in a state the action applies to.
+    #[error("the grant is {status}")]
+    WrongState { status: String },
+    #[error(transparent)]
+    Policy(#[from] crate::domain::grant_policy::PolicyError),
+    #[error("cannot make a pairing string: {0}")]
+    PairingString(String),
+    #[error(transparent)]
+    Store(#[from] pairgate_store::StoreError),
+}
+
 /// A pairing as shown to the owner once: the string carries the secret.
 #[derive(Debug, serde::Serialize, ts_rs::TS)]
 pub struct CreatedPairing {
@@ -36,13 +54,10 @@ pub async fn create(
     ttl: Option<Duration>,
     actor: &str,
     now: i64,
-) -> Result<CreatedPairing, ApiError> {
+) -> Result<CreatedPairing, OwnerActionError> {
     let ttl = ttl.unwrap_or(state.config.pairing_ttl);
     if ttl > state.config.pairing_max_ttl {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "the pairing lifetime exceeds pairing.max_ttl",
-        ));
+        return Err(OwnerActionError::LifetimeTooLong);
     }
     let policy = crate::domain::grant_policy::normalize(policy)?;
     let gateway_url = state
@@ -52,7 +67,7 @@ pub async fn create(
         .trim_end_matches('/')
         .to_string();
     let ps = PairingString::generate(&gateway_url, &mut rand_core::OsRng)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("pairing string: {e}")))?;
+        .map_err(|e| OwnerActionError::PairingString(e.to_string()))?;
     let row = PairingRow {
         id: ps.id.to_string(),
         secret_hmac: state
@@ -379,7 +394,7 @@ pub async fn set_status(
     action: GrantAction,
     actor: &str,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), OwnerActionError> {
     let (from, to, name): (&[&str], &str, &str) = match action {
         GrantAction::Revoke => (
             &[status::ACTIVE, status::SUSPENDED],
@@ -395,11 +410,8 @@ pub async fn set_status(
         .await?
     {
         return match state.store.get_grant(grant_id).await? {
-            None => Err(ApiError::NotFound),
-            Some(g) => Err(ApiError::bad_request(
-                "invalid_state",
-                format!("the grant is {}", g.status),
-            )),
+            None => Err(OwnerActionError::UnknownGrant(grant_id.to_owned())),
+            Some(g) => Err(OwnerActionError::WrongState { status: g.status }),
         };
     }
     state.store.audit(actor, name, Some(grant_id), None).await?;
@@ -421,7 +433,7 @@ pub async fn issue_bearer(
     valid_for: Duration,
     actor: &str,
     now: i64,
-) -> Result<(String, i64), ApiError> {
+) -> Result<(String, i64), OwnerActionError> {
     let key = format!(
         "{}{}",
         crate::domain::grants::BEARER_PREFIX,
@@ -434,7 +446,7 @@ pub async fn issue_bearer(
         .set_grant_bearer(grant_id, Some((&digest, expires)), now)
         .await?
     {
-        return Err(ApiError::NotFound);
+        return Err(OwnerActionError::UnknownGrant(grant_id.to_owned()));
     }
     state
         .store
@@ -458,9 +470,9 @@ pub async fn revoke_bearer(
     grant_id: &str,
     actor: &str,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), OwnerActionError> {
     if !state.store.set_grant_bearer(grant_id, None, now).await? {
-        return Err(ApiError::NotFound);
+        return Err(OwnerActionError::UnknownGrant(grant_id.to_owned()));
     }
     state
         .store

@@ -2,7 +2,11 @@
 //! its single status mapping): the domain says what went wrong, this says what the client gets.
 
 use crate::base::error::ApiError;
+use crate::domain::consent::DecisionError;
+use crate::domain::grant_policy::PolicyError;
 use crate::domain::hosts::HostError;
+use crate::domain::owner::OwnerError;
+use crate::domain::pairing::OwnerActionError;
 use crate::domain::prices::PriceError;
 use crate::engine::grant_cache::GrantLoadError;
 
@@ -33,6 +37,72 @@ impl From<GrantLoadError> for ApiError {
         match e {
             GrantLoadError::Store(e) => e.into(),
             GrantLoadError::InvalidPolicy { .. } => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+impl From<PolicyError> for ApiError {
+    fn from(e: PolicyError) -> Self {
+        match e {
+            PolicyError::Invalid(_) => ApiError::bad_request("invalid_policy", e.to_string()),
+            PolicyError::UnknownGrant(_) => ApiError::NotFound,
+            PolicyError::Revoked => ApiError::bad_request("invalid_state", e.to_string()),
+            PolicyError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<OwnerActionError> for ApiError {
+    fn from(e: OwnerActionError) -> Self {
+        match e {
+            OwnerActionError::LifetimeTooLong => {
+                ApiError::bad_request("invalid_request", e.to_string())
+            }
+            OwnerActionError::UnknownGrant(_) => ApiError::NotFound,
+            OwnerActionError::WrongState { .. } => {
+                ApiError::bad_request("invalid_state", e.to_string())
+            }
+            OwnerActionError::Policy(e) => e.into(),
+            OwnerActionError::PairingString(_) => ApiError::Internal(e.into()),
+            OwnerActionError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<DecisionError> for ApiError {
+    fn from(e: DecisionError) -> Self {
+        match e {
+            DecisionError::TooManyAttempts { retry_after_secs } => ApiError::TooManyRequests {
+                code: "too_many_attempts",
+                message: e.to_string(),
+                retry_after_secs,
+            },
+            DecisionError::UnknownCode => ApiError::NotFound,
+            DecisionError::NotPending { .. } | DecisionError::DecidedMeanwhile => {
+                ApiError::bad_request("invalid_state", e.to_string())
+            }
+            DecisionError::Policy(e) => e.into(),
+            DecisionError::Inconsistent(_) => ApiError::Internal(e.into()),
+            DecisionError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<OwnerError> for ApiError {
+    fn from(e: OwnerError) -> Self {
+        match e {
+            OwnerError::BadSetupToken => ApiError::Forbidden {
+                code: "invalid_setup_token",
+                message: e.to_string(),
+            },
+            OwnerError::BadUsername => ApiError::bad_request("invalid_request", e.to_string()),
+            OwnerError::WeakPassword => ApiError::bad_request("weak_password", e.to_string()),
+            OwnerError::Exists => ApiError::Forbidden {
+                code: "owner_exists",
+                message: e.to_string(),
+            },
+            OwnerError::Hashing(_) => ApiError::Internal(e.into()),
+            OwnerError::Store(e) => e.into(),
         }
     }
 }

@@ -6,7 +6,7 @@ use super::policy_args::PolicyArgs;
 use super::{CLI_ACTOR, CommandError, print_table};
 use crate::base::clock::now_ms;
 use crate::base::clock::rfc3339 as time;
-use crate::base::error::ApiError;
+use crate::domain::consent::DecisionError;
 use crate::domain::consent::{Decision, PendingView};
 use crate::state::AppState;
 
@@ -31,11 +31,7 @@ pub async fn run(state: &AppState, cmd: ConsentCommand) -> Result<(), CommandErr
     let now = now_ms();
     match cmd {
         ConsentCommand::List { json } => {
-            let rows = state
-                .store
-                .pending_device_requests(now)
-                .await
-                .map_err(ApiError::from)?;
+            let rows = state.store.pending_device_requests(now).await?;
             let views: Vec<PendingView> = rows.iter().map(PendingView::of).collect();
             if json {
                 println!(
@@ -99,12 +95,16 @@ pub async fn run(state: &AppState, cmd: ConsentCommand) -> Result<(), CommandErr
     Ok(())
 }
 
-fn not_found(e: crate::base::error::ApiError, user_code: &str) -> CommandError {
-    CommandError::not_found(
-        e,
-        &format!("pending consent request {user_code}"),
-        "pairgate consent list",
-    )
+/// A decision's failure as the command says it: an unknown code names the command that lists
+/// the pending requests.
+fn not_found(e: DecisionError, user_code: &str) -> CommandError {
+    match e {
+        DecisionError::UnknownCode => CommandError::not_found(
+            &format!("pending consent request {user_code}"),
+            "pairgate consent list",
+        ),
+        other => CommandError::failed(other),
+    }
 }
 
 /// Each value of the owner's flags that the approval did not keep, with the value in effect:

@@ -6,8 +6,7 @@ use super::policy_args::PolicyArgs;
 use super::{CLI_ACTOR, CommandError, print_table};
 use crate::base::clock::now_ms;
 use crate::base::clock::rfc3339 as time;
-use crate::base::error::ApiError;
-use crate::domain::pairing::GrantAction;
+use crate::domain::pairing::{GrantAction, OwnerActionError};
 use crate::state::AppState;
 
 #[derive(Debug, clap::Subcommand)]
@@ -47,7 +46,7 @@ pub async fn run(state: &AppState, cmd: GrantCommand) -> Result<(), CommandError
     let now = now_ms();
     let (id, action) = match cmd {
         GrantCommand::List { json } => {
-            let grants = state.store.list_grants().await.map_err(ApiError::from)?;
+            let grants = state.store.list_grants().await?;
             if json {
                 println!(
                     "{}",
@@ -109,8 +108,11 @@ pub async fn run(state: &AppState, cmd: GrantCommand) -> Result<(), CommandError
             let (key, expires) =
                 crate::domain::pairing::issue_bearer(state, &id, valid_for, CLI_ACTOR, now)
                     .await
-                    .map_err(|e| {
-                        CommandError::not_found(e, &format!("active grant {id}"), LIST_GRANTS)
+                    .map_err(|e| match e {
+                        OwnerActionError::UnknownGrant(_) => {
+                            CommandError::not_found(&format!("active grant {id}"), LIST_GRANTS)
+                        }
+                        other => other.into(),
                     })?;
             println!("{key}");
             eprintln!(
@@ -120,9 +122,7 @@ pub async fn run(state: &AppState, cmd: GrantCommand) -> Result<(), CommandError
             return Ok(());
         }
         GrantCommand::BearerRevoke { id } => {
-            crate::domain::pairing::revoke_bearer(state, &id, CLI_ACTOR, now)
-                .await
-                .map_err(|e| CommandError::not_found(e, &format!("grant {id}"), LIST_GRANTS))?;
+            crate::domain::pairing::revoke_bearer(state, &id, CLI_ACTOR, now).await?;
             eprintln!("bearer key of {id} revoked");
             return Ok(());
         }
@@ -130,15 +130,13 @@ pub async fn run(state: &AppState, cmd: GrantCommand) -> Result<(), CommandError
         GrantCommand::Suspend { id } => (id, GrantAction::Suspend),
         GrantCommand::Resume { id } => (id, GrantAction::Resume),
     };
-    crate::domain::pairing::set_status(state, &id, action, CLI_ACTOR, now)
-        .await
-        .map_err(|e| CommandError::not_found(e, &format!("grant {id}"), LIST_GRANTS))?;
+    crate::domain::pairing::set_status(state, &id, action, CLI_ACTOR, now).await?;
     eprintln!("{}", done(&id, action));
     Ok(())
 }
 
 /// The command that lists grants, named when one is not found.
-const LIST_GRANTS: &str = "pairgate grant list";
+pub const LIST_GRANTS: &str = "pairgate grant list";
 
 /// What a status change did, for the owner.
 fn done(id: &str, action: GrantAction) -> String {
@@ -157,9 +155,6 @@ async fn grant(state: &AppState, id: &str) -> Result<pairgate_store::GrantRow, C
     state
         .store
         .get_grant(id)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(|| {
-            CommandError::Api(format!("grant {id} not found; `{LIST_GRANTS}` lists them"))
-        })
+        .await?
+        .ok_or_else(|| CommandError::not_found(&format!("grant {id}"), LIST_GRANTS))
 }

@@ -42,7 +42,7 @@ pub async fn open(sources: &Sources, access: Access) -> Result<Opened, StartErro
             .flatten();
         if let Some(url) = served.and_then(|u| url::Url::parse(&u).ok()) {
             config.public_url = url;
-            opened.state.config = std::sync::Arc::new(config);
+            opened.state = opened.state.with_config(config);
         }
     }
     Ok(opened)
@@ -68,21 +68,49 @@ impl CommandError {
         }
     }
 
-    /// An API "not found" as a message naming what was looked for and how to list what
-    /// exists; any other error unchanged.
-    pub fn not_found(e: crate::base::error::ApiError, what: &str, list: &str) -> CommandError {
+    /// "`what` not found", naming the command that lists what exists.
+    pub fn not_found(what: &str, list: &str) -> CommandError {
+        CommandError::Api(format!("{what} not found; `{list}` lists them"))
+    }
+
+    /// A domain error as the command prints it: its own message (the same words the console
+    /// shows), exit 1.
+    pub fn failed(e: impl std::fmt::Display) -> CommandError {
+        CommandError::Api(e.to_string())
+    }
+}
+
+impl From<pairgate_store::StoreError> for CommandError {
+    fn from(e: pairgate_store::StoreError) -> Self {
+        CommandError::failed(e)
+    }
+}
+
+impl From<crate::domain::grant_policy::PolicyError> for CommandError {
+    fn from(e: crate::domain::grant_policy::PolicyError) -> Self {
         match e {
-            crate::base::error::ApiError::NotFound => {
-                CommandError::Api(format!("{what} not found; `{list}` lists them"))
+            crate::domain::grant_policy::PolicyError::UnknownGrant(id) => {
+                CommandError::not_found(&format!("grant {id}"), grant::LIST_GRANTS)
             }
-            other => other.into(),
+            other => CommandError::failed(other),
         }
     }
 }
 
-impl From<crate::base::error::ApiError> for CommandError {
-    fn from(e: crate::base::error::ApiError) -> Self {
-        CommandError::Api(e.to_string())
+impl From<crate::domain::pairing::OwnerActionError> for CommandError {
+    fn from(e: crate::domain::pairing::OwnerActionError) -> Self {
+        match e {
+            crate::domain::pairing::OwnerActionError::UnknownGrant(id) => {
+                CommandError::not_found(&format!("grant {id}"), grant::LIST_GRANTS)
+            }
+            other => CommandError::failed(other),
+        }
+    }
+}
+
+impl From<crate::domain::owner::OwnerError> for CommandError {
+    fn from(e: crate::domain::owner::OwnerError) -> Self {
+        CommandError::failed(e)
     }
 }
 

@@ -6,7 +6,6 @@ use std::io::IsTerminal;
 use super::CommandError;
 use crate::base::clock::now_ms;
 use crate::base::clock::rfc3339 as time;
-use crate::base::error::ApiError;
 use crate::state::AppState;
 
 #[derive(Debug, clap::Subcommand)]
@@ -58,25 +57,16 @@ pub async fn run(state: &AppState, cmd: OwnerCommand) -> Result<(), CommandError
         }
         OwnerCommand::SignOutEverywhere { username } => {
             let owner = owner_named(state, &username).await?;
-            let n = state
-                .store
-                .delete_owner_sessions(&owner.id)
-                .await
-                .map_err(ApiError::from)?;
+            let n = state.store.delete_owner_sessions(&owner.id).await?;
             eprintln!("{n} session(s) ended");
         }
         OwnerCommand::PasswordOnly { username } => {
             let owner = owner_named(state, &username).await?;
-            state
-                .store
-                .set_require_passkey(&owner.id, false)
-                .await
-                .map_err(ApiError::from)?;
+            state.store.set_require_passkey(&owner.id, false).await?;
             state
                 .store
                 .audit("cli", "passkey.not_required", Some(&owner.id), None)
-                .await
-                .map_err(ApiError::from)?;
+                .await?;
             eprintln!("{username} can sign in with the password alone again");
         }
     }
@@ -90,8 +80,7 @@ async fn owner_named(
     state
         .store
         .owner_by_username(username)
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .ok_or_else(|| {
             CommandError::Api(format!(
                 "owner {username} not found; check the user name (the one given to `pairgate owner create`)"

@@ -60,11 +60,7 @@ pub async fn run(state: &AppState, cmd: PairCommand) -> Result<(), CommandError>
             }
         }
         PairCommand::List { json } => {
-            let rows = state
-                .store
-                .list_open_pairings(now)
-                .await
-                .map_err(crate::base::error::ApiError::from)?;
+            let rows = state.store.list_open_pairings(now).await?;
             if json {
                 println!(
                     "{}",
@@ -86,12 +82,7 @@ pub async fn run(state: &AppState, cmd: PairCommand) -> Result<(), CommandError>
             }
         }
         PairCommand::Cancel { id } => {
-            if !state
-                .store
-                .cancel_pairing(&id, now)
-                .await
-                .map_err(crate::base::error::ApiError::from)?
-            {
+            if !state.store.cancel_pairing(&id, now).await? {
                 return Err(CommandError::Api(format!(
                     "unused pairing {id} not found; `pairgate pair list` lists them"
                 )));
@@ -99,8 +90,7 @@ pub async fn run(state: &AppState, cmd: PairCommand) -> Result<(), CommandError>
             state
                 .store
                 .audit(CLI_ACTOR, "pairing.cancelled", Some(&id), None)
-                .await
-                .map_err(crate::base::error::ApiError::from)?;
+                .await?;
             eprintln!("pairing {id} cancelled");
         }
     }

@@ -48,8 +48,7 @@ pub async fn run(state: &AppState, cmd: PluginCommand) -> Result<(), CommandErro
             state
                 .store
                 .audit(super::CLI_ACTOR, "plugin.installed", Some(id.as_str()), Some(&serde_json::json!({ "sha256": info.sha256, "hosts": info.descriptor.hosts })))
-                .await
-                .map_err(crate::base::error::ApiError::from)?;
+                .await?;
             eprintln!(
                 "plugin {} {} (contract {}) is valid; it declares the hosts {:?}. Add to the config (without approved_hosts, approve them on the console's Plugins page instead):",
                 id,

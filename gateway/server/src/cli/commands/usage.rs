@@ -3,7 +3,6 @@
 use serde_json::json;
 
 use super::{CommandError, print_table};
-use crate::base::error::ApiError;
 use crate::domain::usage::{DAY_MS, day, totals};
 use crate::state::AppState;
 
@@ -62,8 +61,7 @@ pub async fn run(state: &AppState, args: UsageArgs) -> Result<(), CommandError> 
     let rows = state
         .store
         .usage_rollup(from, to, args.grant.as_deref())
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
     let total = totals(&rows);
     if args.json {
         let days: Vec<_> = rows
