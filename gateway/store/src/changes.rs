@@ -93,30 +93,28 @@ pub fn sidecar_path(database: &Path) -> PathBuf {
 
 impl Store {
     /// Announces that a grant or a credential changed (see the module docs). Called by every
-    /// write that changes one, after it committed.
-    pub(crate) async fn announce_change(&self) -> Result<(), StoreError> {
+    /// write that changes one, after it committed. It cannot fail the write it follows: if the
+    /// sidecar or `NOTIFY` fails, the error is logged, this process still knows at once, and
+    /// other processes' entries expire within their caches' maximum age (10 s).
+    pub(crate) async fn announce_change(&self) {
         let changes = &self.changes;
         changes.local.fetch_add(1, Ordering::SeqCst);
         if let Some(path) = &changes.sidecar {
             let mut open = std::fs::OpenOptions::new();
             open.append(true).create(true);
             std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
-            open.open(path)
-                .and_then(|mut f| f.write_all(b"."))
-                .map_err(|e| {
-                    StoreError::Unsupported(format!(
-                        "cannot record a change in {}: {e}",
-                        path.display()
-                    ))
-                })?;
+            if let Err(e) = open.open(path).and_then(|mut f| f.write_all(b".")) {
+                tracing::error!(path = %path.display(), error = %e, "cannot record a change for other processes");
+            }
         }
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_notify($1, '')")
+        if self.backend == Backend::Postgres
+            && let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
                 .bind(&changes.channel)
                 .execute(self.pool())
-                .await?;
+                .await
+        {
+            tracing::error!(error = %StoreError::from(e), "cannot announce a change to other replicas");
         }
-        Ok(())
     }
 
     /// A number that differs from any earlier reading once a grant or credential changed
@@ -196,10 +194,10 @@ mod tests {
         let ours = Store::connect(&url, &Default::default()).await.unwrap();
         let theirs = Store::connect(&url, &Default::default()).await.unwrap();
         let before = ours.change_epoch();
-        theirs.announce_change().await.unwrap();
+        theirs.announce_change().await;
         let after = ours.change_epoch();
         assert!(after > before, "{before} -> {after}");
-        ours.announce_change().await.unwrap();
+        ours.announce_change().await;
         assert!(ours.change_epoch() > after);
     }
 }

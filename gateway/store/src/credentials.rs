@@ -243,7 +243,7 @@ impl Store {
             return Ok(Fenced::Done(Inserted::Duplicate));
         }
         tx.commit().await?;
-        self.announce_change().await?;
+        self.announce_change().await;
         Ok(Fenced::Done(Inserted::Yes))
     }
 
@@ -289,7 +289,7 @@ impl Store {
             .execute(self.pool())
             .await?;
         if r.rows_affected() == 1 {
-            self.announce_change().await?;
+            self.announce_change().await;
         }
         Ok(r.rows_affected() == 1)
     }
@@ -332,7 +332,7 @@ impl Store {
         let found = r.rows_affected() == 1;
         tx.commit().await?;
         if found {
-            self.announce_change().await?;
+            self.announce_change().await;
         }
         Ok(Fenced::Done(found))
     }
@@ -347,7 +347,7 @@ impl Store {
         .execute(self.pool())
         .await?;
         if r.rows_affected() > 0 {
-            self.announce_change().await?;
+            self.announce_change().await;
         }
         Ok(r.rows_affected())
     }
@@ -468,7 +468,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        self.announce_change().await?;
+        self.announce_change().await;
         Ok(Rewrapped::Done {
             credentials: keys.len(),
         })

@@ -180,7 +180,7 @@ impl Store {
             .await?;
         }
         if affected > 0 {
-            self.announce_change().await?;
+            self.announce_change().await;
         }
         Ok(affected > 0)
     }
@@ -217,7 +217,7 @@ impl Store {
             .await?;
         insert_refresh(&mut tx, id, new_jkt, now, refresh).await?;
         tx.commit().await?;
-        self.announce_change().await?;
+        self.announce_change().await;
         Ok(true)
     }
 
@@ -237,7 +237,7 @@ impl Store {
         .execute(self.pool())
         .await?;
         if r.rows_affected() == 1 {
-            self.announce_change().await?;
+            self.announce_change().await;
         }
         Ok(r.rows_affected() == 1)
     }
@@ -427,7 +427,7 @@ impl Store {
         .execute(self.pool())
         .await?;
         if r.rows_affected() == 1 {
-            self.announce_change().await?;
+            self.announce_change().await;
         }
         Ok(r.rows_affected() == 1)
     }

@@ -8,7 +8,6 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use pairgate_store::{OwnerRow, SessionRow};
 use serde_json::json;
 
-use crate::base::error::ApiError;
 use crate::base::ids::random_token;
 use crate::domain::passkeys::PasskeyChallenge;
 use crate::engine::keys::{Purpose, digests_equal};
@@ -81,7 +80,9 @@ fn check_new_credentials(username: &str, password: &str) -> Result<(), OwnerErro
 
 /// At start: if there is no owner yet, issue a fresh one-time setup token (replacing any older
 /// one) and return it for the setup link.
-pub async fn setup_token_if_needed(state: &AppState) -> Result<Option<String>, ApiError> {
+pub async fn setup_token_if_needed(
+    state: &AppState,
+) -> Result<Option<String>, pairgate_store::StoreError> {
     if state.store.owner_count().await? > 0 {
         state.store.meta_delete(SETUP_META).await?;
         return Ok(None);
@@ -151,16 +152,35 @@ pub fn record_failure(state: &AppState, client: &str, now: i64) {
     state.login_attempts.fail(&lockout_key(client), now);
 }
 
+/// A client address locked out of owner sign-in after its own repeated failures.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("too many failed sign-ins from this address; wait and try again")]
+pub struct LockedOut {
+    pub retry_after_secs: u64,
+}
+
+/// Why an owner sign-in with a password was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error(transparent)]
+    LockedOut(#[from] LockedOut),
+    /// Unknown user or wrong password: the same answer for both.
+    #[error("owner authentication required")]
+    BadCredentials,
+    #[error(transparent)]
+    Passkey(#[from] crate::domain::passkeys::PasskeyError),
+    #[error(transparent)]
+    Store(#[from] pairgate_store::StoreError),
+}
+
 /// Refuses a sign-in attempt from a client address locked out after its own repeated failures.
 /// Only that address is refused (even with the right password, so guessing cannot go on from
 /// it); failures elsewhere never lock out the owner's address.
-pub fn check_lockout(state: &AppState, client: &str, now: i64) -> Result<(), ApiError> {
+pub fn check_lockout(state: &AppState, client: &str, now: i64) -> Result<(), LockedOut> {
     match state.login_attempts.locked(&lockout_key(client), now) {
         Some(retry) => {
             tracing::warn!(client, "owner login locked out after repeated failures");
-            Err(ApiError::TooManyRequests {
-                code: "too_many_attempts",
-                message: "too many failed sign-ins from this address; wait and try again".into(),
+            Err(LockedOut {
                 retry_after_secs: retry,
             })
         }
@@ -196,7 +216,7 @@ pub async fn login(
     client: &str,
     user_agent: Option<&str>,
     now: i64,
-) -> Result<LoginOutcome, ApiError> {
+) -> Result<LoginOutcome, SignInError> {
     check_lockout(state, client, now)?;
     let owner = state.store.owner_by_username(username).await?;
     // Verify against a dummy hash when the user is unknown, so timing does not tell.
@@ -208,7 +228,7 @@ pub async fn login(
     let Some(owner) = owner.filter(|_| ok) else {
         record_failure(state, client, now);
         tracing::warn!(client, "failed owner login");
-        return Err(ApiError::OwnerRequired);
+        return Err(SignInError::BadCredentials);
     };
     if let Some(challenge) = crate::domain::passkeys::second_factor(state, &owner, now).await? {
         return Ok(LoginOutcome::PasskeyRequired(challenge));
@@ -241,7 +261,7 @@ impl SignIn<'_> {
         state: &AppState,
         owner: &OwnerRow,
         now: i64,
-    ) -> Result<NewSession, ApiError> {
+    ) -> Result<NewSession, pairgate_store::StoreError> {
         let session = start_session(state, owner, self.user_agent, now).await?;
         let mut detail = json!({ "client": self.client, "method": self.method });
         if let Some((_, name)) = self.passkey {
@@ -266,7 +286,7 @@ pub async fn start_session(
     owner: &OwnerRow,
     user_agent: Option<&str>,
     now: i64,
-) -> Result<NewSession, ApiError> {
+) -> Result<NewSession, pairgate_store::StoreError> {
     let token = format!("pgs_{}", random_token(32));
     let csrf = csrf_for(state, &token);
     let row = SessionRow {

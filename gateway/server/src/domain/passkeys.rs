@@ -14,7 +14,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use pairgate_store::{ChallengeRow, OwnerRow, PasskeyRemoval, PasskeyRow};
+use pairgate_store::{ChallengeRow, OwnerRow, PasskeyRemoval, PasskeyRow, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -23,11 +23,10 @@ use webauthn_rs::prelude::{
     PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential, Uuid,
 };
 
-use crate::base::error::ApiError;
 use crate::base::ids::random_token;
-use crate::domain::owner::{NewSession, SignIn, check_lockout, password_matches};
+use crate::domain::owner::{LockedOut, NewSession, SignIn, check_lockout, password_matches};
 use crate::engine::keys::Purpose;
-use crate::engine::relying_party::RelyingParty;
+use crate::engine::relying_party::{PasskeysUnavailable, RelyingParty};
 use crate::state::AppState;
 
 /// How long a ceremony may take, from its options to the browser's answer.
@@ -91,8 +90,52 @@ fn challenge_hash(state: &AppState, id: &str) -> String {
         .digest(Purpose::OwnerSession, format!("webauthn:{id}").as_bytes())
 }
 
-fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::Internal(anyhow::anyhow!("{what}: {e}"))
+/// Why a passkey ceremony (registration, sign-in, settings) was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PasskeyError {
+    #[error(transparent)]
+    Unavailable(#[from] PasskeysUnavailable),
+    #[error(transparent)]
+    LockedOut(#[from] LockedOut),
+    #[error("too many passkey sign-ins started from this address; wait and try again")]
+    TooManyStarts { retry_after_secs: u64 },
+    /// The signed-in owner no longer exists.
+    #[error("owner authentication required")]
+    OwnerGone,
+    #[error("the password is not correct")]
+    WrongPassword,
+    #[error("the passkey name must be 1-64 characters")]
+    BadName,
+    #[error("the {what} is not a WebAuthn credential: {reason}")]
+    NotACredential { what: &'static str, reason: String },
+    #[error("this passkey request is unknown, already used or expired; start again")]
+    ChallengeInvalid,
+    #[error("this passkey request belongs to another session")]
+    OtherSession,
+    #[error("the new passkey was not accepted: {0}")]
+    NewKeyRefused(String),
+    #[error("this passkey is already registered")]
+    Exists,
+    #[error("no such passkey")]
+    Unknown,
+    #[error(
+        "this is your last passkey and signing in requires one: turn off \"require a passkey\" \
+         first, or add another passkey"
+    )]
+    LastRequired,
+    #[error("register a passkey before requiring one")]
+    NoPasskey,
+    /// A refused assertion: every reason looks the same to the client (it is logged).
+    #[error("the passkey was not accepted")]
+    Rejected,
+    #[error("{0}")]
+    Internal(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> PasskeyError {
+    PasskeyError::Internal(format!("{what}: {e}"))
 }
 
 fn view(p: &PasskeyRow) -> PasskeyView {
@@ -104,7 +147,7 @@ fn view(p: &PasskeyRow) -> PasskeyView {
     }
 }
 
-fn parse_passkey(row: &PasskeyRow) -> Result<Passkey, ApiError> {
+fn parse_passkey(row: &PasskeyRow) -> Result<Passkey, PasskeyError> {
     serde_json::from_str(&row.passkey).map_err(|e| internal("stored passkey", e))
 }
 
@@ -116,7 +159,7 @@ async fn new_challenge(
     ceremony: &impl Serialize,
     options: Value,
     now: i64,
-) -> Result<PasskeyChallenge, ApiError> {
+) -> Result<PasskeyChallenge, PasskeyError> {
     let id = format!("pgwc_{}", random_token(24));
     let row = ChallengeRow {
         id_hash: challenge_hash(state, &id),
@@ -138,7 +181,7 @@ async fn take_challenge(
     id: &str,
     kinds: &[&str],
     now: i64,
-) -> Result<ChallengeRow, ApiError> {
+) -> Result<ChallengeRow, PasskeyError> {
     let row = if id.len() > 100 {
         None
     } else {
@@ -148,27 +191,22 @@ async fn take_challenge(
             .await?
     };
     row.filter(|r| kinds.contains(&r.kind.as_str()))
-        .ok_or_else(|| ApiError::Forbidden {
-            code: "passkey_challenge_invalid",
-            message: "this passkey request is unknown, already used or expired; start again".into(),
-        })
+        .ok_or(PasskeyError::ChallengeInvalid)
 }
 
-fn options<T: Serialize>(o: &T) -> Result<Value, ApiError> {
+fn options<T: Serialize>(o: &T) -> Result<Value, PasskeyError> {
     serde_json::to_value(o).map_err(|e| internal("webauthn options", e))
 }
 
-fn parse<T: serde::de::DeserializeOwned>(what: &str, v: Value) -> Result<T, ApiError> {
-    serde_json::from_value(v).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_request",
-            format!("the {what} is not a WebAuthn credential: {e}"),
-        )
+fn parse<T: serde::de::DeserializeOwned>(what: &'static str, v: Value) -> Result<T, PasskeyError> {
+    serde_json::from_value(v).map_err(|e| PasskeyError::NotACredential {
+        what,
+        reason: e.to_string(),
     })
 }
 
 /// The owner's passkeys and settings.
-pub async fn list(state: &AppState, owner_id: &str) -> Result<PasskeysView, ApiError> {
+pub async fn list(state: &AppState, owner_id: &str) -> Result<PasskeysView, PasskeyError> {
     let rows = state.store.list_passkeys(owner_id).await?;
     let unavailable_reason = match state.passkeys.as_ref() {
         RelyingParty::Ready(_) => None,
@@ -190,31 +228,25 @@ async fn confirm_password(
     password: &str,
     client: &str,
     now: i64,
-) -> Result<OwnerRow, ApiError> {
+) -> Result<OwnerRow, PasskeyError> {
     check_lockout(state, client, now)?;
     let owner = state
         .store
         .owner_by_id(owner_id)
         .await?
-        .ok_or(ApiError::OwnerRequired)?;
+        .ok_or(PasskeyError::OwnerGone)?;
     if !password_matches(&owner.password_hash, password) {
         crate::domain::owner::record_failure(state, client, now);
         tracing::warn!(client, "wrong password when confirming an owner change");
-        return Err(ApiError::Forbidden {
-            code: "wrong_password",
-            message: "the password is not correct".into(),
-        });
+        return Err(PasskeyError::WrongPassword);
     }
     Ok(owner)
 }
 
-fn check_name(name: &str) -> Result<String, ApiError> {
+fn check_name(name: &str) -> Result<String, PasskeyError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "the passkey name must be 1-64 characters",
-        ));
+        return Err(PasskeyError::BadName);
     }
     Ok(name.to_string())
 }
@@ -227,7 +259,7 @@ pub async fn start_registration(
     password: &str,
     client: &str,
     now: i64,
-) -> Result<PasskeyChallenge, ApiError> {
+) -> Result<PasskeyChallenge, PasskeyError> {
     let rp = state.passkeys.get()?;
     let name = check_name(name)?;
     let owner = confirm_password(state, owner_id, password, client, now).await?;
@@ -267,14 +299,11 @@ pub async fn finish_registration(
     challenge_id: &str,
     credential: Value,
     now: i64,
-) -> Result<PasskeyView, ApiError> {
+) -> Result<PasskeyView, PasskeyError> {
     let rp = state.passkeys.get()?;
     let row = take_challenge(state, challenge_id, &[KIND_REGISTER], now).await?;
     if row.owner_id.as_deref() != Some(owner_id) {
-        return Err(ApiError::Forbidden {
-            code: "passkey_challenge_invalid",
-            message: "this passkey request belongs to another session".into(),
-        });
+        return Err(PasskeyError::OtherSession);
     }
     let st: RegisterState =
         serde_json::from_str(&row.state).map_err(|e| internal("registration state", e))?;
@@ -283,10 +312,7 @@ pub async fn finish_registration(
         .finish_passkey_registration(&cred, &st.reg)
         .map_err(|e| {
             tracing::warn!(error = %e, "passkey registration refused");
-            ApiError::Forbidden {
-                code: "passkey_rejected",
-                message: format!("the new passkey was not accepted: {e}"),
-            }
+            PasskeyError::NewKeyRefused(e.to_string())
         })?;
     let row = PasskeyRow {
         id: format!("pk_{}", random_token(9)),
@@ -298,10 +324,7 @@ pub async fn finish_registration(
         last_used_at: None,
     };
     if !state.store.insert_passkey(&row).await? {
-        return Err(ApiError::Forbidden {
-            code: "passkey_exists",
-            message: "this passkey is already registered".into(),
-        });
+        return Err(PasskeyError::Exists);
     }
     state
         .store
@@ -316,18 +339,11 @@ pub async fn finish_registration(
 }
 
 /// Removes a passkey; refused for the last one while the owner requires a passkey.
-pub async fn remove(state: &AppState, owner_id: &str, id: &str) -> Result<(), ApiError> {
+pub async fn remove(state: &AppState, owner_id: &str, id: &str) -> Result<(), PasskeyError> {
     match state.store.remove_passkey(owner_id, id).await? {
         PasskeyRemoval::Removed => {}
-        PasskeyRemoval::NotFound => return Err(ApiError::NotFound),
-        PasskeyRemoval::LastRequired => {
-            return Err(ApiError::Forbidden {
-                code: "last_required_passkey",
-                message: "this is your last passkey and signing in requires one: turn off \
-                          \"require a passkey\" first, or add another passkey"
-                    .into(),
-            });
-        }
+        PasskeyRemoval::NotFound => return Err(PasskeyError::Unknown),
+        PasskeyRemoval::LastRequired => return Err(PasskeyError::LastRequired),
     }
     state
         .store
@@ -349,13 +365,10 @@ pub async fn set_required(
     password: &str,
     client: &str,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), PasskeyError> {
     confirm_password(state, owner_id, password, client, now).await?;
     if !state.store.set_require_passkey(owner_id, require).await? {
-        return Err(ApiError::Forbidden {
-            code: "no_passkey",
-            message: "register a passkey before requiring one".into(),
-        });
+        return Err(PasskeyError::NoPasskey);
     }
     let action = if require {
         "passkey.required"
@@ -375,7 +388,7 @@ pub async fn second_factor(
     state: &AppState,
     owner: &OwnerRow,
     now: i64,
-) -> Result<Option<PasskeyChallenge>, ApiError> {
+) -> Result<Option<PasskeyChallenge>, PasskeyError> {
     if !state.store.owner_requires_passkey(&owner.id).await? {
         return Ok(None);
     }
@@ -402,17 +415,14 @@ pub async fn start_login(
     state: &AppState,
     client: &str,
     now: i64,
-) -> Result<PasskeyChallenge, ApiError> {
+) -> Result<PasskeyChallenge, PasskeyError> {
     let rp = state.passkeys.get()?;
     check_lockout(state, client, now)?;
     if let Err(retry) = state
         .passkey_starts
         .take(&crate::domain::owner::lockout_key(client), now)
     {
-        return Err(ApiError::TooManyRequests {
-            code: "too_many_attempts",
-            message: "too many passkey sign-ins started from this address; wait and try again"
-                .into(),
+        return Err(PasskeyError::TooManyStarts {
             retry_after_secs: retry,
         });
     }
@@ -433,13 +443,10 @@ pub struct PasskeyLogin {
 }
 
 /// Every refused assertion looks the same to the client, is logged and counts towards the lockout.
-fn rejected(state: &AppState, client: &str, now: i64, why: &str) -> ApiError {
+fn rejected(state: &AppState, client: &str, now: i64, why: &str) -> PasskeyError {
     crate::domain::owner::record_failure(state, client, now);
     tracing::warn!(client, reason = why, "failed passkey sign-in");
-    ApiError::Forbidden {
-        code: "passkey_rejected",
-        message: "the passkey was not accepted".into(),
-    }
+    PasskeyError::Rejected
 }
 
 /// Completes a passkey sign-in (passkey only, or the second factor after the password) and
@@ -451,7 +458,7 @@ pub async fn finish_login(
     client: &str,
     user_agent: Option<&str>,
     now: i64,
-) -> Result<PasskeyLogin, ApiError> {
+) -> Result<PasskeyLogin, PasskeyError> {
     let rp = state.passkeys.get()?;
     check_lockout(state, client, now)?;
     let cred: PublicKeyCredential = parse("credential", credential)?;

@@ -30,7 +30,10 @@ fn the_relying_party_follows_public_url_and_refuses_ip_addresses() {
         }
     }
     let err = rp("http://127.0.0.1:1/").get().unwrap_err();
-    assert_eq!(err.code(), "passkeys_unavailable");
+    assert_eq!(
+        crate::base::error::ApiError::from(PasskeyError::from(err)).code(),
+        "passkeys_unavailable"
+    );
 }
 
 #[test]

@@ -198,7 +198,8 @@ async fn settle_alone(store: &Store, closing: Closing) {
 struct Batch {
     rows: Vec<LedgerRow>,
     spends: Vec<pairgate_store::Spend>,
-    holds: Vec<Hold>,
+    /// Each hold with the request id of its row.
+    holds: Vec<(String, Hold)>,
     permits: Vec<crate::engine::limits::local::Permit>,
 }
 
@@ -206,7 +207,7 @@ impl Batch {
     fn push(&mut self, row: LedgerRow, closing: Closing) {
         if let Some(hold) = closing.hold {
             self.spends.extend(hold.spend(&row.request_id));
-            self.holds.push(hold);
+            self.holds.push((row.request_id.clone(), hold));
         }
         self.rows.push(row);
         self.permits.extend(closing.permit);
@@ -231,7 +232,7 @@ async fn write(store: &Store, batch: &mut Batch, lag: &AtomicUsize) {
         // a retry charges nothing twice: a spend goes in only with its row, once
         match store.record_usage(&batch.rows, &batch.spends).await {
             Ok(()) => {
-                batch.holds.drain(..).for_each(Hold::commit);
+                batch.holds.drain(..).for_each(|(_, h)| h.commit());
                 break;
             }
             Err(e) if e.is_transient() && attempt < RETRIES => {
@@ -247,6 +248,7 @@ async fn write(store: &Store, batch: &mut Batch, lag: &AtomicUsize) {
             Err(e) => {
                 // not a passing failure: one by one, so a bad row costs only itself
                 tracing::warn!(error = %e, rows = batch.len(), "usage ledger: batch refused, writing rows one by one");
+                let mut holds = std::mem::take(&mut batch.holds);
                 for row in batch.rows.iter() {
                     let spends: Vec<_> = batch
                         .spends
@@ -254,12 +256,19 @@ async fn write(store: &Store, batch: &mut Batch, lag: &AtomicUsize) {
                         .filter(|s| s.request_id == row.request_id)
                         .cloned()
                         .collect();
-                    if let Err(e) = store.record_usage(std::slice::from_ref(row), &spends).await {
+                    let written = store.record_usage(std::slice::from_ref(row), &spends).await;
+                    if let Err(e) = &written {
                         tracing::error!(error = %e, request_id = %row.request_id, "usage ledger: row dropped");
                     }
+                    // The book follows the database: a written row's hold moves into `spent`, a
+                    // dropped one's is released uncharged.
+                    let (mine, rest): (Vec<_>, Vec<_>) =
+                        holds.into_iter().partition(|(id, _)| *id == row.request_id);
+                    holds = rest;
+                    if written.is_ok() {
+                        mine.into_iter().for_each(|(_, h)| h.commit());
+                    }
                 }
-                // What was written is in the database; the holds follow it.
-                batch.holds.drain(..).for_each(Hold::commit);
                 break;
             }
         }

@@ -6,8 +6,6 @@ use std::time::Duration;
 use url::Url;
 use webauthn_rs::prelude::{Webauthn, WebauthnBuilder};
 
-use crate::base::error::ApiError;
-
 /// What the browser is told to wait for the authenticator (a little less than the state lives).
 pub const AUTHENTICATOR_TIMEOUT: Duration = Duration::from_secs(150);
 
@@ -49,14 +47,16 @@ impl RelyingParty {
         }
     }
 
-    /// The relying party, or a clear refusal.
-    pub fn get(&self) -> Result<&Webauthn, ApiError> {
+    /// The relying party, or why there is none.
+    pub fn get(&self) -> Result<&Webauthn, PasskeysUnavailable> {
         match self {
             RelyingParty::Ready(w) => Ok(w.as_ref()),
-            RelyingParty::Unavailable(why) => Err(ApiError::bad_request(
-                "passkeys_unavailable",
-                format!("passkeys are unavailable on this gateway: {why}"),
-            )),
+            RelyingParty::Unavailable(why) => Err(PasskeysUnavailable(why.clone())),
         }
     }
 }
+
+/// Passkeys cannot be used on this gateway (its `public_url` cannot be a WebAuthn origin).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("passkeys are unavailable on this gateway: {0}")]
+pub struct PasskeysUnavailable(pub String);

@@ -5,8 +5,9 @@ use crate::base::error::ApiError;
 use crate::domain::consent::DecisionError;
 use crate::domain::grant_policy::PolicyError;
 use crate::domain::hosts::HostError;
-use crate::domain::owner::OwnerError;
+use crate::domain::owner::{LockedOut, OwnerError, SignInError};
 use crate::domain::pairing::OwnerActionError;
+use crate::domain::passkeys::PasskeyError;
 use crate::domain::prices::PriceError;
 use crate::engine::grant_cache::GrantLoadError;
 
@@ -103,6 +104,64 @@ impl From<OwnerError> for ApiError {
             },
             OwnerError::Hashing(_) => ApiError::Internal(e.into()),
             OwnerError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<LockedOut> for ApiError {
+    fn from(e: LockedOut) -> Self {
+        ApiError::TooManyRequests {
+            code: "too_many_attempts",
+            message: e.to_string(),
+            retry_after_secs: e.retry_after_secs,
+        }
+    }
+}
+
+impl From<SignInError> for ApiError {
+    fn from(e: SignInError) -> Self {
+        match e {
+            SignInError::LockedOut(e) => e.into(),
+            SignInError::BadCredentials => ApiError::OwnerRequired,
+            SignInError::Passkey(e) => e.into(),
+            SignInError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<PasskeyError> for ApiError {
+    fn from(e: PasskeyError) -> Self {
+        let forbidden = |code: &'static str, e: PasskeyError| ApiError::Forbidden {
+            code,
+            message: e.to_string(),
+        };
+        match e {
+            PasskeyError::Unavailable(_) => {
+                ApiError::bad_request("passkeys_unavailable", e.to_string())
+            }
+            PasskeyError::LockedOut(e) => e.into(),
+            PasskeyError::TooManyStarts { retry_after_secs } => ApiError::TooManyRequests {
+                code: "too_many_attempts",
+                message: e.to_string(),
+                retry_after_secs,
+            },
+            PasskeyError::OwnerGone => ApiError::OwnerRequired,
+            PasskeyError::WrongPassword => forbidden("wrong_password", e),
+            PasskeyError::BadName | PasskeyError::NotACredential { .. } => {
+                ApiError::bad_request("invalid_request", e.to_string())
+            }
+            PasskeyError::ChallengeInvalid | PasskeyError::OtherSession => {
+                forbidden("passkey_challenge_invalid", e)
+            }
+            PasskeyError::NewKeyRefused(_) | PasskeyError::Rejected => {
+                forbidden("passkey_rejected", e)
+            }
+            PasskeyError::Exists => forbidden("passkey_exists", e),
+            PasskeyError::Unknown => ApiError::NotFound,
+            PasskeyError::LastRequired => forbidden("last_required_passkey", e),
+            PasskeyError::NoPasskey => forbidden("no_passkey", e),
+            PasskeyError::Internal(_) => ApiError::Internal(e.into()),
+            PasskeyError::Store(e) => e.into(),
         }
     }
 }
