@@ -2,7 +2,9 @@
 //! issued while a paired app sends 100 requests with every check on, after a warm-up. On SQLite
 //! (local limits) and on PostgreSQL + Redis (the replica configuration), nothing is read before
 //! the answer: no grant, no budget counter, no reservation; the only statements are the usage
-//! ledger's group commit (its row, and on the local backend the spend that goes with it).
+//! ledger's group commit (its row, and on the local backend the spend that goes with it). And
+//! what is kept in memory instead is never used past a change: a credential rotated by the CLI
+//! (another process) or on another replica is the one the next request carries.
 
 use std::time::Duration;
 
@@ -312,5 +314,65 @@ async fn postgres_and_redis_answer_without_a_statement_but_the_ledger_commit() {
     assert!(
         per_request <= 3.0,
         "{per_request} Redis commands per request"
+    );
+}
+
+/// The provider key the fake saw on its last chat request.
+fn last_key(fake: &pairgate_tests::fake::FakeProvider) -> String {
+    fake.received()
+        .iter()
+        .rev()
+        .find(|r| r.path.contains("chat/completions"))
+        .and_then(|r| r.header("authorization").map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_credential_rotated_by_another_process_is_used_on_the_next_request() {
+    let (gw, fake) = providers::start(Backend::Sqlite, "").await;
+    let client = pair(&gw, KeyKind::Ed25519, &[]).await;
+    send(&client, 2).await;
+    let first = providers::test_key("openai");
+    assert_eq!(last_key(&fake), format!("Bearer {first}"));
+    // The CLI is another process on the same database file.
+    let rotated = "sk-rotated-by-the-cli-0123456789";
+    let (code, _, err) = pairgate_tests::gateway::run_cli(
+        &gw,
+        &["credential", "rotate", "openai"],
+        Some(&format!("{rotated}\n")),
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    send(&client, 1).await;
+    assert_eq!(
+        last_key(&fake),
+        format!("Bearer {rotated}"),
+        "the very next request"
+    );
+}
+
+#[tokio::test]
+async fn a_credential_rotated_on_one_replica_is_used_by_the_other_at_once() {
+    let fake = pairgate_tests::fake::FakeProvider::start().await;
+    let (a, b) = crate::limits::two_replicas(&fake, "").await;
+    let (_on_a, on_b) = crate::limits::pair_on_both(&a, &b, &[]).await;
+    send(&on_b, 2).await;
+    assert_eq!(
+        last_key(&fake),
+        format!("Bearer {}", providers::test_key("openai"))
+    );
+    let rotated = "sk-rotated-on-replica-a-0123456789";
+    let (code, _, err) = pairgate_tests::gateway::run_cli(
+        &a,
+        &["credential", "rotate", "openai"],
+        Some(&format!("{rotated}\n")),
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    send(&on_b, 1).await;
+    assert_eq!(
+        last_key(&fake),
+        format!("Bearer {rotated}"),
+        "B's very next request"
     );
 }
