@@ -233,3 +233,101 @@ impl Drop for Hold {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::limits::test_support::{Sql, db};
+
+    fn line(window: &str, amount: u64, limit: u64) -> Line {
+        Line {
+            kind: "tokens",
+            window_key: window.into(),
+            amount,
+            limit,
+        }
+    }
+
+    #[tokio::test]
+    async fn all_lines_or_none_and_a_dropped_hold_gives_its_room_back() {
+        let db = db(Sql::Sqlite).await;
+        let book = Arc::new(Book::default());
+        let lines = [line("life", 60, 100), line("d:2026-12-06", 60, 1000)];
+        let held = book.reserve(&db.store, "g", &lines).await.unwrap().unwrap();
+        // the lifetime line cannot take 60 more: nothing is reserved, not even the day's
+        let refused = book
+            .reserve(&db.store, "g", &lines)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            refused,
+            Refused {
+                index: 0,
+                spent: 0,
+                reserved: 60
+            }
+        );
+        let windows = [("tokens", "d:2026-12-06"), ("tokens", "life")];
+        assert_eq!(
+            book.counters(&db.store, "g", &windows).await.unwrap(),
+            vec![(0, 60), (0, 60)]
+        );
+        drop(held);
+        assert_eq!(
+            book.counters(&db.store, "g", &windows).await.unwrap(),
+            vec![(0, 0), (0, 0)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_committed_hold_moves_its_actual_usage_into_spent() {
+        let db = db(Sql::Sqlite).await;
+        let book = Arc::new(Book::default());
+        let mut held = book
+            .reserve(&db.store, "g", &[line("life", 60, 100)])
+            .await
+            .unwrap()
+            .unwrap();
+        held.set_actual(|_| 25);
+        let spend = held.spend("req_1").unwrap();
+        assert_eq!(
+            (spend.request_id.as_str(), spend.lines[0].amount),
+            ("req_1", 25)
+        );
+        held.commit();
+        let windows = [("tokens", "life")];
+        assert_eq!(
+            book.counters(&db.store, "g", &windows).await.unwrap(),
+            vec![(25, 0)]
+        );
+        // 25 spent + 75 fits the limit of 100; 76 does not
+        let fits = book.reserve(&db.store, "g", &[line("life", 75, 100)]).await;
+        assert!(fits.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn spent_is_read_from_the_database_once_and_ended_windows_are_pruned() {
+        let db = db(Sql::Sqlite).await;
+        db.store
+            .add_spent(&Spend {
+                request_id: String::new(),
+                grant_id: "g".into(),
+                lines: vec![SpendLine {
+                    kind: "tokens",
+                    window_key: "d:2026-12-05".into(),
+                    amount: 40,
+                }],
+            })
+            .await
+            .unwrap();
+        let book = Book::default();
+        let windows = [("tokens", "d:2026-12-05"), ("tokens", "d:2026-12-06")];
+        assert_eq!(
+            book.counters(&db.store, "g", &windows).await.unwrap(),
+            vec![(40, 0), (0, 0)]
+        );
+        assert_eq!(book.prune(&["d:2026-12-06".into()]), 1);
+        assert_eq!(book.prune(&["d:2026-12-06".into()]), 0);
+    }
+}
