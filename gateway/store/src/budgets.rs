@@ -262,6 +262,64 @@ mod tests {
         );
     }
 
+    /// The ledger writer's session: one connection across commits; a step that fails (here the
+    /// counters' sum overflows) keeps nothing of itself, drops the connection, and the next
+    /// step goes on from a fresh one.
+    #[tokio::test]
+    async fn a_ledger_session_keeps_its_connection_and_a_failed_step_keeps_nothing() {
+        let (_dir, s) = store().await;
+        let row = |id: &str| crate::LedgerRow {
+            request_id: id.into(),
+            endpoint: "chat".into(),
+            created_at: 1,
+            ..Default::default()
+        };
+        let mut session = s.ledger_session();
+        assert!(session.held_for().is_none());
+        session
+            .record_usage(&[row("r1")], &[spend("r1", 5)])
+            .await
+            .unwrap();
+        assert!(session.held_for().is_some(), "kept for the next commit");
+        let overflowing = Spend {
+            request_id: "r2".into(),
+            grant_id: "g".into(),
+            lines: (0..8)
+                .map(|_| SpendLine {
+                    kind: "tokens",
+                    window_key: "life".into(),
+                    amount: MAX_AMOUNT,
+                })
+                .collect(),
+        };
+        assert!(
+            session
+                .record_usage(&[row("r2")], &[overflowing])
+                .await
+                .is_err()
+        );
+        assert!(session.held_for().is_none(), "a failed step drops it");
+        session
+            .record_usage(&[row("r3")], &[spend("r3", 7)])
+            .await
+            .unwrap();
+        session.release();
+        assert!(session.held_for().is_none());
+        let ids = |id: &str| crate::UsageFilter {
+            request_id: Some(id.into()),
+            ..Default::default()
+        };
+        assert_eq!(s.count_usage(&ids("r1")).await.unwrap(), 1);
+        assert_eq!(s.count_usage(&ids("r2")).await.unwrap(), 0);
+        assert_eq!(s.count_usage(&ids("r3")).await.unwrap(), 1);
+        assert_eq!(
+            s.budget_spent("g", &[("tokens", "life")]).await.unwrap(),
+            vec![12]
+        );
+        // the write pool's one connection is free again: another writer gets it at once
+        s.add_spent(&spend("r4", 1)).await.unwrap();
+    }
+
     #[tokio::test]
     async fn ended_windows_are_pruned_and_lifetime_never() {
         let (_dir, s) = store().await;

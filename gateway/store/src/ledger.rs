@@ -9,7 +9,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::budgets::Spend;
-use crate::{Store, StoreError};
+use crate::{Backend, Store, StoreError};
 
 /// One relayed request as metered.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, ts_rs::TS)]
@@ -72,8 +72,9 @@ pub struct UsageFilter {
 const COLUMNS: &str = "request_id, grant_id, app_name, provider, model, endpoint, input_tokens, \
      output_tokens, cached_tokens, cost_micros, estimated, status, error_code, upstream_ms, total_ms, created_at";
 const N_COLUMNS: usize = 16;
-/// Rows per INSERT statement (16 parameters each; far below SQLite's and PostgreSQL's limits).
-const ROWS_PER_STATEMENT: usize = 100;
+/// Rows per step of [`Store::record_usage`] (16 parameters each, and 5 per spend line: far
+/// below SQLite's 32,766 and PostgreSQL's 65,535 for the ledger writer's batches of 200).
+const ROWS_PER_STATEMENT: usize = 400;
 const MS_PER_DAY: i64 = 86_400_000;
 
 fn i(v: u64) -> i64 {
@@ -156,6 +157,242 @@ fn bind_all<'q>(
     q
 }
 
+/// One atomic step of [`Store::record_usage`]: its SQL and the values it binds.
+///
+/// PostgreSQL numbers its parameters (`$1`: the rows' 16 values each, then 5 for each spend
+/// line). SQLite gets anonymous `?` parameters, bound in the order they appear (the spend lines,
+/// then the rows): sqlx looks each numbered one up by name, a scan of the statement's whole
+/// parameter list per parameter, which for a batch of rows was most of the commit's CPU.
+struct Step<'a> {
+    sql: String,
+    rows: &'a [LedgerRow],
+    spends: Vec<(&'a str, &'a str, &'static str, &'a str, i64)>,
+    /// The spend lines' values come first (SQLite).
+    spends_first: bool,
+    /// The SQL is a SQLite script with its own `BEGIN`/`COMMIT`.
+    script: bool,
+}
+
+/// `n` tuples of `width` anonymous parameters.
+fn anonymous_tuples(n: usize, width: usize) -> String {
+    let tuple = format!("({})", vec!["?"; width].join(", "));
+    vec![tuple; n].join(", ")
+}
+
+impl<'a> Step<'a> {
+    /// `own_transaction`: the step runs outside any transaction (SQLite then opens its own).
+    fn new(
+        backend: Backend,
+        rows: &'a [LedgerRow],
+        spends: &'a [Spend],
+        own_transaction: bool,
+    ) -> Step<'a> {
+        let ids: std::collections::HashSet<&str> =
+            rows.iter().map(|r| r.request_id.as_str()).collect();
+        let lines: Vec<_> = spends
+            .iter()
+            .filter(|s| ids.contains(s.request_id.as_str()))
+            .flat_map(|s| {
+                s.lines.iter().filter(|l| l.amount != 0).map(|l| {
+                    (
+                        s.request_id.as_str(),
+                        s.grant_id.as_str(),
+                        l.kind,
+                        l.window_key.as_str(),
+                        crate::budgets::clamp_amount(l.amount),
+                    )
+                })
+            })
+            .collect();
+        let sqlite = backend == Backend::Sqlite;
+        let (row_values, line_values) = if sqlite {
+            (
+                anonymous_tuples(rows.len(), N_COLUMNS),
+                anonymous_tuples(lines.len(), 5),
+            )
+        } else {
+            (
+                crate::budgets::tuples(1, rows.len(), N_COLUMNS),
+                crate::budgets::tuples(1 + rows.len() * N_COLUMNS, lines.len(), 5),
+            )
+        };
+        let insert = format!(
+            "INSERT INTO usage_ledger ({COLUMNS}) VALUES {row_values} \
+             ON CONFLICT (request_id) DO NOTHING"
+        );
+        let spent = |from: &str| {
+            format!(
+                "WITH v (request_id, grant_id, kind, window_key, amount) AS (VALUES {line_values}) \
+                 INSERT INTO budget_counters (grant_id, kind, window_key, spent, reserved) \
+                 SELECT v.grant_id, v.kind, v.window_key, CAST(SUM(v.amount) AS BIGINT), 0 {from} \
+                 GROUP BY v.grant_id, v.kind, v.window_key \
+                 ORDER BY v.grant_id, v.kind, v.window_key \
+                 ON CONFLICT (grant_id, kind, window_key) \
+                 DO UPDATE SET spent = budget_counters.spent + excluded.spent"
+            )
+        };
+        let (sql, script) = match (lines.is_empty(), backend) {
+            (true, _) => (insert, false),
+            (false, Backend::Postgres) => (
+                // the counters' upsert joined on what the rows' insert returned
+                spent("FROM v JOIN ins ON ins.request_id = v.request_id").replacen(
+                    "WITH v ",
+                    &format!("WITH ins AS ({insert} RETURNING request_id), v "),
+                    1,
+                ),
+                false,
+            ),
+            (false, Backend::Sqlite) => {
+                // the counters first, for the requests whose rows are not in the ledger yet
+                let spent = spent(
+                    "FROM v WHERE NOT EXISTS \
+                     (SELECT 1 FROM usage_ledger u WHERE u.request_id = v.request_id)",
+                );
+                if own_transaction {
+                    (format!("BEGIN IMMEDIATE; {spent}; {insert}; COMMIT"), true)
+                } else {
+                    (format!("{spent}; {insert}"), false)
+                }
+            }
+        };
+        Step {
+            sql,
+            rows,
+            spends: lines,
+            spends_first: sqlite,
+            script,
+        }
+    }
+
+    fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+        let mut q = sqlx::query(&self.sql);
+        if self.spends_first {
+            q = self.bind_spends(q);
+        }
+        for row in self.rows {
+            q = q
+                .bind(row.request_id.as_str())
+                .bind(row.grant_id.as_deref())
+                .bind(row.app_name.as_deref())
+                .bind(row.provider.as_deref())
+                .bind(row.model.as_deref())
+                .bind(row.endpoint.as_str())
+                .bind(i(row.input_tokens))
+                .bind(i(row.output_tokens))
+                .bind(i(row.cached_tokens))
+                .bind(i(row.cost_micros))
+                .bind(i64::from(row.estimated))
+                .bind(i64::from(row.status))
+                .bind(row.error_code.as_deref())
+                .bind(row.upstream_ms)
+                .bind(row.total_ms)
+                .bind(row.created_at);
+        }
+        if !self.spends_first {
+            q = self.bind_spends(q);
+        }
+        q
+    }
+
+    fn bind_spends<'q>(
+        &'q self,
+        mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        for (request_id, grant_id, kind, window_key, amount) in &self.spends {
+            q = q
+                .bind(*request_id)
+                .bind(*grant_id)
+                .bind(*kind)
+                .bind(*window_key)
+                .bind(*amount);
+        }
+        q
+    }
+}
+
+/// The usage ledger writer's connection, kept from one commit to the next while commits keep
+/// coming ([`Store::ledger_session`]).
+///
+/// Each connection sqlx hands back to its pool is tested on the way (a round trip: on SQLite to
+/// its worker thread, on PostgreSQL to the server) in a task spawned for it; a writer that
+/// returned its connection after every commit paid that, and the thread switches with it, once
+/// per answered request. The session keeps the connection instead and lets the caller decide
+/// when to give it back ([`LedgerSession::release`]; the ledger writer does when idle, and at
+/// least every few milliseconds so the pool's other writers get their turn). A failed step drops
+/// the connection (the pool tests it and closes it if it is broken), so a retry starts on a
+/// sound one.
+#[derive(Debug)]
+pub struct LedgerSession {
+    store: Store,
+    conn: Option<(sqlx::pool::PoolConnection<sqlx::Any>, std::time::Instant)>,
+}
+
+impl LedgerSession {
+    /// Inserts ledger rows and adds their spends, as [`Store::record_usage`] describes, on the
+    /// session's connection (taken from the write pool when it has none).
+    pub async fn record_usage(
+        &mut self,
+        rows: &[LedgerRow],
+        spends: &[Spend],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if self.conn.is_none() {
+            let conn = self.store.writer().acquire().await?;
+            self.conn = Some((conn, std::time::Instant::now()));
+        }
+        let Some((conn, _)) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let conn: &mut sqlx::AnyConnection = conn;
+        let done = steps(self.store.backend, conn, rows, spends).await;
+        if done.is_err() {
+            self.conn = None;
+        }
+        done
+    }
+
+    /// How long the session has held its connection (`None`: it holds none).
+    pub fn held_for(&self) -> Option<std::time::Duration> {
+        self.conn.as_ref().map(|(_, since)| since.elapsed())
+    }
+
+    /// Gives the connection back to the pool.
+    pub fn release(&mut self) {
+        self.conn = None;
+    }
+}
+
+/// Runs the steps of one `record_usage` on `conn`.
+async fn steps(
+    backend: Backend,
+    conn: &mut sqlx::AnyConnection,
+    rows: &[LedgerRow],
+    spends: &[Spend],
+) -> Result<(), StoreError> {
+    use sqlx::{Connection, Executor};
+    if rows.len() > ROWS_PER_STATEMENT {
+        // More than one step (not the ledger writer's batches): one transaction of steps.
+        let mut tx = conn.begin().await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let step = Step::new(backend, chunk, spends, false);
+            step.query().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        return Ok(());
+    }
+    let step = Step::new(backend, rows, spends, true);
+    let done = conn.execute(step.query()).await;
+    if done.is_err() && step.script {
+        // A statement of the script failed inside its transaction: end it, so the connection
+        // goes on as it came (nothing of the script is kept).
+        let _ = conn.execute("ROLLBACK").await;
+    }
+    done?;
+    Ok(())
+}
+
 impl Store {
     /// Inserts rows in one transaction (multi-row statements of up to 100 rows). Rows whose
     /// request id is already present are skipped.
@@ -163,56 +400,31 @@ impl Store {
         self.record_usage(rows, &[]).await
     }
 
-    /// Inserts ledger rows and adds their requests' spends to the budget counters in one
-    /// transaction: the ledger writer's group commit. A spend is added only if this transaction
-    /// inserted its request's row, so a retry of a batch whose first attempt committed after all
-    /// charges nothing twice, and `spent` always equals the usage of the rows in the ledger.
+    /// Inserts ledger rows and adds their requests' spends to the budget counters atomically:
+    /// the ledger writer's group commit, in one round trip to the database. A spend is added
+    /// only if this same step inserted its request's row, so a retry of a batch whose first
+    /// attempt committed after all charges nothing twice, and `spent` always equals the usage of
+    /// the rows in the ledger.
+    ///
+    /// On PostgreSQL that is one statement (the rows' `INSERT .. RETURNING` in a `WITH`, the
+    /// counters' upsert joined on what it returned). SQLite has no writable `WITH`, so there it
+    /// is one script, `BEGIN IMMEDIATE`, the counters' upsert of the requests whose rows are not
+    /// in the ledger yet, the rows' insert, `COMMIT`, sent to sqlx's SQLite worker at once
+    /// instead of one round trip per statement.
     pub async fn record_usage(
         &self,
         rows: &[LedgerRow],
         spends: &[Spend],
     ) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
+        self.ledger_session().record_usage(rows, spends).await
+    }
+
+    /// A [`LedgerSession`]: the ledger writer's own use of the write pool.
+    pub fn ledger_session(&self) -> LedgerSession {
+        LedgerSession {
+            store: self.clone(),
+            conn: None,
         }
-        let mut tx = self.writer().begin().await?;
-        let mut inserted = std::collections::HashSet::new();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO usage_ledger ({COLUMNS}) VALUES {} ON CONFLICT (request_id) DO NOTHING \
-                 RETURNING request_id",
-                crate::budgets::tuples(1, chunk.len(), N_COLUMNS)
-            );
-            let mut q = sqlx::query(&sql);
-            for row in chunk {
-                q = q
-                    .bind(row.request_id.clone())
-                    .bind(row.grant_id.clone())
-                    .bind(row.app_name.clone())
-                    .bind(row.provider.clone())
-                    .bind(row.model.clone())
-                    .bind(row.endpoint.clone())
-                    .bind(i(row.input_tokens))
-                    .bind(i(row.output_tokens))
-                    .bind(i(row.cached_tokens))
-                    .bind(i(row.cost_micros))
-                    .bind(i64::from(row.estimated))
-                    .bind(i64::from(row.status))
-                    .bind(row.error_code.clone())
-                    .bind(row.upstream_ms)
-                    .bind(row.total_ms)
-                    .bind(row.created_at);
-            }
-            for r in q.fetch_all(&mut *tx).await? {
-                inserted.insert(r.try_get::<String, _>("request_id")?);
-            }
-        }
-        if !spends.is_empty() {
-            let charged = spends.iter().filter(|s| inserted.contains(&s.request_id));
-            crate::budgets::add_spent_in(&mut tx, charged).await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Usage per UTC day, grant, provider and model for `from_ms <= created_at < to_ms`,

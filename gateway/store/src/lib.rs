@@ -36,7 +36,7 @@ pub use device::DeviceRow;
 pub use error::StoreError;
 pub use grants::{GrantRow, NewRefresh, PairingRow};
 pub use hosts::HostApproval;
-pub use ledger::{LedgerRow, RollupRow, UsageFilter};
+pub use ledger::{LedgerRow, LedgerSession, RollupRow, UsageFilter};
 pub use lock::{DatabaseLock, LockError, LockMode, sqlite_lock_path};
 pub use owners::{OwnerRow, SessionRow};
 pub use passkeys::{ChallengeRow, PasskeyRemoval, PasskeyRow};

@@ -5,6 +5,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use pairgate_protocol::dpop::{ProofInput, VerifyOptions, create_proof, verify_proof};
+use pairgate_protocol::jwk::KnownKey;
 use pairgate_protocol::keys::SigningKey;
 
 const URL: &str = "https://gateway.example/v1/chat/completions";
@@ -56,6 +57,15 @@ fn bench(c: &mut Criterion) {
             b.iter(|| create_proof(black_box(&key), black_box(&input())))
         });
         c.bench_function(&format!("verify_proof/{name}"), |b| {
+            b.iter(|| verify_proof(black_box(&proof), black_box(&opts)))
+        });
+        // what the gateway does for a grant's key it has seen before
+        let known = KnownKey::new(key.public_key());
+        let opts = VerifyOptions {
+            known_key: Some(&known),
+            ..opts
+        };
+        c.bench_function(&format!("verify_proof, known key/{name}"), |b| {
             b.iter(|| verify_proof(black_box(&proof), black_box(&opts)))
         });
     }

@@ -202,6 +202,59 @@ impl PublicKey {
     }
 }
 
+/// A public key already parsed and checked, with its encoded coordinates and thumbprint: a
+/// verifier that expects proofs by this key (the gateway keeps one per grant) passes it in
+/// [`crate::dpop::VerifyOptions::known_key`], and a proof whose `jwk` names exactly this key
+/// (same `kty`, `crv` and coordinate strings, no private member) skips the point's decoding and
+/// checks and the thumbprint's hashing. Any other `jwk` is parsed in full, as without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownKey {
+    key: PublicKey,
+    x: String,
+    y: Option<String>,
+    jkt: String,
+}
+
+impl KnownKey {
+    /// Remembers `key` (parsed by [`PublicKey::from_jwk`] or made by this crate).
+    pub fn new(key: PublicKey) -> KnownKey {
+        let y = matches!(key, PublicKey::P256(_)).then(|| key.y());
+        KnownKey {
+            x: key.x(),
+            y,
+            jkt: key.thumbprint(),
+            key,
+        }
+    }
+
+    /// The key.
+    pub fn key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    /// Its RFC 7638 thumbprint.
+    pub fn thumbprint(&self) -> &str {
+        &self.jkt
+    }
+
+    /// Whether `jwk` is exactly this key: what [`PublicKey::from_jwk`] would return for it.
+    pub fn is(&self, jwk: &Value) -> bool {
+        let Some(obj) = jwk.as_object() else {
+            return false;
+        };
+        let member = |name: &str| obj.get(name).and_then(Value::as_str);
+        let (kty, crv) = match self.key {
+            PublicKey::Ed25519(_) => ("OKP", "Ed25519"),
+            PublicKey::P256(_) => ("EC", "P-256"),
+        };
+        !PRIVATE_MEMBERS.iter().any(|m| obj.contains_key(*m))
+            && member("kty") == Some(kty)
+            && member("crv") == Some(crv)
+            && member("x") == Some(self.x.as_str())
+            && member("y") == self.y.as_deref()
+    }
+}
+
 /// Groups the first 16 characters of a thumbprint as `XXXX-XXXX-XXXX-XXXX`.
 pub fn fingerprint_of(thumbprint: &str) -> String {
     let head: Vec<char> = thumbprint.chars().take(16).collect();

@@ -24,6 +24,6 @@ mod proptests;
 pub use dpop::{
     ProofError, ProofInput, VerifiedProof, VerifyOptions, create_proof, normalize_htu, verify_proof,
 };
-pub use jwk::{Alg, JwkError, PublicKey};
+pub use jwk::{Alg, JwkError, KnownKey, PublicKey};
 pub use keys::{KeyKind, SigningKey};
 pub use pairing::{PairingError, PairingId, PairingSecret, PairingString};

@@ -173,11 +173,28 @@ pub struct Phase {
     pub sample_errors: Vec<String>,
     /// Mean time to sign one proof (gateway route), measured while pre-signing.
     pub sign_mean: Duration,
+    /// CPU time (user + system, every thread) the gateway process used during the phase, where
+    /// measured ([`super::setup::cpu_during`]).
+    pub gateway_cpu: Option<Duration>,
+    /// The gateway threads' context switches during the phase, where measured.
+    pub gateway_switches: Option<u64>,
 }
 
 impl Phase {
     pub fn throughput(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The gateway threads' context switches per answered request, where measured.
+    pub fn switches_per_request(&self) -> Option<f64> {
+        self.gateway_switches
+            .map(|n| n as f64 / (self.ok + self.errors).max(1) as f64)
+    }
+
+    /// The gateway's CPU time per answered request (µs), where measured.
+    pub fn cpu_per_request_us(&self) -> Option<f64> {
+        self.gateway_cpu
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / (self.ok + self.errors).max(1) as f64)
     }
 }
 
@@ -239,6 +256,8 @@ impl Tally {
                 .map(|h| h.clone())
                 .unwrap_or_else(|_| histogram()),
             sample_errors: self.sample.lock().map(|s| s.clone()).unwrap_or_default(),
+            gateway_cpu: None,
+            gateway_switches: None,
             sign_mean,
         }
     }

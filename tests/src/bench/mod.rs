@@ -48,6 +48,8 @@ pub struct BenchConfig {
     pub cold_start: bool,
     /// Record a `perf` profile of the gateway during its maximum-throughput phase into this file.
     pub perf: Option<std::path::PathBuf>,
+    /// Record it during the gateway's fixed-rate phase at this rate instead.
+    pub perf_rate: Option<u32>,
 }
 
 impl BenchConfig {
@@ -68,6 +70,7 @@ impl BenchConfig {
             log_level: "warn,pairgate::http::serve=info".into(),
             cold_start: true,
             perf: None,
+            perf_rate: None,
         }
     }
 
@@ -88,6 +91,7 @@ impl BenchConfig {
             log_level: "warn,pairgate::http::serve=info".into(),
             cold_start: false,
             perf: None,
+            perf_rate: None,
         }
     }
 }
@@ -166,7 +170,14 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
         settle().await;
         nginx_fixed.push(load::open_loop(&hop, rate, cfg.phase).await);
         settle().await;
-        let g = load::open_loop(&via, rate, cfg.phase).await;
+        let profiler = match (&cfg.perf, cfg.perf_rate) {
+            (Some(file), Some(r)) if r == rate => Some(setup::perf_record(&gw, file, cfg.phase)?),
+            _ => None,
+        };
+        let g = setup::cpu_during(&gw, load::open_loop(&via, rate, cfg.phase)).await?;
+        if let Some(p) = profiler {
+            perf_done(p).await?;
+        }
         settle().await;
         fixed.push((d, g));
     }
@@ -175,18 +186,17 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
     let nginx_max = load::closed_loop(&hop, cfg.max_concurrency, cfg.max_duration).await;
     settle().await;
     proxy.stop().await;
-    let profiler = match &cfg.perf {
-        Some(file) => Some(setup::perf_record(&gw, file, cfg.max_duration)?),
-        None => None,
+    let profiler = match (&cfg.perf, cfg.perf_rate) {
+        (Some(file), None) => Some(setup::perf_record(&gw, file, cfg.max_duration)?),
+        _ => None,
     };
-    let max_gateway = load::closed_loop(&via, cfg.max_concurrency, cfg.max_duration).await;
+    let max_gateway = setup::cpu_during(
+        &gw,
+        load::closed_loop(&via, cfg.max_concurrency, cfg.max_duration),
+    )
+    .await?;
     if let Some(p) = profiler {
-        let status = p.wait_with_output().await.context("waiting for perf")?;
-        anyhow::ensure!(
-            status.status.success(),
-            "perf record failed: {}",
-            String::from_utf8_lossy(&status.stderr)
-        );
+        perf_done(p).await?;
     }
     settle().await;
     let replica_max = replica::max_throughput(&http, fake, &cache_dir, cfg, &policy).await?;
@@ -245,6 +255,17 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
         ledger_rows,
         server_timings,
     })
+}
+
+/// Waits for `perf record` to end and fails if it did.
+async fn perf_done(p: tokio::process::Child) -> Result<()> {
+    let status = p.wait_with_output().await.context("waiting for perf")?;
+    anyhow::ensure!(
+        status.status.success(),
+        "perf record failed: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    Ok(())
 }
 
 /// A pause between phases so one phase's tail does not land in the next.

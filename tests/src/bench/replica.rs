@@ -51,7 +51,12 @@ pub async fn max_throughput(
         "warm-up through the PostgreSQL + Redis gateway failed: {:?}",
         warm.sample_errors
     );
-    let max = load::closed_loop(&via, cfg.max_concurrency, cfg.max_duration).await;
+    // the gateway's own CPU only: PostgreSQL's and Redis's are not counted
+    let max = setup::cpu_during(
+        &gw,
+        load::closed_loop(&via, cfg.max_concurrency, cfg.max_duration),
+    )
+    .await?;
     gw.stop().await;
     Ok(max)
 }

@@ -332,6 +332,28 @@ impl Report {
             self.replica_max.throughput(),
             self.replica_fraction() * 100.0
         );
+        let _ = writeln!(
+            o,
+            "Gateway CPU per request (user + system time of the gateway process, every thread, \
+             from `/proc/PID/stat` around the phase, over the requests answered; less noisy than \
+             latency on a shared machine) and its threads' context switches per request \
+             (`/proc/PID/task/*/status`):\n\n| phase | CPU per request | context switches per request |\n|---|---|---|"
+        );
+        for p in self
+            .fixed
+            .iter()
+            .map(|(_, g)| g)
+            .chain([mg, &self.replica_max])
+        {
+            if let Some(cpu) = p.cpu_per_request_us() {
+                let rate = p.rate.map_or("max".to_string(), |r| format!("{r} req/s"));
+                let switches = p
+                    .switches_per_request()
+                    .map_or("-".to_string(), |n| format!("{n:.1}"));
+                let _ = writeln!(o, "| {}, {rate} | {cpu:.0} µs | {switches} |", p.route);
+            }
+        }
+        let _ = writeln!(o);
         let (sd, sg) = &self.stream;
         let _ = writeln!(
             o,
@@ -513,6 +535,8 @@ impl Report {
         json!({
             "route": p.route, "rate": p.rate, "sent": p.sent, "ok": p.ok, "errors": p.errors,
             "throughput": p.throughput(),
+            "gateway_cpu_us_per_request": p.cpu_per_request_us(),
+            "gateway_context_switches_per_request": p.switches_per_request(),
             "latency_us": QUANTILES.iter().map(|(quantile, name)| (name.to_string(), json!(q(&p.latency, *quantile)))).collect::<serde_json::Map<_, _>>(),
         })
     }

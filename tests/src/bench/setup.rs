@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use pairgate_protocol::keys::{KeyKind, SigningKey};
 use serde_json::{Value, json};
 
+use super::load;
 use crate::fake::FakeProvider;
 use crate::gateway::run_cli;
 use crate::owner::OwnerSession;
@@ -170,6 +171,12 @@ pub async fn start_gateway_on(
         // Every app is paired from this one address, thousands a minute: far beyond what the
         // per-address limit of the open OAuth endpoints allows a real client.
         .env("PAIRGATE_OAUTH__CLIENT_REQUESTS_PER_MINUTE", "100000000");
+    // The gateway's runtime size, when the benchmark is asked to compare them (tokio reads
+    // `TOKIO_WORKER_THREADS`; the benchmark's own runtime keeps its default).
+    let builder = match std::env::var("PAIRGATE_BENCH_GATEWAY_WORKERS") {
+        Ok(n) => builder.env("TOKIO_WORKER_THREADS", n),
+        Err(_) => builder,
+    };
     let started = Instant::now();
     let gw = builder.start().await;
     wait_ready(http, &gw).await?;
@@ -208,6 +215,58 @@ pub fn rss_kib(pid: u32) -> Result<(u64, u64)> {
             .with_context(|| format!("no {name} in /proc/{pid}/status"))
     };
     Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// CPU time (user + system, all threads) process `pid` has used so far: `/proc/PID/stat`, in
+/// clock ticks of 10 ms.
+pub fn cpu_time(pid: u32) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // the fields after the command name, which is in parentheses and may hold spaces
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime, fields 14 and 15 of the line: the 12th and 13th after `comm`
+    let ticks = |i: usize| -> Result<u64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("no field {i} in /proc/{pid}/stat"))
+    };
+    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+}
+
+/// Context switches (voluntary and not) of the threads process `pid` has now: a thread that
+/// ended takes its count with it.
+pub fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+/// Runs a load phase against `gw` and records the CPU time and the context switches the gateway
+/// had meanwhile.
+pub async fn cpu_during(
+    gw: &Gateway,
+    phase: impl std::future::Future<Output = load::Phase>,
+) -> Result<load::Phase> {
+    let pid = gw.pid().context("the gateway is not running")?;
+    let before = cpu_time(pid)?;
+    let switches = context_switches(pid);
+    let mut p = phase.await;
+    p.gateway_cpu = Some(cpu_time(pid)?.saturating_sub(before));
+    p.gateway_switches = Some(context_switches(pid).saturating_sub(switches));
+    Ok(p)
 }
 
 /// The gateway's (VmRSS, VmHWM) in KiB.

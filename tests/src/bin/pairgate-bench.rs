@@ -28,6 +28,13 @@ async fn main() -> Result<()> {
             "--out" => out = args.next().context("--out needs a directory")?.into(),
             "--log-level" => cfg.log_level = args.next().context("--log-level needs a filter")?,
             "--perf" => cfg.perf = Some(args.next().context("--perf needs a file")?.into()),
+            "--perf-rate" => {
+                cfg.perf_rate = Some(
+                    args.next()
+                        .context("--perf-rate needs a rate of --rates")?
+                        .parse()?,
+                )
+            }
             "--rates" => {
                 cfg.rates = args
                     .next()
@@ -48,7 +55,7 @@ async fn main() -> Result<()> {
                 cfg.grants = args.next().context("--grants needs a number")?.parse()?;
             }
             other => bail!(
-                "unknown argument {other}; usage: pairgate-bench [--smoke] [--out DIR] [--log-level FILTER] [--grants N] [--rates R1,R2,..] [--phase-secs S] [--perf FILE]"
+                "unknown argument {other}; usage: pairgate-bench [--smoke] [--out DIR] [--log-level FILTER] [--grants N] [--rates R1,R2,..] [--phase-secs S] [--perf FILE [--perf-rate R]]"
             ),
         }
     }

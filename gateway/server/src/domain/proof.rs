@@ -29,6 +29,8 @@ pub struct ProofRequest<'a> {
     pub site: ProofSite,
     /// The replay cache the proof is remembered in.
     pub partition: Partition,
+    /// The key proofs of this request's grant carried before, already parsed.
+    pub known_key: Option<&'a pairgate_protocol::KnownKey>,
 }
 
 /// The nonce a client should use now.
@@ -112,6 +114,7 @@ pub async fn verify(
     opts.expected_nonce = expected_nonce.as_deref();
     opts.body = req.body;
     opts.require_body_hash = req.require_body_hash;
+    opts.known_key = req.known_key;
     let verified = verify_proof(proof, &opts).map_err(|e| {
         let code = e.code();
         ApiError::Dpop {

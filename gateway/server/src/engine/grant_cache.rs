@@ -31,6 +31,10 @@ pub struct CachedGrant {
     pub policy: GrantPolicy,
     /// When `last_used_at` was last written (or read), to write it at most once a minute.
     touched_ms: AtomicI64,
+    /// The grant's DPoP key as parsed from its first verified proof: later proofs carrying the
+    /// same `jwk` skip decoding it (`VerifyOptions::known_key`). A grant whose key changes is a
+    /// new row, so a new entry.
+    proof_key: std::sync::OnceLock<pairgate_protocol::KnownKey>,
     epoch: u64,
     loaded_ms: i64,
 }
@@ -49,9 +53,26 @@ impl CachedGrant {
             row,
             policy_json,
             policy,
+            proof_key: std::sync::OnceLock::new(),
             epoch,
             loaded_ms: now_ms,
         })
+    }
+
+    /// The grant's DPoP key, once a proof by it was verified against the grant's `jkt`.
+    pub fn proof_key(&self) -> Option<&pairgate_protocol::KnownKey> {
+        self.proof_key.get()
+    }
+
+    /// Remembers the key of a proof verified against this grant's `jkt` (the first one wins;
+    /// the thumbprint is checked again, so only the grant's own key is ever kept).
+    pub fn remember_proof_key(&self, key: &pairgate_protocol::PublicKey) {
+        if self.proof_key.get().is_none() {
+            let known = pairgate_protocol::KnownKey::new(*key);
+            if known.thumbprint() == self.row.jkt {
+                let _ = self.proof_key.set(known);
+            }
+        }
     }
 
     /// True once per `interval_ms` (and at first use): the caller then records the use.

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pairgate_store::Store;
+use pairgate_store::{LedgerSession, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::limits::Closing;
@@ -43,6 +43,12 @@ pub const CHANNEL_CAPACITY: usize = 10_000;
 pub const RETRIES: u32 = 6;
 /// Longest wait between two retries.
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// The writer keeps its database connection between commits
+/// ([`pairgate_store::LedgerSession`]) and gives it back after this long without one...
+pub const IDLE_RELEASE: Duration = Duration::from_millis(10);
+/// ...or, under steady load, once it has held it this long, so the pool's other writers wait at
+/// most about this (on SQLite the write pool has one connection).
+pub const MAX_HOLD: Duration = Duration::from_millis(20);
 
 enum Msg {
     Row(Box<LedgerRow>),
@@ -222,7 +228,7 @@ impl Batch {
     }
 }
 
-async fn write(store: &Store, batch: &mut Batch, lag: &AtomicUsize) {
+async fn write(session: &mut LedgerSession, batch: &mut Batch, lag: &AtomicUsize) {
     if batch.is_empty() {
         return;
     }
@@ -230,7 +236,7 @@ async fn write(store: &Store, batch: &mut Batch, lag: &AtomicUsize) {
     let mut attempt = 0;
     loop {
         // a retry charges nothing twice: a spend goes in only with its row, once
-        match store.record_usage(&batch.rows, &batch.spends).await {
+        match session.record_usage(&batch.rows, &batch.spends).await {
             Ok(()) => {
                 batch.holds.drain(..).for_each(|(_, h)| h.commit());
                 break;
@@ -256,7 +262,9 @@ async fn write(store: &Store, batch: &mut Batch, lag: &AtomicUsize) {
                         .filter(|s| s.request_id == row.request_id)
                         .cloned()
                         .collect();
-                    let written = store.record_usage(std::slice::from_ref(row), &spends).await;
+                    let written = session
+                        .record_usage(std::slice::from_ref(row), &spends)
+                        .await;
                     if let Err(e) = &written {
                         tracing::error!(error = %e, request_id = %row.request_id, "usage ledger: row dropped");
                     }
@@ -275,11 +283,29 @@ async fn write(store: &Store, batch: &mut Batch, lag: &AtomicUsize) {
     }
     lag.fetch_sub(batch.len(), Ordering::AcqRel);
     *batch = Batch::default();
+    if session.held_for().is_some_and(|held| held >= MAX_HOLD) {
+        session.release();
+    }
 }
 
 async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, lag: Arc<AtomicUsize>) {
     let mut batch = Batch::default();
-    while let Some(first) = rx.recv().await {
+    let mut session = store.ledger_session();
+    loop {
+        let first = if session.held_for().is_some() {
+            match tokio::time::timeout(IDLE_RELEASE, rx.recv()).await {
+                Ok(m) => m,
+                Err(_) => {
+                    session.release();
+                    continue;
+                }
+            }
+        } else {
+            rx.recv().await
+        };
+        let Some(first) = first else {
+            break;
+        };
         let mut next = Some(first);
         let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
         loop {
@@ -295,7 +321,7 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, lag: Arc<AtomicUsize>
                 Msg::Row(row) => {
                     batch.push(*row, Closing::default());
                     if batch.len() >= BATCH_ROWS {
-                        write(&store, &mut batch, &lag).await;
+                        write(&mut session, &mut batch, &lag).await;
                     }
                 }
                 Msg::Committed(row, closing, done) => {
@@ -318,7 +344,7 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, lag: Arc<AtomicUsize>
                             Err(_) => break,
                         }
                     }
-                    write(&store, &mut batch, &lag).await;
+                    write(&mut session, &mut batch, &lag).await;
                     for d in waiting {
                         let _ = d.send(());
                     }
@@ -327,7 +353,7 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, lag: Arc<AtomicUsize>
                     }
                 }
                 Msg::Flush(done) => {
-                    write(&store, &mut batch, &lag).await;
+                    write(&mut session, &mut batch, &lag).await;
                     let _ = done.send(());
                 }
                 Msg::Close(done) => {
@@ -339,20 +365,20 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, lag: Arc<AtomicUsize>
                             Msg::Row(row) => {
                                 batch.push(*row, Closing::default());
                                 if batch.len() >= BATCH_ROWS {
-                                    write(&store, &mut batch, &lag).await;
+                                    write(&mut session, &mut batch, &lag).await;
                                 }
                             }
                             Msg::Committed(row, closing, d) => {
                                 batch.push(*row, closing);
                                 waiting.push(d);
                                 if batch.len() >= BATCH_ROWS {
-                                    write(&store, &mut batch, &lag).await;
+                                    write(&mut session, &mut batch, &lag).await;
                                 }
                             }
                             Msg::Flush(d) | Msg::Close(d) => waiting.push(d),
                         }
                     }
-                    write(&store, &mut batch, &lag).await;
+                    write(&mut session, &mut batch, &lag).await;
                     for d in waiting {
                         let _ = d.send(());
                     }
@@ -360,7 +386,7 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, lag: Arc<AtomicUsize>
                 }
             }
         }
-        write(&store, &mut batch, &lag).await;
+        write(&mut session, &mut batch, &lag).await;
     }
 }
 

@@ -104,10 +104,12 @@ impl FromRequest<AppState> for AppRequest {
                 require_body_hash,
                 site: ProofSite::Resource,
                 partition: Partition::Apps,
+                known_key: grant.proof_key(),
             },
             now,
         )
         .await?;
+        grant.remember_proof_key(&proof.key);
         // `last_used_at` is coarse (a minute): no write at all while it is fresh.
         if grant.claim_touch(now, pairgate_store::grants::TOUCH_INTERVAL_MS) {
             let store = state.store.clone();

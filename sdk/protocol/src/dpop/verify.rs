@@ -10,7 +10,7 @@ use super::{
 };
 use crate::b64;
 use crate::json::parse_object;
-use crate::jwk::{Alg, PublicKey};
+use crate::jwk::{Alg, KnownKey, PublicKey};
 
 /// Header members that would make the verifier fetch keys, honour unknown extensions or
 /// otherwise change processing. Their presence rejects the proof.
@@ -41,6 +41,10 @@ pub struct VerifyOptions<'a> {
     pub body: Option<&'a [u8]>,
     /// Reject proofs without `bsh`.
     pub require_body_hash: bool,
+    /// A key proofs are expected to carry, already parsed ([`KnownKey`]): a `jwk` naming exactly
+    /// it is not decoded again. It grants nothing: `expected_jkt` and the signature are still
+    /// checked, and any other key is parsed in full.
+    pub known_key: Option<&'a KnownKey>,
 }
 
 impl<'a> VerifyOptions<'a> {
@@ -57,6 +61,7 @@ impl<'a> VerifyOptions<'a> {
             expected_nonce: None,
             body: None,
             require_body_hash: false,
+            known_key: None,
         }
     }
 }
@@ -74,6 +79,7 @@ impl std::fmt::Debug for VerifyOptions<'_> {
             .field("expected_nonce", &self.expected_nonce)
             .field("body", &self.body.map(<[u8]>::len))
             .field("require_body_hash", &self.require_body_hash)
+            .field("known_key", &self.known_key.map(KnownKey::thumbprint))
             .finish()
     }
 }
@@ -128,7 +134,11 @@ pub fn verify_proof(proof: &str, opts: &VerifyOptions<'_>) -> Result<VerifiedPro
         return Err(ProofError::ForbiddenHeader(name));
     }
     let jwk = header.get("jwk").ok_or(ProofError::MissingJwk)?;
-    let key = PublicKey::from_jwk(jwk)?;
+    let known = opts.known_key.filter(|k| k.is(jwk));
+    let key = match known {
+        Some(k) => *k.key(),
+        None => PublicKey::from_jwk(jwk)?,
+    };
     if !alg.fits(&key) {
         return Err(ProofError::AlgKeyMismatch);
     }
@@ -183,7 +193,7 @@ pub fn verify_proof(proof: &str, opts: &VerifyOptions<'_>) -> Result<VerifiedPro
         }
     }
 
-    let jkt = key.thumbprint();
+    let jkt = known.map_or_else(|| key.thumbprint(), |k| k.thumbprint().to_owned());
     if let Some(expected) = opts.expected_jkt
         && !ct_eq(&jkt, expected)
     {

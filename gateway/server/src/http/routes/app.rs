@@ -96,6 +96,7 @@ pub async fn rotate_key(
             require_body_hash: false,
             site: ProofSite::Resource,
             partition: Partition::Apps,
+            known_key: None,
         },
         req.now_ms,
     )

@@ -108,6 +108,7 @@ fn token_proof<'a>(
         require_body_hash: false,
         site: ProofSite::TokenEndpoint,
         partition,
+        known_key: None,
     }
 }
 

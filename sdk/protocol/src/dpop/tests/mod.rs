@@ -237,3 +237,48 @@ fn jti_is_fresh_and_short() {
     assert_eq!(a.len(), 22);
     assert_ne!(a, b);
 }
+
+/// A known key changes no verdict: the same proof verifies to the same result with it, a proof by
+/// another key is parsed in full (and refused by `expected_jkt`), and a `jwk` with the known
+/// coordinates but a private member is still refused.
+#[test]
+fn a_known_key_is_a_shortcut_not_a_permission() {
+    for (key, other) in [(ed_key(), ec_key()), (ec_key(), ed_key())] {
+        let known = crate::jwk::KnownKey::new(key.public_key());
+        assert_eq!(known.thumbprint(), key.public_key().thumbprint());
+        let jkt = key.public_key().thumbprint();
+        let with = VerifyOptions {
+            expected_jkt: Some(&jkt),
+            known_key: Some(&known),
+            ..opts()
+        };
+        let without = VerifyOptions {
+            known_key: None,
+            ..with
+        };
+        let proof = create_proof(&key, &input());
+        assert_eq!(
+            verify_proof(&proof, &with).unwrap(),
+            verify_proof(&proof, &without).unwrap()
+        );
+        assert_eq!(
+            verify_proof(&create_proof(&other, &input()), &with),
+            Err(ProofError::KeyMismatch)
+        );
+        let with_private = with_header(&key, |h| {
+            h["jwk"]["d"] = json!(b64::encode(&[1u8; 32]));
+        });
+        assert_eq!(
+            verify_proof(&with_private, &with),
+            verify_proof(&with_private, &without)
+        );
+        assert!(verify_proof(&with_private, &with).is_err());
+        // a signature by another key under the known key's jwk fails as it always did
+        let forged = forge(
+            &other,
+            &header(&key, key.default_alg().as_str()),
+            &claims(&input()),
+        );
+        assert!(verify_proof(&forged, &with).is_err());
+    }
+}
