@@ -341,10 +341,11 @@ async fn postgres_and_redis_answer_without_a_statement_but_the_ledger_commit() {
         own <= REQUESTS + 1,
         "{own} statements for {REQUESTS} requests"
     );
-    // Admission (one script), settlement (one script) and the proof's replay claim; a few more
-    // from timers (the limits janitor's script every 30 s, the connection manager's checks).
+    // One round trip before the provider is called: admission, the proof's replay claim inside
+    // its script. One after the provider answers: settlement, before the ledger's commit (so a
+    // crash can over-charge a budget, never under-charge it). A few more from timers (the limits janitor's script every 30 s, the connection manager's checks).
     assert!(
-        commands <= 3 * REQUESTS as u64 + 5,
+        commands <= 2 * REQUESTS as u64 + 5,
         "{commands} Redis commands for {REQUESTS} requests"
     );
 }

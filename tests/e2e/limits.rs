@@ -641,12 +641,20 @@ async fn a_proof_replayed_to_another_replica_is_refused() {
         .config(config.clone())
         .start()
         .await;
+    let (code, _, err) = run_cli(
+        &a,
+        &["credential", "add", "openai"],
+        Some(&format!("{}\n", test_key("openai"))),
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
     let b = Gateway::builder(Backend::Postgres)
         .config(config)
         .share_db(&a)
         .start()
         .await;
-    let code = pairing_string(&a, &[]).await;
+    // limits on, so a relayed request's claim rides in the admission script
+    let code = pairing_string(&a, &["--rpm", "1000", "--concurrent", "8"]).await;
     let key = app::key(KeyKind::Ed25519);
     let p = app::proof(&key, "POST", &format!("{public}/oauth/token"), None, None);
     let (status, body, _) = app::oauth_post(
@@ -674,4 +682,49 @@ async fn a_proof_replayed_to_another_replica_is_refused() {
     let headers = [("authorization", auth.as_str()), ("dpop", fresh.as_str())];
     let (s, body, _) = app::call(&b, "GET", "/v1/grant", &headers, None).await;
     assert_eq!(s, 200, "a fresh proof is fine on B: {body}");
+
+    // A relayed request's proof is claimed by its admission (one Redis round trip for both): the
+    // same chat proof sent to both replicas at once reaches the provider once, and the loser is
+    // charged nothing.
+    let chat = serde_json::to_vec(&chat(10)).unwrap();
+    let url = format!("{public}/v1/chat/completions");
+    let p = app::proof(&key, "POST", &url, Some(&token), None);
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("dpop", p.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let path = "/v1/chat/completions";
+    let ((sa, body_a, _), (sb, body_b, _)) = tokio::join!(
+        app::call(&a, "POST", path, &headers, Some(&chat)),
+        app::call(&b, "POST", path, &headers, Some(&chat)),
+    );
+    let mut statuses = [sa, sb];
+    statuses.sort();
+    assert_eq!(statuses, [200, 401], "A: {body_a}, B: {body_b}");
+    let refused = if sa == 401 { &body_a } else { &body_b };
+    assert!(refused.to_string().contains("already used"), "{refused}");
+    assert_eq!(chat_calls(&fake), 1, "one proof, one provider call");
+    // and again on either replica, later: still refused, still one call
+    for gw in [&a, &b] {
+        let (s, body, _) = app::call(gw, "POST", path, &headers, Some(&chat)).await;
+        assert_eq!(s, 401, "{body}");
+    }
+    assert_eq!(chat_calls(&fake), 1);
+    let fresh = app::proof(
+        &key,
+        "GET",
+        &format!("{public}/v1/grant"),
+        Some(&token),
+        None,
+    );
+    let headers = [("authorization", auth.as_str()), ("dpop", fresh.as_str())];
+    let (s, grant, _) = app::call(&a, "GET", "/v1/grant", &headers, None).await;
+    assert_eq!(s, 200, "{grant}");
+    let limits = &grant["remaining"];
+    assert_eq!(
+        limits["requests_per_minute"]["remaining"], 999,
+        "only the admitted request used the rate: {grant}"
+    );
+    assert_eq!(limits["max_concurrent"]["in_flight"], 0, "{grant}");
 }

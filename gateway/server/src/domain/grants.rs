@@ -12,6 +12,7 @@ use pairgate_store::grants::status;
 
 use crate::base::error::ApiError;
 use crate::engine::grant_cache::CachedGrant;
+use crate::engine::limits::ReplayClaim;
 use crate::state::AppState;
 
 /// A request from a paired app, authenticated by proof of possession (or, where the owner issued
@@ -30,7 +31,16 @@ pub struct AppRequest {
     pub auth: AppAuth,
     pub body: Bytes,
     pub now_ms: i64,
+    /// The proof's claim across replicas (Redis limits backend), when it is still to be made:
+    /// only a [`RelayRequest`] leaves it here, for its admission to make in the same round trip
+    /// (`Limiter::admit_claiming`); every other app request has made it before its handler runs.
+    pub replay: Option<ReplayClaim>,
 }
+
+/// An [`AppRequest`] on a route that reaches a provider, so every use of it goes through
+/// admission: its extractor leaves the proof's claim across replicas to the admission.
+#[derive(Debug)]
+pub struct RelayRequest(pub AppRequest);
 
 /// How the app authenticated.
 #[derive(Debug)]

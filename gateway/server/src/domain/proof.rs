@@ -10,6 +10,7 @@ use pairgate_protocol::error::codes;
 
 use crate::base::clock::millis;
 use crate::base::error::{ApiError, ProofSite};
+use crate::engine::limits::ReplayClaim;
 use crate::engine::replay::{Partition, ReplayError};
 use crate::state::AppState;
 
@@ -87,6 +88,41 @@ pub async fn verify(
     req: &ProofRequest<'_>,
     now_ms: i64,
 ) -> Result<VerifiedProof, ApiError> {
+    let (verified, claim) = verify_deferring(state, req, now_ms)?;
+    let Some(claim) = claim else {
+        return Ok(verified);
+    };
+    match state.limiter.claim(&claim).await {
+        Ok(true) => Ok(verified),
+        Ok(false) => Err(replayed(req.site, &verified)),
+        Err(e) => {
+            tracing::warn!(error = %e, "shared replay check failed; proof refused");
+            Err(ApiError::Degraded {
+                code: "replay_check_unavailable",
+                message: "the shared replay check is unavailable; retry shortly".into(),
+            })
+        }
+    }
+}
+
+fn replayed(site: ProofSite, verified: &VerifiedProof) -> ApiError {
+    tracing::warn!(jkt = %verified.jkt, "replayed DPoP proof refused");
+    dpop_error(
+        site,
+        codes::INVALID_DPOP_PROOF,
+        "this proof was already used (jti replay)",
+    )
+}
+
+/// [`verify`], except that the claim across replicas (Redis limits backend; `None` otherwise)
+/// is returned for the caller to make: a relayed request makes it inside its admission, in the
+/// same round trip ([`crate::engine::limits::Limiter::admit_claiming`]). This replica's own
+/// replay cache has the proof either way.
+pub fn verify_deferring(
+    state: &AppState,
+    req: &ProofRequest<'_>,
+    now_ms: i64,
+) -> Result<(VerifiedProof, Option<ReplayClaim>), ApiError> {
     let proof = single_proof_header(req.headers, req.site)?;
     let config = &state.config;
     let url = format!(
@@ -126,35 +162,18 @@ pub async fn verify(
     })?;
     let expires = (verified.iat + opts.max_age_secs + 1) * 1000;
     let expires = expires.max(now_ms + 1000);
-    let replayed = || {
-        tracing::warn!(jkt = %verified.jkt, "replayed DPoP proof refused");
-        dpop_error(
-            req.site,
-            codes::INVALID_DPOP_PROOF,
-            "this proof was already used (jti replay)",
-        )
-    };
     let cache = match req.partition {
         Partition::Apps => &state.replay,
         Partition::Strangers => &state.stranger_replay,
     };
     match cache.check_and_insert(&verified.jkt, &verified.jti, now_ms, expires) {
-        Ok(()) => match state
-            .limiter
-            .check_replay(&verified.jkt, &verified.jti, expires - now_ms)
-            .await
-        {
-            Ok(true) => Ok(verified),
-            Ok(false) => Err(replayed()),
-            Err(e) => {
-                tracing::warn!(error = %e, "shared replay check failed; proof refused");
-                Err(ApiError::Degraded {
-                    code: "replay_check_unavailable",
-                    message: "the shared replay check is unavailable; retry shortly".into(),
-                })
-            }
-        },
-        Err(ReplayError::Replayed) => Err(replayed()),
+        Ok(()) => {
+            let claim = state
+                .limiter
+                .replay_claim(&verified.jkt, &verified.jti, expires - now_ms);
+            Ok((verified, claim))
+        }
+        Err(ReplayError::Replayed) => Err(replayed(req.site, &verified)),
         Err(ReplayError::Full) => Err(ApiError::TooManyRequests {
             code: "replay_cache_full",
             message: "too many proofs in flight; retry shortly".into(),

@@ -11,7 +11,9 @@ use http::HeaderMap;
 
 use crate::base::clock::now_ms;
 use crate::base::error::{ApiError, ProofSite};
-use crate::domain::grants::{AppAuth, AppRequest, BEARER_PREFIX, check_grant, check_row};
+use crate::domain::grants::{
+    AppAuth, AppRequest, BEARER_PREFIX, RelayRequest, check_grant, check_row,
+};
 use crate::domain::{proof, tokens};
 use crate::engine::replay::Partition;
 use crate::http::routes::client_ip::ClientIp;
@@ -49,89 +51,108 @@ impl FromRequest<AppState> for AppRequest {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let now = now_ms();
-        let (parts, body) = req.into_parts();
-        let request_id = parts
-            .headers
-            .get(crate::base::ids::REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-")
-            .to_string();
-        let client_ip = parts.extensions.get::<ClientIp>().map(|c| c.0);
-        let method = parts.method.clone();
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_default();
-        if let Some(key) = bearer_key(&parts.headers) {
-            let mut r = bearer_request(state, &key, body, client_ip, now, request_id).await?;
-            r.method = method;
-            r.path_and_query = path_and_query;
-            return Ok(r);
-        }
-        let token = dpop_token(&parts.headers)?.to_string();
-        let claims = tokens::verify_access(&state.keys, &token, now)?;
-        let body = axum::body::to_bytes(body, state.config.max_body_bytes)
-            .await
-            .map_err(|_| ApiError::TooLarge)?;
-        let grant = state
-            .grants
-            .get(&state.store, &claims.grant_id, now)
-            .await?
-            .ok_or(ApiError::InvalidToken("the access token is not valid"))?;
-        check_grant(&grant, client_ip, now)?;
-        if grant.row.jkt != claims.jkt {
-            return Err(ApiError::InvalidToken(
-                "the access token was issued to a key this grant no longer uses",
-            ));
-        }
-        let require_body_hash = grant.policy.require_body_hash;
-        let path = parts
-            .extensions
-            .get::<OriginalUri>()
-            .map(|u| u.0.path().to_string());
-        let path = path.as_deref().unwrap_or(parts.uri.path());
-        let proof = proof::verify(
-            state,
-            &proof::ProofRequest {
-                method: parts.method.as_str(),
-                path,
-                headers: &parts.headers,
-                body: Some(&body),
-                access_token: Some(&token),
-                expected_jkt: Some(&grant.row.jkt),
-                require_body_hash,
-                site: ProofSite::Resource,
-                partition: Partition::Apps,
-                known_key: grant.proof_key(),
-            },
-            now,
-        )
-        .await?;
-        grant.remember_proof_key(&proof.key);
-        // `last_used_at` is coarse (a minute): no write at all while it is fresh.
-        if grant.claim_touch(now, pairgate_store::grants::TOUCH_INTERVAL_MS) {
-            let store = state.store.clone();
-            let id = grant.row.id.clone();
-            tokio::spawn(async move {
-                let _ = store.touch_grant(&id, now).await;
-            });
-        }
-        Ok(AppRequest {
-            request_id,
-            method,
-            path_and_query,
-            grant,
-            client_ip,
-            auth: AppAuth::Dpop {
-                access_token: token,
-                proof: Box::new(proof),
-            },
-            body,
-            now_ms: now,
-        })
+        app_request(req, state, false).await
     }
+}
+
+impl FromRequest<AppState> for RelayRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        app_request(req, state, true).await.map(RelayRequest)
+    }
+}
+
+/// An app's request, its proof checked; with `defer_claim`, the proof's claim across replicas is
+/// left in [`AppRequest::replay`] for the admission to make.
+async fn app_request(
+    req: Request,
+    state: &AppState,
+    defer_claim: bool,
+) -> Result<AppRequest, ApiError> {
+    let now = now_ms();
+    let (parts, body) = req.into_parts();
+    let request_id = parts
+        .headers
+        .get(crate::base::ids::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    let client_ip = parts.extensions.get::<ClientIp>().map(|c| c.0);
+    let method = parts.method.clone();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    if let Some(key) = bearer_key(&parts.headers) {
+        let mut r = bearer_request(state, &key, body, client_ip, now, request_id).await?;
+        r.method = method;
+        r.path_and_query = path_and_query;
+        return Ok(r);
+    }
+    let token = dpop_token(&parts.headers)?.to_string();
+    let claims = tokens::verify_access(&state.keys, &token, now)?;
+    let body = axum::body::to_bytes(body, state.config.max_body_bytes)
+        .await
+        .map_err(|_| ApiError::TooLarge)?;
+    let grant = state
+        .grants
+        .get(&state.store, &claims.grant_id, now)
+        .await?
+        .ok_or(ApiError::InvalidToken("the access token is not valid"))?;
+    check_grant(&grant, client_ip, now)?;
+    if grant.row.jkt != claims.jkt {
+        return Err(ApiError::InvalidToken(
+            "the access token was issued to a key this grant no longer uses",
+        ));
+    }
+    let require_body_hash = grant.policy.require_body_hash;
+    let path = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map(|u| u.0.path().to_string());
+    let path = path.as_deref().unwrap_or(parts.uri.path());
+    let request = proof::ProofRequest {
+        method: parts.method.as_str(),
+        path,
+        headers: &parts.headers,
+        body: Some(&body),
+        access_token: Some(&token),
+        expected_jkt: Some(&grant.row.jkt),
+        require_body_hash,
+        site: ProofSite::Resource,
+        partition: Partition::Apps,
+        known_key: grant.proof_key(),
+    };
+    let (proof, replay) = if defer_claim {
+        proof::verify_deferring(state, &request, now)?
+    } else {
+        (proof::verify(state, &request, now).await?, None)
+    };
+    grant.remember_proof_key(&proof.key);
+    // `last_used_at` is coarse (a minute): no write at all while it is fresh.
+    if grant.claim_touch(now, pairgate_store::grants::TOUCH_INTERVAL_MS) {
+        let store = state.store.clone();
+        let id = grant.row.id.clone();
+        tokio::spawn(async move {
+            let _ = store.touch_grant(&id, now).await;
+        });
+    }
+    Ok(AppRequest {
+        request_id,
+        method,
+        path_and_query,
+        grant,
+        client_ip,
+        auth: AppAuth::Dpop {
+            access_token: token,
+            proof: Box::new(proof),
+        },
+        body,
+        now_ms: now,
+        replay,
+    })
 }
 
 /// An owner-issued bearer key in `Authorization: Bearer pgbk_...`, if that is what was sent.
@@ -178,5 +199,6 @@ async fn bearer_request(
         auth: AppAuth::Bearer,
         body,
         now_ms: now,
+        replay: None,
     })
 }

@@ -28,6 +28,16 @@ pub fn denial(d: Denial) -> ApiError {
 /// A refusal by the limiter (429), or 503 when the limits backend failed and the request is
 /// refused rather than let through unmetered.
 pub fn limited(r: crate::engine::limits::LimitRejection) -> ApiError {
+    if r.status == 401 {
+        // the proof's replay claim, made with the admission (`Limiter::admit_claiming`)
+        tracing::warn!("replayed DPoP proof refused at admission");
+        return ApiError::Dpop {
+            code: r.code,
+            message: r.message,
+            site: crate::base::error::ProofSite::Resource,
+            nonce: None,
+        };
+    }
     if r.status == 503 {
         return ApiError::Degraded {
             code: r.code,

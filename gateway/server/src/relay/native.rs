@@ -162,11 +162,13 @@ async fn admit(
     let estimated_cost = meter.cost(&estimate);
     let admission = state
         .limiter
-        .admit(
+        .admit_claiming(
             &req.grant.row.id,
             policy,
             estimate,
             estimated_cost,
+            &[],
+            req.replay.as_ref(),
             req.now_ms,
         )
         .await

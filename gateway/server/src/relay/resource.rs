@@ -142,12 +142,13 @@ async fn prepare(
     let quotas = quota_charges(&provider, &req.grant.policy_json, &call.charges);
     let admission = state
         .limiter
-        .admit_with_quotas(
+        .admit_claiming(
             &req.grant.row.id,
             policy,
             Usage::default(),
             0,
             &quotas,
+            req.replay.as_ref(),
             req.now_ms,
         )
         .await

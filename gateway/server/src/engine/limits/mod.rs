@@ -114,6 +114,14 @@ pub enum LimitsError {
     Protocol(String),
 }
 
+/// A DPoP proof's claim across replicas, still to be made: [`Limiter::admit_claiming`] makes
+/// it in the admission's own round trip (see [`Limiter::replay_claim`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayClaim {
+    key: String,
+    ttl_ms: i64,
+}
+
 /// A request refused by a limit: what the client is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitRejection {
@@ -143,6 +151,8 @@ impl std::fmt::Display for LimitRejection {
 /// Which check of a [`Plan`] refused (backend-neutral).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
+    /// The request's proof was already claimed (Redis: by this or another replica).
+    Replayed,
     Concurrency,
     Budget {
         index: usize,
@@ -222,6 +232,7 @@ fn budget_lines(budgets: &[BudgetCheck]) -> Vec<book::Line> {
 
 fn refusal(plan: &Plan, r: Refusal, now_ms: i64) -> LimitRejection {
     match r {
+        Refusal::Replayed => plan::replay_rejection(),
         Refusal::Concurrency => plan::concurrency_rejection(plan.max_concurrent.unwrap_or(0)),
         Refusal::Budget {
             index,
@@ -302,9 +313,47 @@ impl Limiter {
         quotas: &[QuotaCharge],
         now_ms: i64,
     ) -> Result<Admission, LimitRejection> {
+        self.admit_claiming(
+            grant_id,
+            policy,
+            estimate,
+            estimated_cost_micros,
+            quotas,
+            None,
+            now_ms,
+        )
+        .await
+    }
+
+    /// [`Limiter::admit_with_quotas`], making the request's proof `claim` (when it brings one)
+    /// first: on Redis inside the admission script, so admission and the replay check are one
+    /// round trip; a claim already made refuses the request (`invalid_dpop_proof`) before any
+    /// limit is charged. The claim stays made whatever the admission's verdict.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn admit_claiming(
+        &self,
+        grant_id: &str,
+        policy: &GrantPolicy,
+        estimate: Usage,
+        estimated_cost_micros: u64,
+        quotas: &[QuotaCharge],
+        claim: Option<&ReplayClaim>,
+        now_ms: i64,
+    ) -> Result<Admission, LimitRejection> {
         let plan =
             Plan::new(policy, &estimate, estimated_cost_micros, now_ms).with_quotas(quotas, now_ms);
         if plan.is_empty() {
+            // nothing to admit against: the claim goes alone
+            if let Some(c) = claim {
+                match self.claim(c).await {
+                    Ok(true) => {}
+                    Ok(false) => return Err(plan::replay_rejection()),
+                    Err(e) => {
+                        tracing::error!(error = %e, grant = grant_id, "limits: replay claim failed");
+                        return Err(plan::unavailable());
+                    }
+                }
+            }
             return Ok(Admission {
                 headers: Vec::new(),
                 pending: None,
@@ -328,32 +377,34 @@ impl Limiter {
             hold: None,
             redis_permit: false,
         };
-        let states = match &self.inner.engine {
-            Engine::Local {
-                rates,
-                inflight,
-                book,
-            } => {
-                self.admit_local(rates, inflight, book, &plan, &mut pending, now_ms)
-                    .await?
-            }
-            Engine::Redis(r) => {
-                let reply = r
-                    .admit(grant_id, &plan, &pending.id, now_ms, ttl, now_ms + ttl)
+        let states =
+            match &self.inner.engine {
+                Engine::Local {
+                    rates,
+                    inflight,
+                    book,
+                } => {
+                    self.admit_local(rates, inflight, book, &plan, &mut pending, now_ms)
+                        .await?
+                }
+                Engine::Redis(r) => {
+                    let claim = claim.map(|c| (c.key.as_str(), c.ttl_ms));
+                    let reply = r
+                    .admit(grant_id, &plan, &pending.id, now_ms, ttl, now_ms + ttl, claim)
                     .await
                     .map_err(|e| {
                         tracing::error!(error = %e, grant = grant_id, "limits: admission failed");
                         plan::unavailable()
                     })?;
-                let tats = reply.map_err(|r| refusal(&plan, r, now_ms))?;
-                pending.redis_permit = plan.max_concurrent.is_some();
-                plan.rates
-                    .iter()
-                    .zip(tats)
-                    .map(|(c, tat)| RateState::of(c.kind, c.limit, &c.gcra, Some(tat), now_ms))
-                    .collect()
-            }
-        };
+                    let tats = reply.map_err(|r| refusal(&plan, r, now_ms))?;
+                    pending.redis_permit = plan.max_concurrent.is_some();
+                    plan.rates
+                        .iter()
+                        .zip(tats)
+                        .map(|(c, tat)| RateState::of(c.kind, c.limit, &c.gcra, Some(tat), now_ms))
+                        .collect()
+                }
+            };
         Ok(Admission {
             headers: plan::rate_headers(&states),
             pending: Some(pending),
@@ -589,18 +640,13 @@ impl Limiter {
         })
     }
 
-    /// Claims a DPoP proof (key thumbprint, `jti`) for `ttl_ms` across replicas: with Redis,
-    /// true only for the first replica to see it; with the local backend always true (each
-    /// process's own replay cache is then the whole check).
-    pub async fn check_replay(
-        &self,
-        jkt: &str,
-        jti: &str,
-        ttl_ms: i64,
-    ) -> Result<bool, LimitsError> {
+    /// The claim of a DPoP proof (key thumbprint, `jti`) for `ttl_ms` across replicas, to make
+    /// with [`Limiter::claim`] or inside an admission ([`Limiter::admit_claiming`]); `None` with
+    /// the local backend, where each process's own replay cache is the whole check.
+    pub fn replay_claim(&self, jkt: &str, jti: &str, ttl_ms: i64) -> Option<ReplayClaim> {
         match &self.inner.engine {
-            Engine::Local { .. } => Ok(true),
-            Engine::Redis(r) => {
+            Engine::Local { .. } => None,
+            Engine::Redis(_) => {
                 use sha2::Digest;
                 // Bounded and opaque: the jti is chosen by the client.
                 let digest = sha2::Sha256::new()
@@ -609,8 +655,19 @@ impl Limiter {
                     .chain_update(jti.as_bytes())
                     .finalize();
                 let key: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-                r.claim_once(&format!("jti:{key}"), ttl_ms).await
+                Some(ReplayClaim {
+                    key: format!("jti:{key}"),
+                    ttl_ms,
+                })
             }
+        }
+    }
+
+    /// Makes a claim on its own: true only for the first replica to make it.
+    pub async fn claim(&self, claim: &ReplayClaim) -> Result<bool, LimitsError> {
+        match &self.inner.engine {
+            Engine::Local { .. } => Ok(true),
+            Engine::Redis(r) => r.claim_once(&claim.key, claim.ttl_ms).await,
         }
     }
 

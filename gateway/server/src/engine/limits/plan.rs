@@ -406,6 +406,19 @@ pub fn concurrency_rejection(max: u32) -> LimitRejection {
 }
 
 /// The limits backend failed: refuse (fail closed) rather than let unmetered requests through.
+/// The request's DPoP proof was already used (claimed by this or another replica): what
+/// [`crate::relay`] answers as the proof error it is (401 `invalid_dpop_proof`).
+pub fn replay_rejection() -> LimitRejection {
+    LimitRejection {
+        code: pairgate_protocol::error::codes::INVALID_DPOP_PROOF,
+        status: 401,
+        message: "this proof was already used (jti replay)".to_owned(),
+        retry_after_secs: None,
+        retry_after_ms: None,
+        headers: Vec::new(),
+    }
+}
+
 pub fn unavailable() -> LimitRejection {
     LimitRejection {
         code: "limits_unavailable",

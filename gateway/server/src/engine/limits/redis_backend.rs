@@ -10,8 +10,11 @@
 //! * `reservations`: sorted set of `id|amount|budget key` scored by expiry, which
 //!   `lua/janitor.lua` releases once past.
 //!
-//! `admit.lua` checks concurrency, every budget window and every rate, then applies all of
-//! them, or nothing: one script is one atomic step for every replica. `settle.lua` frees the
+//! * `once:jti:<digest>`: a DPoP proof's replay claim, until the proof is too old to be accepted.
+//!
+//! `admit.lua` makes the proof's replay claim (when the request brings one), checks
+//! concurrency, every budget window and every rate, then applies all of them, or nothing: one
+//! script is one atomic step for every replica, and one round trip per admitted request. `settle.lua` frees the
 //! permit, charges tokens above the estimate to the per-minute limit, drops the reservations
 //! still held and adds the actual usage, also atomically. Scripts run with EVALSHA and are
 //! loaded on `NOSCRIPT` (`redis::Script::invoke_async`). The janitor touches keys it reads
@@ -142,7 +145,16 @@ impl RedisLimits {
         format!("{}reservations", self.prefix)
     }
 
-    /// Runs `admit.lua`: `Ok(tats)` (new state per rate, µs) or the first refusal.
+    /// The key a [`claim_once`](RedisLimits::claim_once) of `key` sets.
+    fn once_key(&self, key: &str) -> String {
+        format!("{}once:{key}", self.prefix)
+    }
+
+    /// Runs `admit.lua`: `Ok(tats)` (new state per rate, µs) or the first refusal. With
+    /// `claim` (a [`claim_once`](RedisLimits::claim_once) key and its time to live), the script
+    /// makes that claim first, in the same round trip, and refuses with [`Refusal::Replayed`]
+    /// when it was already made.
+    #[allow(clippy::too_many_arguments)]
     pub async fn admit(
         &self,
         grant: &str,
@@ -151,6 +163,7 @@ impl RedisLimits {
         now_ms: i64,
         lease_ms: i64,
         reservation_expires_at: i64,
+        claim: Option<(&str, i64)>,
     ) -> Result<Result<Vec<i64>, Refusal>, LimitsError> {
         let mut inv = self.admit.prepare_invoke();
         inv.key(self.conc_key(grant)).key(self.reservations_key());
@@ -160,13 +173,17 @@ impl RedisLimits {
         for r in &plan.rates {
             inv.key(self.rate_key(grant, r));
         }
+        if let Some((key, _)) = claim {
+            inv.key(self.once_key(key));
+        }
         inv.arg(now_ms)
             .arg(id)
             .arg(plan.max_concurrent.unwrap_or(0))
             .arg(lease_ms)
             .arg(reservation_expires_at)
             .arg(plan.budgets.len())
-            .arg(plan.rates.len());
+            .arg(plan.rates.len())
+            .arg(claim.map_or(0, |(_, ttl_ms)| ttl_ms.max(1)));
         for b in &plan.budgets {
             inv.arg(clamp(b.amount))
                 .arg(clamp(b.limit))
@@ -190,6 +207,7 @@ impl RedisLimits {
         let index = usize::try_from(num(2)? - 1).unwrap_or(0);
         let (a, b) = (num(3)?, num(4)?);
         let refusal = match out.get(1).map(String::as_str) {
+            Some("replay") => Refusal::Replayed,
             Some("conc") => Refusal::Concurrency,
             Some("budget") => Refusal::Budget {
                 index,
@@ -252,7 +270,7 @@ impl RedisLimits {
     pub async fn claim_once(&self, key: &str, ttl_ms: i64) -> Result<bool, LimitsError> {
         let mut conn = self.conn.clone();
         let set: Option<String> = redis::cmd("SET")
-            .arg(format!("{}once:{key}", self.prefix))
+            .arg(self.once_key(key))
             .arg(1)
             .arg("NX")
             .arg("PX")

@@ -1,4 +1,4 @@
-//! Limits under load: 200 concurrent requests against one budget, two replicas on one Redis, governor key pruning.
+//! Limits under load: 200 concurrent requests against one budget, two replicas on one Redis (limits and proof claims), governor key pruning.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -233,4 +233,97 @@ async fn governor_keys_are_pruned() {
     assert_eq!(rates.limiters(), 2);
     assert_eq!(l.run_janitor(t0 + 10_000).await.unwrap().rate_keys, 0);
     assert_eq!(rates.limiters(), 0);
+}
+
+/// A proof's claim made inside the admission script: of 20 concurrent admissions with one proof
+/// on two replicas exactly one is admitted, the others are refused as replays before any limit
+/// is charged; the claim outlives a refusal; without limits the claim is made on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_proof_claimed_in_admission_is_admitted_once_across_replicas() {
+    let env = Env::new(Kind::Redis).await;
+    let b = Env::limiter(Kind::Redis, &env.db, &env.namespace).await;
+    let t0 = pairgate_store::now_ms();
+    let p = Arc::new(policy(json!({
+        "requests_per_minute": 1000,
+        "max_concurrent": 50,
+        "token_budget": {"daily": 100_000}
+    })));
+    let claim = env.limiter.replay_claim("jkt", "jti-1", 60_000).unwrap();
+    assert_eq!(b.replay_claim("jkt", "jti-1", 60_000), Some(claim.clone()));
+    let start = Arc::new(tokio::sync::Barrier::new(20));
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let l = if i % 2 == 0 {
+                env.limiter.clone()
+            } else {
+                b.clone()
+            };
+            let (p, claim, start) = (p.clone(), claim.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                l.admit_claiming("g", &p, tokens(50, 50), 0, &[], Some(&claim), t0)
+                    .await
+            })
+        })
+        .collect();
+    let mut admitted = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(a) => admitted.push(a),
+            Err(r) => {
+                assert_eq!((r.status, r.code), (401, "invalid_dpop_proof"));
+                assert!(r.message.contains("already used"), "{}", r.message);
+            }
+        }
+    }
+    assert_eq!(admitted.len(), 1, "one proof, one admission");
+    // the refusals charged nothing: one permit, one request, one reservation
+    let v = b.remaining("g", &p, t0).await.unwrap();
+    assert_eq!(v["max_concurrent"]["in_flight"], 1, "{v}");
+    assert_eq!(v["requests_per_minute"]["remaining"], 999, "{v}");
+    assert_eq!(v["token_budget"]["daily"]["reserved"], 100, "{v}");
+    admitted
+        .pop()
+        .unwrap()
+        .settle(tokens(40, 40), 0)
+        .await
+        .unwrap();
+    // a refused admission keeps its claim: the proof cannot be tried again
+    let tight = policy(json!({"requests_per_minute": 1}));
+    let used = env.limiter.replay_claim("jkt", "jti-2", 60_000).unwrap();
+    let once = env.limiter.replay_claim("jkt", "jti-3", 60_000).unwrap();
+    env.limiter
+        .admit_claiming("t", &tight, tokens(1, 0), 0, &[], Some(&once), t0)
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
+    let r = b
+        .admit_claiming("t", &tight, tokens(1, 0), 0, &[], Some(&used), t0)
+        .await
+        .unwrap_err();
+    assert_eq!(r.code, "rate_limit_exceeded");
+    let r = env
+        .limiter
+        .admit_claiming("t", &tight, tokens(1, 0), 0, &[], Some(&used), t0 + 60_000)
+        .await
+        .unwrap_err();
+    assert_eq!(r.code, "invalid_dpop_proof");
+    // a grant without limits: the claim alone
+    let none = policy(json!({}));
+    let free = env.limiter.replay_claim("jkt", "jti-4", 60_000).unwrap();
+    assert!(
+        b.admit_claiming("n", &none, tokens(1, 0), 0, &[], Some(&free), t0)
+            .await
+            .is_ok()
+    );
+    let r = env
+        .limiter
+        .admit_claiming("n", &none, tokens(1, 0), 0, &[], Some(&free), t0)
+        .await
+        .unwrap_err();
+    assert_eq!(r.code, "invalid_dpop_proof");
+    assert!(!env.limiter.claim(&free).await.unwrap());
+    env.cleanup().await;
 }

@@ -1,6 +1,7 @@
 //! The OpenAI-compatible surface under `/v1`, the providers' native APIs beside it
 //! (`/v1/messages`, `/v1/responses`), and resource calls under `/r`: thin handlers that take an
-//! authenticated `AppRequest` and hand it to the relay.
+//! authenticated `AppRequest` and hand it to the relay (a `RelayRequest` on every route that
+//! reaches a provider: admission makes its proof's claim across replicas).
 
 use axum::Json;
 use axum::body::Body;
@@ -13,17 +14,20 @@ use pairgate_policy::native::Api;
 use serde_json::{Value, json};
 
 use crate::base::error::ApiError;
-use crate::domain::grants::AppRequest;
+use crate::domain::grants::{AppRequest, RelayRequest};
 use crate::relay::pipeline;
 use crate::state::AppState;
 
 /// `POST /v1/chat/completions`.
-pub async fn chat(State(state): State<AppState>, req: AppRequest) -> Response {
+pub async fn chat(State(state): State<AppState>, RelayRequest(req): RelayRequest) -> Response {
     pipeline::unified(state, req, "chat").await
 }
 
 /// `POST /v1/embeddings`.
-pub async fn embeddings(State(state): State<AppState>, req: AppRequest) -> Response {
+pub async fn embeddings(
+    State(state): State<AppState>,
+    RelayRequest(req): RelayRequest,
+) -> Response {
     pipeline::unified(state, req, "embeddings").await
 }
 
@@ -31,7 +35,7 @@ pub async fn embeddings(State(state): State<AppState>, req: AppRequest) -> Respo
 pub async fn messages(
     State(state): State<AppState>,
     headers: HeaderMap,
-    req: AppRequest,
+    RelayRequest(req): RelayRequest,
 ) -> Response {
     crate::relay::native::handle(state, req, headers, Api::Messages).await
 }
@@ -40,7 +44,7 @@ pub async fn messages(
 pub async fn count_tokens(
     State(state): State<AppState>,
     headers: HeaderMap,
-    req: AppRequest,
+    RelayRequest(req): RelayRequest,
 ) -> Response {
     crate::relay::native::handle(state, req, headers, Api::CountTokens).await
 }
@@ -49,7 +53,7 @@ pub async fn count_tokens(
 pub async fn responses(
     State(state): State<AppState>,
     headers: HeaderMap,
-    req: AppRequest,
+    RelayRequest(req): RelayRequest,
 ) -> Response {
     crate::relay::native::handle(state, req, headers, Api::Responses).await
 }
@@ -185,7 +189,7 @@ pub async fn model(
 pub async fn resource(
     State(state): State<AppState>,
     Path((resource, rest)): Path<(String, String)>,
-    req: AppRequest,
+    RelayRequest(req): RelayRequest,
 ) -> Response {
     crate::relay::resource::handle(state, req, &resource, &rest).await
 }

@@ -1,9 +1,11 @@
--- pairgate: admit one request (concurrency, budgets, rates) all-or-nothing. See limits/redis.rs.
+-- pairgate: admit one request (concurrency, budgets, rates) all-or-nothing. See limits/redis_backend.rs.
 -- KEYS[1] concurrency zset, KEYS[2] reservations zset, KEYS[3 .. 2+nb] budget hashes,
--- KEYS[3+nb .. 2+nb+nr] GCRA keys.
+-- KEYS[3+nb .. 2+nb+nr] GCRA keys, KEYS[3+nb+nr] the proof's replay claim (when claim_ms > 0).
 -- ARGV: now_ms, id, max_concurrent (0: none), lease_ms, reservation_expires_at, nb, nr,
--- nb x (amount, limit, key_expires_at or 0), nr x (emission_interval_us, burst, cost).
--- Returns strings: {'1', new_tat_1, ..} or {'0', 'conc' | 'budget' | 'rate', index, a, b}.
+-- claim_ms (0: no claim), nb x (amount, limit, key_expires_at or 0),
+-- nr x (emission_interval_us, burst, cost).
+-- Returns strings: {'1', new_tat_1, ..} or {'0', 'replay' | 'conc' | 'budget' | 'rate', index, a, b}.
+-- The claim is made first and kept whatever follows: a proof is used once, admitted or not.
 local function int(x) return string.format('%d', x) end
 local now = tonumber(ARGV[1])
 local id = ARGV[2]
@@ -11,7 +13,14 @@ local max_conc = tonumber(ARGV[3])
 local lease = tonumber(ARGV[4])
 local res_exp = ARGV[5]
 local nb, nr = tonumber(ARGV[6]), tonumber(ARGV[7])
-local a = 8
+local claim_ms = tonumber(ARGV[8])
+local a = 9
+
+if claim_ms > 0 then
+  if not redis.call('SET', KEYS[3 + nb + nr], '1', 'NX', 'PX', ARGV[8]) then
+    return {'0', 'replay', '0', '0', '0'}
+  end
+end
 
 if max_conc > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
