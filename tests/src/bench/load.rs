@@ -177,7 +177,33 @@ pub struct Phase {
     /// measured ([`super::setup::cpu_during`]).
     pub gateway_cpu: Option<Duration>,
     /// The gateway threads' context switches during the phase, where measured.
-    pub gateway_switches: Option<u64>,
+    pub gateway_switches: Option<Switches>,
+}
+
+/// Context switches of a process's threads (voluntary and not), by kind of thread.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Switches {
+    /// The tokio runtime's workers.
+    pub workers: u64,
+    /// sqlx's SQLite worker threads (one per connection).
+    pub sqlite: u64,
+    /// Every other thread (tokio's blocking pool, the plugin epoch ticker, ...).
+    pub other: u64,
+}
+
+impl Switches {
+    pub fn total(&self) -> u64 {
+        self.workers + self.sqlite + self.other
+    }
+
+    /// What happened between `earlier` and this reading.
+    pub fn since(&self, earlier: Switches) -> Switches {
+        Switches {
+            workers: self.workers.saturating_sub(earlier.workers),
+            sqlite: self.sqlite.saturating_sub(earlier.sqlite),
+            other: self.other.saturating_sub(earlier.other),
+        }
+    }
 }
 
 impl Phase {
@@ -188,7 +214,19 @@ impl Phase {
     /// The gateway threads' context switches per answered request, where measured.
     pub fn switches_per_request(&self) -> Option<f64> {
         self.gateway_switches
-            .map(|n| n as f64 / (self.ok + self.errors).max(1) as f64)
+            .map(|n| n.total() as f64 / (self.ok + self.errors).max(1) as f64)
+    }
+
+    /// [`Phase::switches_per_request`] by kind of thread: tokio workers, SQLite threads, others.
+    pub fn switches_per_request_by_thread(&self) -> Option<[f64; 3]> {
+        let n = (self.ok + self.errors).max(1) as f64;
+        self.gateway_switches.map(|s| {
+            [
+                s.workers as f64 / n,
+                s.sqlite as f64 / n,
+                s.other as f64 / n,
+            ]
+        })
     }
 
     /// The gateway's CPU time per answered request (µs), where measured.

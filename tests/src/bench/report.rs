@@ -337,7 +337,8 @@ impl Report {
             "Gateway CPU per request (user + system time of the gateway process, every thread, \
              from `/proc/PID/stat` around the phase, over the requests answered; less noisy than \
              latency on a shared machine) and its threads' context switches per request \
-             (`/proc/PID/task/*/status`):\n\n| phase | CPU per request | context switches per request |\n|---|---|---|"
+             (`/proc/PID/task/*/status`), in all and by thread (tokio workers / sqlx's SQLite \
+             threads / the rest):\n\n| phase | CPU per request | context switches per request | by thread |\n|---|---|---|---|"
         );
         for p in self
             .fixed
@@ -350,7 +351,16 @@ impl Report {
                 let switches = p
                     .switches_per_request()
                     .map_or("-".to_string(), |n| format!("{n:.1}"));
-                let _ = writeln!(o, "| {}, {rate} | {cpu:.0} µs | {switches} |", p.route);
+                let by = p
+                    .switches_per_request_by_thread()
+                    .map_or("-".to_string(), |[w, s, r]| {
+                        format!("{w:.1} / {s:.1} / {r:.1}")
+                    });
+                let _ = writeln!(
+                    o,
+                    "| {}, {rate} | {cpu:.0} µs | {switches} | {by} |",
+                    p.route
+                );
             }
         }
         let _ = writeln!(o);
@@ -537,6 +547,7 @@ impl Report {
             "throughput": p.throughput(),
             "gateway_cpu_us_per_request": p.cpu_per_request_us(),
             "gateway_context_switches_per_request": p.switches_per_request(),
+            "gateway_context_switches_per_request_by_thread": p.switches_per_request_by_thread().map(|[w, s, r]| json!({"tokio_workers": w, "sqlite": s, "other": r})),
             "latency_us": QUANTILES.iter().map(|(quantile, name)| (name.to_string(), json!(q(&p.latency, *quantile)))).collect::<serde_json::Map<_, _>>(),
         })
     }

@@ -237,21 +237,34 @@ pub fn cpu_time(pid: u32) -> Result<Duration> {
 
 /// Context switches (voluntary and not) of the threads process `pid` has now: a thread that
 /// ended takes its count with it.
-pub fn context_switches(pid: u32) -> u64 {
+pub fn context_switches(pid: u32) -> load::Switches {
+    let mut total = load::Switches::default();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return total;
     };
-    tasks
+    for status in tasks
         .flatten()
         .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-        .flat_map(|status| {
-            status
-                .lines()
-                .filter(|l| l.contains("ctxt_switches:"))
-                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .collect::<Vec<_>>()
-        })
-        .sum()
+    {
+        let name = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Name:"))
+            .map_or("", str::trim);
+        let n: u64 = status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        // thread names are cut to 15 bytes: `tokio-rt-worker`, `sqlx-sqlite-wor(ker)`
+        if name.starts_with("tokio-rt-worker") {
+            total.workers += n;
+        } else if name.starts_with("sqlx-sqlite") {
+            total.sqlite += n;
+        } else {
+            total.other += n;
+        }
+    }
+    total
 }
 
 /// Runs a load phase against `gw` and records the CPU time and the context switches the gateway
@@ -265,7 +278,7 @@ pub async fn cpu_during(
     let switches = context_switches(pid);
     let mut p = phase.await;
     p.gateway_cpu = Some(cpu_time(pid)?.saturating_sub(before));
-    p.gateway_switches = Some(context_switches(pid).saturating_sub(switches));
+    p.gateway_switches = Some(context_switches(pid).since(switches));
     Ok(p)
 }
 
