@@ -25,8 +25,9 @@ pub fn denial(d: Denial) -> ApiError {
     }
 }
 
-/// A refusal by the limiter (429), or 503 when the limits backend failed and the request is
-/// refused rather than let through unmetered.
+/// A refusal by the limiter (429), 503 when the limits backend failed and the request is
+/// refused rather than let through unmetered, or 401 when admission found the request's proof
+/// already claimed (a replay, `Limiter::admit_claiming`).
 pub fn limited(r: crate::engine::limits::LimitRejection) -> ApiError {
     if r.status == 401 {
         // the proof's replay claim, made with the admission (`Limiter::admit_claiming`)
