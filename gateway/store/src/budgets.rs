@@ -115,6 +115,7 @@ impl Store {
         let mut tx = self.writer().begin().await?;
         add_spent_in(&mut tx, std::iter::once(spend)).await?;
         tx.commit().await?;
+        self.wrote();
         Ok(())
     }
 
@@ -173,6 +174,7 @@ impl Store {
             .bind(key)
             .execute(self.writer())
             .await?;
+            self.wrote();
             pruned += done.rows_affected();
         }
         Ok(pruned)

@@ -253,6 +253,7 @@ impl Store {
         .bind(now - TOUCH_INTERVAL_MS)
         .execute(self.writer())
         .await?;
+        self.wrote();
         Ok(())
     }
 

@@ -349,6 +349,8 @@ impl LedgerSession {
         let done = steps(self.store.backend, conn, rows, spends).await;
         if done.is_err() {
             self.conn = None;
+        } else {
+            self.store.wrote();
         }
         done
     }

@@ -8,6 +8,7 @@
 mod audit;
 pub mod budgets;
 pub mod changes;
+pub mod checkpoint;
 pub mod credentials;
 mod device;
 mod error;
@@ -102,21 +103,33 @@ pub struct Store {
     changes: std::sync::Arc<changes::Changes>,
     /// Sealed credential rows read recently ([`Store::active_value`]).
     credentials: std::sync::Arc<credentials::CredentialCache>,
+    /// When the SQLite write pool's log is next checkpointed ([`checkpoint`]).
+    checkpoints: std::sync::Arc<checkpoint::Checkpoints>,
 }
 
 /// Pool settings shared by the read and the write pool.
-fn pool_options(backend: Backend, max: u32, options: &StoreOptions) -> AnyPoolOptions {
+/// `checkpoints`: whether a commit may checkpoint SQLite's log (not on a write pool of its own,
+/// see [`checkpoint`]).
+fn pool_options(
+    backend: Backend,
+    max: u32,
+    options: &StoreOptions,
+    checkpoints: bool,
+) -> AnyPoolOptions {
     let pool = AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(options.acquire_timeout);
     if backend == Backend::Sqlite {
-        pool.after_connect(|conn, _meta| {
+        pool.after_connect(move |conn, _meta| {
             Box::pin(async move {
                 conn.execute(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
                 )
                 .await?;
+                if !checkpoints {
+                    conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                }
                 Ok(())
             })
         })
@@ -154,14 +167,15 @@ impl Store {
             Backend::Sqlite => options.max_connections.min(8),
             Backend::Postgres => options.max_connections,
         };
-        let pool = pool_options(backend, max, options)
+        let pool = pool_options(backend, max, options, true)
             .connect_with(connect.clone())
             .await
             .map_err(|e| StoreError::Unreachable(redact_url_error(&e.to_string())))?;
         // An in-memory SQLite database is private to its connection: one pool only.
         let private = url.contains(":memory:") || url.contains("mode=memory");
-        let writer = if backend == Backend::Sqlite && max > 1 && !private {
-            pool_options(backend, 1, options)
+        let own_writer = backend == Backend::Sqlite && max > 1 && !private;
+        let writer = if own_writer {
+            pool_options(backend, 1, options, false)
                 .connect_with(connect)
                 .await
                 .map_err(|e| StoreError::Unreachable(redact_url_error(&e.to_string())))?
@@ -184,6 +198,7 @@ impl Store {
             backend,
             changes: std::sync::Arc::new(changes),
             credentials: std::sync::Arc::default(),
+            checkpoints: std::sync::Arc::new(checkpoint::Checkpoints::new(own_writer)),
         })
     }
 

@@ -1,0 +1,189 @@
+//! SQLite's WAL checkpoints, moved off the write pool's commits into a task of their own.
+//!
+//! By default SQLite checkpoints inside a commit: the commit that takes the write-ahead log past
+//! 1,000 pages then copies the log into the main file and syncs both to disk before it returns.
+//! On the write pool that commit is the usage ledger's group commit, which every answer waits
+//! for, so each such checkpoint (milliseconds of `fsync`) stalled every request in flight. The
+//! write pool's connection therefore never checkpoints (`wal_autocheckpoint = 0`); every
+//! [`WRITES_PER_CHECKPOINT`] commits through it, a spawned task runs a `PASSIVE` checkpoint on the
+//! read pool, which in WAL mode goes on beside the writer without blocking it.
+//!
+//! SQLite starts the log over only when a write begins while every frame of it is already in
+//! the main file, and the writer adds frames while a checkpoint runs: under steady writes the
+//! log keeps growing. (More passive checkpoints to catch up, or emptying the log more often, cost
+//! more than they save: each adds `fsync`s that slow the writer's own appends; measured in
+//! docs/benchmarks.md.) A log longer than [`WAL_LIMIT_FRAMES`] after the passive checkpoint
+//! therefore gets a `RESTART` checkpoint on the write pool's own connection. It queues in that
+//! pool like any writer (no busy-handler sleeps) and copies what the passive run left, so the
+//! next commit starts the log over from its beginning: the ledger waits for it once per
+//! [`WAL_LIMIT_FRAMES`] pages written, and the log file stays within that size.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use crate::Store;
+
+/// Commits through the write pool between two checkpoints.
+pub const WRITES_PER_CHECKPOINT: u32 = 256;
+
+/// The log's size, in pages (128 MiB of 4 KiB pages), above which the write pool's connection
+/// has it start over (`RESTART`).
+pub const WAL_LIMIT_FRAMES: i64 = 32_768;
+
+/// The checkpoint schedule of one store (shared by its clones).
+#[derive(Debug, Default)]
+pub(crate) struct Checkpoints {
+    /// Whether this store's write pool has checkpoints turned off (SQLite with a write pool of
+    /// its own); otherwise SQLite checkpoints in the commit, or PostgreSQL needs none.
+    enabled: bool,
+    writes: AtomicU32,
+    running: AtomicBool,
+    done: AtomicU64,
+}
+
+impl Checkpoints {
+    pub(crate) fn new(enabled: bool) -> Checkpoints {
+        Checkpoints {
+            enabled,
+            ..Checkpoints::default()
+        }
+    }
+}
+
+impl Store {
+    /// Notes a commit through the write pool; every [`WRITES_PER_CHECKPOINT`] commits starts a
+    /// checkpoint task unless one is running. Never waits.
+    pub(crate) fn wrote(&self) {
+        let c = &self.checkpoints;
+        if !c.enabled || c.writes.fetch_add(1, Ordering::Relaxed) + 1 < WRITES_PER_CHECKPOINT {
+            return;
+        }
+        if c.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        c.writes.store(0, Ordering::Relaxed);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            c.running.store(false, Ordering::Release);
+            return;
+        };
+        let store = self.clone();
+        runtime.spawn(async move {
+            match store.checkpoint_beside_the_writer(WAL_LIMIT_FRAMES).await {
+                Ok(_) => {
+                    store.checkpoints.done.fetch_add(1, Ordering::AcqRel);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "SQLite checkpoint failed; the next one retries");
+                }
+            }
+            store.checkpoints.running.store(false, Ordering::Release);
+        });
+    }
+
+    /// How many checkpoint tasks have completed.
+    pub fn checkpoints_done(&self) -> u64 {
+        self.checkpoints.done.load(Ordering::Acquire)
+    }
+
+    /// A `PASSIVE` checkpoint on the read pool, then, if the log is still longer than `limit`
+    /// pages, a `RESTART` one on the write pool's connection (the ledger waits for it; the next
+    /// commit writes the log from its beginning). Returns the log's size in pages the passive
+    /// checkpoint found.
+    pub async fn checkpoint_beside_the_writer(&self, limit: i64) -> Result<i64, crate::StoreError> {
+        let (_busy, log, _copied): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(self.pool())
+                .await?;
+        if log > limit {
+            sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                .execute(self.writer())
+                .await?;
+        }
+        Ok(log)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WRITES_PER_CHECKPOINT;
+    use crate::{LedgerRow, Store, StoreOptions, sqlite_url};
+
+    /// A batch of 100 rows (one commit).
+    fn rows(batch: u32) -> Vec<LedgerRow> {
+        (0..100)
+            .map(|i| LedgerRow {
+                request_id: format!("req_{batch}_{i}"),
+                endpoint: "chat".into(),
+                model: Some("gpt-4o-mini-with-a-long-name".into()),
+                status: 200,
+                created_at: 1,
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// The write pool's commits never checkpoint (the main file stays as it was however long the
+    /// log grows); the checkpoint task, started by the commits, moves the log into the main file
+    /// beside the writer; a log longer than the limit is emptied.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_never_checkpoints_and_a_task_does_it_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("c.db");
+        let s = Store::connect(&sqlite_url(&db), &StoreOptions::default())
+            .await
+            .unwrap();
+        s.migrate().await.unwrap();
+        let auto = |pool| sqlx::query_scalar::<_, i64>("PRAGMA wal_autocheckpoint").fetch_one(pool);
+        assert_eq!(auto(s.writer()).await.unwrap(), 0);
+        assert_eq!(auto(s.pool()).await.unwrap(), 1000);
+        s.checkpoint_beside_the_writer(0).await.unwrap();
+        let size = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().len();
+        let main_before = size("c.db");
+
+        let mut session = s.ledger_session();
+        for batch in 0..WRITES_PER_CHECKPOINT - 1 {
+            session.record_usage(&rows(batch), &[]).await.unwrap();
+        }
+        // Far past SQLite's 1,000 pages at which a commit would have checkpointed by default.
+        assert!(
+            size("c.db-wal") > 2_000 * 4096,
+            "{} bytes",
+            size("c.db-wal")
+        );
+        assert_eq!(size("c.db"), main_before, "a commit checkpointed");
+        assert_eq!(s.checkpoints_done(), 0);
+
+        session
+            .record_usage(&rows(WRITES_PER_CHECKPOINT), &[])
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while s.checkpoints_done() == 0 {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint ran");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // The rows (25,600 of them, about 2.5 MB) are in the main file now.
+        assert!(
+            size("c.db") > main_before + (1 << 20),
+            "{} bytes",
+            size("c.db")
+        );
+        let rows_kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_ledger")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+        assert_eq!(rows_kept, i64::from(WRITES_PER_CHECKPOINT) * 100);
+
+        // Over the limit: once the ledger gives the write pool's connection back (as its
+        // writer does when idle), the log is copied and the next commit starts it over: the
+        // file does not grow.
+        session.record_usage(&rows(u32::MAX), &[]).await.unwrap();
+        session.release();
+        s.checkpoint_beside_the_writer(0).await.unwrap();
+        let wal = size("c.db-wal");
+        session
+            .record_usage(&rows(u32::MAX - 1), &[])
+            .await
+            .unwrap();
+        assert_eq!(size("c.db-wal"), wal);
+    }
+}
