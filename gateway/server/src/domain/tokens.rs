@@ -9,19 +9,12 @@ use serde_json::json;
 
 use crate::base::error::ApiError;
 use crate::base::ids::random_token;
+pub use crate::engine::keys::AccessClaims;
 use crate::engine::keys::{GatewayKeys, Purpose};
 
 /// Prefix of refresh tokens (recognisable by secret scanners).
 pub const REFRESH_PREFIX: &str = "pgrt_";
 const AUDIENCE: &str = "pairgate";
-
-/// What a valid access token says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessClaims {
-    pub grant_id: String,
-    pub jkt: String,
-    pub expires_at: i64,
-}
 
 /// Issues an access token for a grant bound to `jkt`.
 pub fn issue_access(
@@ -52,7 +45,8 @@ pub fn issue_access(
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("token signing: {e}")))
 }
 
-/// Verifies an access token's signature, audience and expiry.
+/// Verifies an access token's signature, audience and expiry. A token verified before is
+/// found in [`GatewayKeys::verified_tokens`]; its expiry is checked on every use.
 pub fn verify_access(
     keys: &GatewayKeys,
     token: &str,
@@ -61,6 +55,25 @@ pub fn verify_access(
     if token.len() > 4096 {
         return Err(ApiError::InvalidToken("the access token is not valid"));
     }
+    let claims = match keys.verified_tokens().get(token) {
+        Some(claims) => claims,
+        None => {
+            let claims = decode_access(keys, token)?;
+            keys.verified_tokens().insert(token, claims.clone());
+            claims
+        }
+    };
+    if claims.expires_at <= now_ms {
+        return Err(ApiError::InvalidToken(
+            "the access token has expired; refresh it",
+        ));
+    }
+    Ok(claims)
+}
+
+/// An access token's signature, type and audience checked, and what it says (expiry not
+/// checked).
+fn decode_access(keys: &GatewayKeys, token: &str) -> Result<AccessClaims, ApiError> {
     let (payload, header) = jwt::decode_with_verifier(token, keys.token_verifier())
         .map_err(|_| ApiError::InvalidToken("the access token is not valid"))?;
     if header.token_type() != Some("at+jwt") {
@@ -74,11 +87,6 @@ pub fn verify_access(
     let (Some(sub), Some(exp), true) = (payload.subject(), exp, aud_ok) else {
         return Err(ApiError::InvalidToken("the access token is not valid"));
     };
-    if exp <= now_ms {
-        return Err(ApiError::InvalidToken(
-            "the access token has expired; refresh it",
-        ));
-    }
     let jkt = payload
         .claim("cnf")
         .and_then(|c| c.get("jkt"))
@@ -153,5 +161,44 @@ mod rotation_tests {
         let other =
             GatewayKeys::new(MasterKey::from_bytes([1; 32]), GatewaySecret::generate()).unwrap();
         assert!(super::verify_access(&other, &token, 2_000).is_err());
+    }
+
+    /// A verified token is kept and found again; a changed one is not; a kept one still expires;
+    /// what is kept stays bounded.
+    #[test]
+    fn verified_tokens_are_kept_but_still_checked() {
+        use crate::engine::keys::VERIFIED_TOKENS_KEPT;
+        let keys =
+            GatewayKeys::new(MasterKey::from_bytes([1; 32]), GatewaySecret::generate()).unwrap();
+        let issue = |grant: &str| {
+            super::issue_access(
+                &keys,
+                "http://gw",
+                grant,
+                "jkt",
+                1_000,
+                Duration::from_secs(600),
+            )
+            .unwrap()
+        };
+        let token = issue("gr_1");
+        assert!(keys.verified_tokens().is_empty());
+        let first = super::verify_access(&keys, &token, 2_000).unwrap();
+        assert_eq!(keys.verified_tokens().len(), 1);
+        assert_eq!(super::verify_access(&keys, &token, 3_000).unwrap(), first);
+        assert_eq!(keys.verified_tokens().len(), 1);
+        // Another signature on the same header and claims: refused, and not kept.
+        let (signed, sig) = token.rsplit_once('.').unwrap();
+        let flipped = if sig.starts_with('A') { "B" } else { "A" };
+        let forged = format!("{signed}.{flipped}{}", &sig[1..]);
+        assert!(super::verify_access(&keys, &forged, 3_000).is_err());
+        assert_eq!(keys.verified_tokens().len(), 1);
+        // Kept, yet expired at its time.
+        let expired = super::verify_access(&keys, &token, first.expires_at).unwrap_err();
+        assert!(expired.to_string().contains("expired"), "{expired}");
+        for i in 0..VERIFIED_TOKENS_KEPT + 10 {
+            super::verify_access(&keys, &issue(&format!("gr_{i}")), 2_000).unwrap();
+            assert!(keys.verified_tokens().len() <= VERIFIED_TOKENS_KEPT);
+        }
     }
 }

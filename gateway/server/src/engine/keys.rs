@@ -7,7 +7,8 @@
 //! credential). Rotating the master key re-seals the gateway secret and changes nothing derived
 //! from it, so pairings, grants, access and refresh tokens survive a master-key rotation.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -58,6 +59,58 @@ pub struct GatewayKeys {
     token_verifier: HmacJwsVerifier,
     /// Keys credential fingerprints (see [`GatewayKeys::fingerprint_key`]).
     fingerprint: MasterKey,
+    /// Access tokens already verified under `token_verifier`.
+    verified: VerifiedTokens,
+}
+
+/// What a valid access token says (`crate::domain::tokens::verify_access`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub grant_id: String,
+    pub jkt: String,
+    pub expires_at: i64,
+}
+
+/// How many verified access tokens [`VerifiedTokens`] keeps before it starts over.
+pub const VERIFIED_TOKENS_KEPT: usize = 4_096;
+
+/// Access tokens this process has verified (signature, type, audience), by their exact text,
+/// with what they say: an app sends the same token with every request until it refreshes it, and
+/// its check (HMAC through OpenSSL, two JSON parses) is then a map lookup. Only a token that
+/// verified gets in, so a stranger cannot fill it; expiry is still checked on every use; it
+/// starts over when full. It belongs to one [`GatewayKeys`]: tokens signed under another key are
+/// never found in it.
+#[derive(Debug, Default)]
+pub struct VerifiedTokens(Mutex<HashMap<Box<str>, AccessClaims>>);
+
+impl VerifiedTokens {
+    /// What `token` says, if it verified before.
+    pub fn get(&self, token: &str) -> Option<AccessClaims> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(token)
+            .cloned()
+    }
+
+    /// Remembers a token that verified.
+    pub fn insert(&self, token: &str, claims: AccessClaims) {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.len() >= VERIFIED_TOKENS_KEPT {
+            kept.clear();
+        }
+        kept.insert(token.into(), claims);
+    }
+
+    /// How many tokens are kept.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl std::fmt::Debug for GatewayKeys {
@@ -97,6 +150,7 @@ impl GatewayKeys {
             ),
             master: RwLock::new(Arc::new(master)),
             reload: tokio::sync::Mutex::new(None),
+            verified: VerifiedTokens::default(),
         })
     }
 
@@ -142,6 +196,11 @@ impl GatewayKeys {
 
     pub fn token_verifier(&self) -> &HmacJwsVerifier {
         &self.token_verifier
+    }
+
+    /// The access tokens verified under [`GatewayKeys::token_verifier`].
+    pub fn verified_tokens(&self) -> &VerifiedTokens {
+        &self.verified
     }
 }
 
