@@ -397,7 +397,11 @@ pub fn perf_record(
 ) -> Result<tokio::process::Child> {
     let pid = gw.pid().context("the gateway is not running")?;
     tokio::process::Command::new("perf")
-        .args(["record", "-F", "999", "-g", "-p", &pid.to_string(), "-o"])
+        .args(match std::env::var("PAIRGATE_BENCH_PERF_SWITCHES") {
+            Ok(_) => vec!["record", "-e", "sched:sched_switch", "-g", "-p"],
+            Err(_) => vec!["record", "-F", "999", "-g", "-p"],
+        })
+        .args([pid.to_string().as_str(), "-o"])
         .arg(file)
         .args(["--", "sleep", &format!("{:.1}", duration.as_secs_f64())])
         .stdout(std::process::Stdio::null())
