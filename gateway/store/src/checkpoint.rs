@@ -123,7 +123,7 @@ mod tests {
 
     /// The write pool's commits never checkpoint (the main file stays as it was however long the
     /// log grows); the checkpoint task, started by the commits, moves the log into the main file
-    /// beside the writer; a log longer than the limit is emptied.
+    /// beside the writer; after a checkpoint over the limit the next commit starts the log over.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_writer_never_checkpoints_and_a_task_does_it_beside_it() {
         let dir = tempfile::tempdir().unwrap();
