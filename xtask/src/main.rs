@@ -123,8 +123,16 @@ fn test(extra: &[String]) -> Result<()> {
     admin_ui_prerequisites()?;
     nginx_prerequisite()?;
     secret_service_prerequisites()?;
+    // The whole suite also runs each criterion benchmark once; a filtered `xtask test -- X Y`
+    // leaves them out (criterion takes at most one filter and refuses a second).
+    let targets: &[&str] = if extra.is_empty() {
+        &["--all-targets"]
+    } else {
+        &["--lib", "--bins", "--tests"]
+    };
     run(cargo()
-        .args(["test", "--workspace", "--all-targets"])
+        .args(["test", "--workspace"])
+        .args(targets)
         .env("PAIRGATE_TEST_PYTHON", &python)
         .args(extra))?;
     // The fuzz smoke run belongs to the whole suite only (not to a filtered `xtask test X`).

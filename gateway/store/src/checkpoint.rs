@@ -17,10 +17,16 @@
 //! pool like any writer (no busy-handler sleeps) and copies what the passive run left, so the
 //! next commit starts the log over from its beginning: the ledger waits for it once per
 //! [`WAL_LIMIT_FRAMES`] pages written, and the log file stays within that size.
+//!
+//! A `RESTART` waits for every reader of the log's old frames to finish (in SQLite's busy
+//! handler), and the ledger waits behind it. A long read (a backup, a large export, the CLI in
+//! another process) must not stall every answer for the whole busy timeout, so this checkpoint
+//! waits at most [`RESTART_WAIT`] for readers and otherwise leaves the log to the next round.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
-use crate::Store;
+use crate::{BUSY_TIMEOUT, Store, StoreError};
 
 /// Commits through the write pool between two checkpoints.
 pub const WRITES_PER_CHECKPOINT: u32 = 256;
@@ -28,6 +34,20 @@ pub const WRITES_PER_CHECKPOINT: u32 = 256;
 /// The log's size, in pages (128 MiB of 4 KiB pages), above which the write pool's connection
 /// has it start over (`RESTART`).
 pub const WAL_LIMIT_FRAMES: i64 = 32_768;
+
+/// Longest a `RESTART` checkpoint waits for readers of old log frames (the ledger's commits wait
+/// behind it) before it gives up until the next round; the connection's busy timeout otherwise.
+pub const RESTART_WAIT: Duration = Duration::from_millis(20);
+
+/// What one checkpoint round did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointRound {
+    /// The log's size in pages that the passive checkpoint found.
+    pub log_frames: i64,
+    /// Whether the log was over the limit, and then whether the `RESTART` completed (`false`:
+    /// readers of old frames were still there after [`RESTART_WAIT`]).
+    pub restarted: Option<bool>,
+}
 
 /// The checkpoint schedule of one store (shared by its clones).
 #[derive(Debug, Default)]
@@ -85,20 +105,52 @@ impl Store {
     }
 
     /// A `PASSIVE` checkpoint on the read pool, then, if the log is still longer than `limit`
-    /// pages, a `RESTART` one on the write pool's connection (the ledger waits for it; the next
-    /// commit writes the log from its beginning). Returns the log's size in pages the passive
-    /// checkpoint found.
-    pub async fn checkpoint_beside_the_writer(&self, limit: i64) -> Result<i64, crate::StoreError> {
-        let (_busy, log, _copied): (i64, i64, i64) =
+    /// pages, a `RESTART` one on the write pool's connection (the ledger waits for it, at most
+    /// about [`RESTART_WAIT`] longer than the copy itself; once it completed, the next commit
+    /// writes the log from its beginning).
+    pub async fn checkpoint_beside_the_writer(
+        &self,
+        limit: i64,
+    ) -> Result<CheckpointRound, StoreError> {
+        let (_busy, log_frames, _copied): (i64, i64, i64) =
             sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
                 .fetch_one(self.pool())
                 .await?;
-        if log > limit {
-            sqlx::query("PRAGMA wal_checkpoint(RESTART)")
-                .execute(self.writer())
-                .await?;
+        let restarted = if log_frames > limit {
+            Some(self.restart_log().await?)
+        } else {
+            None
+        };
+        Ok(CheckpointRound {
+            log_frames,
+            restarted,
+        })
+    }
+
+    /// `RESTART` on the write pool's connection, its busy timeout lowered to [`RESTART_WAIT`]
+    /// meanwhile. Whether it completed (SQLite's first column: 1 when readers blocked it). A
+    /// connection whose busy timeout could not be set back is closed, not reused.
+    async fn restart_log(&self) -> Result<bool, StoreError> {
+        let mut conn = self.writer().acquire().await?;
+        let lowered = format!("PRAGMA busy_timeout = {}", RESTART_WAIT.as_millis());
+        let restored = format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis());
+        let result = async {
+            sqlx::query(&lowered).execute(&mut *conn).await?;
+            let checkpoint: Result<(i64, i64, i64), sqlx::Error> =
+                sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
+                    .fetch_one(&mut *conn)
+                    .await;
+            sqlx::query(&restored).execute(&mut *conn).await?;
+            checkpoint.map(|(busy, _, _)| busy == 0)
         }
-        Ok(log)
+        .await;
+        if result.is_err() {
+            conn.close_on_drop();
+        }
+        if result.as_ref().is_ok_and(|done| !done) {
+            tracing::debug!("SQLite checkpoint: readers of old log frames; restarting next round");
+        }
+        Ok(result?)
     }
 }
 
@@ -185,5 +237,66 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(size("c.db-wal"), wal);
+    }
+
+    /// A read transaction on old log frames (a backup, an export) holds the `RESTART` back for
+    /// [`RESTART_WAIT`](super::RESTART_WAIT), not for the connection's 5-second busy timeout: the
+    /// round reports it did not restart, the writer's busy timeout is back, the ledger commits
+    /// at once; once the reader is gone the next round restarts the log.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_reader_delays_the_restart_briefly_not_the_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("r.db");
+        let s = Store::connect(&sqlite_url(&db), &StoreOptions::default())
+            .await
+            .unwrap();
+        s.migrate().await.unwrap();
+        let mut session = s.ledger_session();
+        session.record_usage(&rows(0), &[]).await.unwrap();
+
+        let mut reader = s.pool().begin().await.unwrap();
+        let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_ledger")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        assert_eq!(seen, 100);
+        session.record_usage(&rows(1), &[]).await.unwrap();
+        session.release();
+
+        let started = std::time::Instant::now();
+        let round = s.checkpoint_beside_the_writer(0).await.unwrap();
+        assert!(round.log_frames > 0, "{round:?}");
+        assert_eq!(round.restarted, Some(false), "the reader did not block it");
+        assert!(
+            started.elapsed() < super::BUSY_TIMEOUT / 2,
+            "the checkpoint waited {:?} for the reader",
+            started.elapsed()
+        );
+        let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(s.writer())
+            .await
+            .unwrap();
+        assert_eq!(busy, super::BUSY_TIMEOUT.as_millis() as i64);
+        session.record_usage(&rows(2), &[]).await.unwrap();
+        session.release();
+
+        // The reader still sees its snapshot; once it is gone the restart goes through.
+        let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_ledger")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        assert_eq!(seen, 100);
+        reader.rollback().await.unwrap();
+        let round = s.checkpoint_beside_the_writer(0).await.unwrap();
+        assert_eq!(round.restarted, Some(true), "{round:?}");
+        let size = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().len();
+        let wal = size("r.db-wal");
+        session.record_usage(&rows(3), &[]).await.unwrap();
+        assert_eq!(size("r.db-wal"), wal, "the log did not start over");
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_ledger")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+        assert_eq!(total, 400);
     }
 }

@@ -107,6 +107,10 @@ pub struct Store {
     checkpoints: std::sync::Arc<checkpoint::Checkpoints>,
 }
 
+/// How long a SQLite connection waits for another's lock (SQLite's busy handler) before its
+/// statement fails as busy.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Pool settings shared by the read and the write pool.
 /// `checkpoints`: whether a commit may checkpoint SQLite's log (not on a write pool of its own,
 /// see [`checkpoint`]).
@@ -122,11 +126,12 @@ fn pool_options(
     if backend == Backend::Sqlite {
         pool.after_connect(move |conn, _meta| {
             Box::pin(async move {
-                conn.execute(
+                let pragmas = format!(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
-                )
-                .await?;
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {};",
+                    BUSY_TIMEOUT.as_millis()
+                );
+                conn.execute(pragmas.as_str()).await?;
                 if !checkpoints {
                     conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
                 }
