@@ -14,9 +14,9 @@
 //! more than they save: each adds `fsync`s that slow the writer's own appends; measured in
 //! docs/benchmarks.md.) A log longer than [`WAL_LIMIT_FRAMES`] after the passive checkpoint
 //! therefore gets a `RESTART` checkpoint on the write pool's own connection. It queues in that
-//! pool like any writer (no busy-handler sleeps) and copies what the passive run left, so the
-//! next commit starts the log over from its beginning: the ledger waits for it once per
-//! [`WAL_LIMIT_FRAMES`] pages written, and the log file stays within that size.
+//! pool like any writer (never sleeping in the busy handler for the ledger's lock) and copies
+//! what the passive run left, so the next commit starts the log over: the ledger waits for it
+//! once per [`WAL_LIMIT_FRAMES`] pages written, and the log file stays within that size.
 //!
 //! A `RESTART` waits for every reader of the log's old frames to finish (in SQLite's busy
 //! handler), and the ledger waits behind it. A long read (a backup, a large export, the CLI in
