@@ -139,7 +139,7 @@ async fn prepare(
     };
     // The plugin maps the call first (no I/O): its charges are what the quotas reserve.
     let call = plugin_prepare(state, &provider, prep).await?;
-    let quotas = quota_charges(&provider, &req.grant.policy_json, &call.charges);
+    let quotas = quota_charges(&provider, req.grant.policy_json(), &call.charges);
     let admission = state
         .limiter
         .admit_claiming(

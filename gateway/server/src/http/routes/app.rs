@@ -19,7 +19,7 @@ pub async fn grant(
     req: AppRequest,
 ) -> Result<Json<Value>, ApiError> {
     let g = &req.grant.row;
-    let quotas = state.relay.quota_limits(&req.grant.policy_json);
+    let quotas = state.relay.quota_limits(req.grant.policy_json());
     let remaining = state
         .limiter
         .remaining_with_quotas(&g.id, &req.grant.policy, &quotas, req.now_ms)
@@ -34,7 +34,7 @@ pub async fn grant(
         "origin": g.origin,
         "key_thumbprint": g.jkt,
         "key_alg": g.alg,
-        "policy": req.grant.policy_json,
+        "policy": req.grant.policy_json(),
         // Unix seconds, like every time on the wire (the policy's own fields are milliseconds).
         "expires_at": req.grant.policy.expires_at.map(|ms| ms.div_euclid(1000)),
         "created_at": g.created_at.div_euclid(1000),
