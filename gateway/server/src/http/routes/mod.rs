@@ -485,16 +485,14 @@ async fn record_metrics(
     res
 }
 
-/// Generates request ids: 128 random bits, hex (unique, so each names one usage-ledger row).
+/// Generates request ids ([`crate::base::ids::new_request_id`]: unique, so each names one
+/// usage-ledger row, and in the order they were made).
 #[derive(Debug, Clone, Copy)]
 struct NewRequestId;
 
 impl MakeRequestId for NewRequestId {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        let bytes: [u8; 16] = rand::random();
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        http::HeaderValue::from_str(&format!("req_{hex}"))
-            .ok()
-            .map(RequestId::new)
+        let id = crate::base::ids::new_request_id(crate::base::clock::now_ms());
+        http::HeaderValue::from_str(&id).ok().map(RequestId::new)
     }
 }
