@@ -10,7 +10,7 @@
 //! A pair is remembered as the first 128 bits of its SHA-256 ([`Seen`]), not as its text: at
 //! thousands of proofs a second and a 60-second window, the cache holds hundreds of thousands of
 //! them, and the text (kept twice, for the lookup and for the expiry order) cost about 250 bytes
-//! each, where the digest costs about 45. A digest never lets a replay through (the same pair
+//! each, where the digest costs about 50. A digest never lets a replay through (the same pair
 //! always gives the same digest); two different pairs sharing one would refuse the second as a
 //! replay, which takes about 2^64 proofs of one's own to bring about, and never touches another
 //! key's proofs by chance (2^-128 a pair).
@@ -20,7 +20,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-/// Entries kept at most (about 45 bytes each).
+/// Entries kept at most (about 50 bytes each).
 pub const DEFAULT_CAPACITY: usize = 500_000;
 
 /// Which cache a proof is remembered in.
