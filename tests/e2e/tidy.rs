@@ -186,3 +186,50 @@ fn the_server_crate_imports_only_downwards() {
     );
     assert!(crate_modules("use crate::http::routes; // crate::cli") == ["http"]);
 }
+
+/// A built-in plugin's instance is kept between calls (`PluginLimits::keep_warm`), so one app's
+/// call must leave nothing behind for the next: no `static` that can change, no thread-local.
+/// The SDK's one-time panic hook is the only global.
+#[test]
+fn built_in_plugins_keep_no_state_between_calls() {
+    let plugins = repo_root().join("plugins");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&plugins).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        // the hostile test plugins keep state on purpose (the host's tests of kept instances)
+        if dir.join("src").is_dir() && name != "test-plugins" {
+            rust_files(&dir.join("src"), &mut files);
+        }
+    }
+    assert!(files.len() >= 7, "{files:?}");
+    let mutable = [
+        "static mut",
+        "thread_local!",
+        "Atomic",
+        "Mutex",
+        "RwLock",
+        "OnceLock",
+        "OnceCell",
+        "LazyLock",
+        "Cell<",
+    ];
+    let mut found = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            let global = code.trim_start().starts_with("static ") || code.contains("static mut");
+            let allowed = code.contains("static ONCE: std::sync::Once =");
+            if (global && !allowed) || mutable.iter().any(|m| code.contains(m)) {
+                let rel = file.strip_prefix(&plugins).unwrap().display();
+                found.push(format!("plugins/{rel}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "state that outlives a plugin call:\n{}",
+        found.join("\n")
+    );
+}

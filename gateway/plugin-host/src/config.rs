@@ -14,7 +14,18 @@ pub struct PluginLimits {
     pub max_component_bytes: usize,
     /// Log lines a call may emit; further lines are dropped.
     pub max_log_lines: u32,
+    /// Instances of one plugin kept between calls and reused (0: every call gets a fresh
+    /// instance). A kept instance still gets each call's deadline and memory cap; one whose call
+    /// failed, or that grew past [`KEEP_MEMORY_BYTES`], or that served [`KEEP_CALLS`] calls, is
+    /// dropped. Only for plugins trusted not to carry one app's data into another's call: the
+    /// built-in ones.
+    pub keep_warm: usize,
 }
+
+/// Largest linear memory of an instance kept for reuse ([`PluginLimits::keep_warm`]).
+pub const KEEP_MEMORY_BYTES: usize = 8 << 20;
+/// Calls one kept instance serves before it is replaced by a fresh one.
+pub const KEEP_CALLS: u32 = 10_000;
 
 impl PluginLimits {
     /// Limits for the plugins shipped with pairgate.
@@ -24,6 +35,8 @@ impl PluginLimits {
             memory_limit_bytes: 128 << 20,
             max_component_bytes: 16 << 20,
             max_log_lines: 64,
+            // as many as threads that call at once (the async workers), at most 8
+            keep_warm: std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
         }
     }
 
@@ -34,6 +47,8 @@ impl PluginLimits {
             memory_limit_bytes: 64 << 20,
             max_component_bytes: 8 << 20,
             max_log_lines: 16,
+            // a fresh instance per call: an installed plugin is not trusted to forget
+            keep_warm: 0,
         }
     }
 }

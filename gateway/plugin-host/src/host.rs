@@ -1,6 +1,7 @@
-//! The plugin host: one engine, a registry of linked components, a fresh instance per call.
+//! The plugin host: one engine, a registry of linked components, an instance per call (a fresh
+//! one, or for a built-in plugin one kept from an earlier call).
 
-use crate::config::{HostConfig, PluginLimits};
+use crate::config::{HostConfig, KEEP_CALLS, KEEP_MEMORY_BYTES, PluginLimits};
 use crate::contract;
 use crate::error::PluginError;
 use crate::sandbox::{self, HostState};
@@ -11,6 +12,7 @@ use crate::types::{
 use crate::{builtin, check, v0_1_0};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -37,11 +39,33 @@ enum Bindings {
     V0_1_0(v0_1_0::Plugin),
 }
 
+impl Bindings {
+    fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
+        match self {
+            Bindings::V0_1_0(b) => b.instantiate(store).map(Instance::V0_1_0),
+        }
+    }
+}
+
+/// An instance of a component, by the contract version it exports.
+enum Instance {
+    V0_1_0(v0_1_0::Instance),
+}
+
+/// An instance in its store, with the calls it has served.
+struct Warm {
+    store: Store<HostState>,
+    instance: Instance,
+    calls: u32,
+}
+
 struct Loaded {
     info: PluginInfo,
     name: Arc<str>,
     limits: PluginLimits,
     bindings: Bindings,
+    /// Instances kept between calls (at most `limits.keep_warm`).
+    warm: Mutex<Vec<Warm>>,
 }
 
 /// Runs plugins. Cheap to share (`&self` everywhere; wrap it in an `Arc`).
@@ -53,6 +77,8 @@ pub struct PluginHost {
     tick: Duration,
     plugins: RwLock<HashMap<String, Arc<Loaded>>>,
     compile_lock: Mutex<()>,
+    /// Instances created so far.
+    instantiations: AtomicU64,
     _ticker: Ticker,
 }
 
@@ -134,6 +160,7 @@ impl PluginHost {
             tick,
             plugins: RwLock::new(HashMap::new()),
             compile_lock: Mutex::new(()),
+            instantiations: AtomicU64::new(0),
             _ticker: ticker,
         })
     }
@@ -217,10 +244,8 @@ impl PluginHost {
     /// instance's base URL host and models. A refused configuration is [`PluginError::Rejected`].
     pub fn describe_instance(&self, id: &str, config: &str) -> Result<Descriptor, PluginError> {
         let plugin = self.get(id)?;
-        let result = self.call(&plugin.name, &plugin.limits, |store| {
-            match &plugin.bindings {
-                Bindings::V0_1_0(b) => b.describe(store, config),
-            }
+        let result = self.call(&plugin, |store, instance| match instance {
+            Instance::V0_1_0(i) => i.describe(store, config),
         })?;
         let descriptor = result.map_err(|rejection| PluginError::Rejected {
             plugin: id.to_owned(),
@@ -246,10 +271,8 @@ impl PluginHost {
     ) -> Result<Result<UpstreamCall, Rejection>, PluginError> {
         let plugin = self.get(id)?;
         let action = req.action.clone();
-        let result = self.call(&plugin.name, &plugin.limits, |store| {
-            match &plugin.bindings {
-                Bindings::V0_1_0(b) => b.prepare(store, req),
-            }
+        let result = self.call(&plugin, |store, instance| match instance {
+            Instance::V0_1_0(i) => i.prepare(store, req),
         })?;
         match result {
             Ok(call) => check::upstream_call(call, &action, &plugin.info.descriptor, id).map(Ok),
@@ -264,10 +287,8 @@ impl PluginHost {
         resp: UpstreamResponse,
     ) -> Result<Result<Finished, Failure>, PluginError> {
         let plugin = self.get(id)?;
-        let result = self.call(&plugin.name, &plugin.limits, |store| {
-            match &plugin.bindings {
-                Bindings::V0_1_0(b) => b.finish(store, resp),
-            }
+        let result = self.call(&plugin, |store, instance| match instance {
+            Instance::V0_1_0(i) => i.finish(store, resp),
         })?;
         match result {
             Ok(finished) => check::finished(&finished, id).map(|()| Ok(finished)),
@@ -284,10 +305,8 @@ impl PluginHost {
         events: Vec<StreamEvent>,
     ) -> Result<Result<Translated, Failure>, PluginError> {
         let plugin = self.get(id)?;
-        let result = self.call(&plugin.name, &plugin.limits, |store| {
-            match &plugin.bindings {
-                Bindings::V0_1_0(b) => b.translate_events(store, state, events),
-            }
+        let result = self.call(&plugin, |store, instance| match instance {
+            Instance::V0_1_0(i) => i.translate_events(store, state, events),
         })?;
         match result {
             Ok(translated) => check::translated(&translated, id).map(|()| Ok(translated)),
@@ -338,9 +357,15 @@ impl PluginHost {
             ),
         };
         let name: Arc<str> = Arc::from(label);
-        let described = self.call(&name, &limits, |store| match &bindings {
-            Bindings::V0_1_0(b) => b.describe(store, "{}"),
-        })?;
+        let described = self.run(
+            &name,
+            &limits,
+            &bindings,
+            None,
+            |store, instance| match instance {
+                Instance::V0_1_0(i) => i.describe(store, "{}"),
+            },
+        )?;
         let descriptor = described.map_err(|r| PluginError::Invalid {
             plugin: label.to_owned(),
             reason: format!("describe failed: {} ({})", r.message, r.code),
@@ -359,6 +384,7 @@ impl PluginHost {
             },
             limits,
             bindings,
+            warm: Mutex::new(Vec::new()),
         })
     }
 
@@ -381,17 +407,68 @@ impl PluginHost {
         Ok((component, from_cache))
     }
 
-    /// Runs `f` in a fresh store with the plugin's limits and classifies a failure.
+    /// Runs `f` on an instance of `plugin` (a kept one if it has one) and classifies a failure.
     fn call<R>(
+        &self,
+        plugin: &Loaded,
+        f: impl FnOnce(&mut Store<HostState>, &Instance) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        let keep = (plugin.limits.keep_warm > 0).then_some(&plugin.warm);
+        self.run(&plugin.name, &plugin.limits, &plugin.bindings, keep, f)
+    }
+
+    /// Runs `f` with the plugin's limits on an instance taken from `keep`, or on a fresh one in a
+    /// fresh store, and classifies a failure. Afterwards the instance goes back to `keep` if the
+    /// call succeeded, it is small, has not served [`KEEP_CALLS`] calls and `keep` holds fewer
+    /// than `limits.keep_warm`; otherwise it is dropped (a trap may have left it in any state).
+    fn run<R>(
         &self,
         name: &Arc<str>,
         limits: &PluginLimits,
-        f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
+        bindings: &Bindings,
+        keep: Option<&Mutex<Vec<Warm>>>,
+        f: impl FnOnce(&mut Store<HostState>, &Instance) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
-        let mut store = Store::new(&self.engine, HostState::new(name.clone(), limits));
-        store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(deadline_ticks(limits.cpu_deadline, self.tick));
-        f(&mut store).map_err(|e| sandbox::classify(&e, store.data(), limits))
+        let kept = keep.and_then(|k| k.lock().unwrap_or_else(PoisonError::into_inner).pop());
+        let mut warm = match kept {
+            Some(warm) => warm,
+            None => {
+                let mut store = Store::new(&self.engine, HostState::new(name.clone(), limits));
+                store.limiter(|state| &mut state.limiter);
+                store.set_epoch_deadline(deadline_ticks(limits.cpu_deadline, self.tick));
+                self.instantiations.fetch_add(1, Ordering::Relaxed);
+                let instance = bindings
+                    .instantiate(&mut store)
+                    .map_err(|e| sandbox::classify(&e, store.data(), limits))?;
+                Warm {
+                    store,
+                    instance,
+                    calls: 0,
+                }
+            }
+        };
+        warm.store.data_mut().begin_call(limits);
+        warm.store
+            .set_epoch_deadline(deadline_ticks(limits.cpu_deadline, self.tick));
+        let out = f(&mut warm.store, &warm.instance)
+            .map_err(|e| sandbox::classify(&e, warm.store.data(), limits))?;
+        warm.calls += 1;
+        if let Some(keep) = keep
+            && warm.calls < KEEP_CALLS
+            && warm.store.data().memory_bytes() <= KEEP_MEMORY_BYTES
+        {
+            let mut kept = keep.lock().unwrap_or_else(PoisonError::into_inner);
+            if kept.len() < limits.keep_warm {
+                kept.push(warm);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Instances created so far: a kept instance serves many calls, so with built-in plugins
+    /// this grows with the calls that ran at once, not with all calls.
+    pub fn instantiations(&self) -> u64 {
+        self.instantiations.load(Ordering::Relaxed)
     }
 }
 

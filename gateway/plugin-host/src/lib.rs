@@ -30,7 +30,7 @@ mod v0_1_0;
 mod sandbox_tests;
 
 pub use builtin::{builtin_component, builtin_ids, example_component};
-pub use config::{HostConfig, PluginLimits};
+pub use config::{HostConfig, KEEP_CALLS, KEEP_MEMORY_BYTES, PluginLimits};
 pub use error::{PluginError, UpstreamDenied};
 pub use host::{PluginHost, PluginInfo};
 pub use types::{

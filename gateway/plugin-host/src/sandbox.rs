@@ -15,7 +15,8 @@ const MAX_INSTANCES: usize = 32;
 const MAX_TABLES: usize = 32;
 const MAX_MEMORIES: usize = 4;
 
-/// The data of one call's `Store`.
+/// The data of a `Store`: one call's, or those of a kept instance one call after another
+/// ([`HostState::begin_call`] starts each).
 pub(crate) struct HostState {
     plugin: Arc<str>,
     pub(crate) limiter: Limiter,
@@ -31,10 +32,23 @@ impl HostState {
             limiter: Limiter {
                 memory_limit: limits.memory_limit_bytes,
                 memory_denied: false,
+                memory_bytes: 0,
             },
             logs_left: limits.max_log_lines,
             last_error: None,
         }
+    }
+
+    /// Starts a call: its log allowance, and nothing remembered of an earlier call's failure.
+    pub(crate) fn begin_call(&mut self, limits: &PluginLimits) {
+        self.logs_left = limits.max_log_lines;
+        self.last_error = None;
+        self.limiter.memory_denied = false;
+    }
+
+    /// The linear memory the instance has grown to, in bytes (its largest memory).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.limiter.memory_bytes
     }
 
     /// Forwards a plugin's log line to `tracing`, within the call's allowance.
@@ -64,10 +78,11 @@ impl HostState {
     }
 }
 
-/// Caps an instance's memory and records whether it asked for more.
+/// Caps an instance's memory and records whether it asked for more, and how large it grew.
 pub(crate) struct Limiter {
     memory_limit: usize,
     memory_denied: bool,
+    memory_bytes: usize,
 }
 
 impl ResourceLimiter for Limiter {
@@ -81,6 +96,7 @@ impl ResourceLimiter for Limiter {
             self.memory_denied = true;
             return Ok(false);
         }
+        self.memory_bytes = self.memory_bytes.max(desired);
         Ok(true)
     }
 

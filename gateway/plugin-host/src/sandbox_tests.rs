@@ -209,3 +209,84 @@ fn concurrent_calls_each_get_their_own_instance() {
         }
     }
 }
+
+/// The hostile plugin's `count` on `host`: the calls its instance has served, this one included.
+fn count(host: &PluginHost) -> u32 {
+    let call = host
+        .prepare(
+            "hostile",
+            PrepareRequest {
+                action: "count".into(),
+                grant: "{}".into(),
+                config: "{}".into(),
+                method: "POST".into(),
+                ..PrepareRequest::default()
+            },
+        )
+        .expect("call works")
+        .expect("accepted");
+    call.url
+        .rsplit('/')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("count in {}", call.url))
+}
+
+#[test]
+fn an_installed_plugin_gets_a_fresh_instance_every_call() {
+    assert_eq!(PluginLimits::third_party().keep_warm, 0);
+    assert!(PluginLimits::builtin().keep_warm >= 1);
+    for _ in 0..3 {
+        assert_eq!(count(host()), 1, "nothing survives between calls");
+    }
+}
+
+#[test]
+fn a_kept_instance_serves_the_next_call_under_the_same_limits_and_is_dropped_after_a_failure() {
+    let host = PluginHost::new(HostConfig {
+        cache_dir: Some(std::env::temp_dir().join("pairgate-plugin-host-test-cache")),
+        third_party: PluginLimits {
+            cpu_deadline: DEADLINE,
+            memory_limit_bytes: MEMORY,
+            keep_warm: 1,
+            ..PluginLimits::third_party()
+        },
+        ..HostConfig::default()
+    })
+    .expect("host starts");
+    host.install(HOSTILE, &sha256_hex(HOSTILE))
+        .expect("hostile plugin installs");
+    let call = |action: &str| {
+        host.prepare(
+            "hostile",
+            PrepareRequest {
+                action: action.into(),
+                grant: "{}".into(),
+                config: "{}".into(),
+                method: "POST".into(),
+                ..PrepareRequest::default()
+            },
+        )
+    };
+    let created = host.instantiations();
+    assert_eq!([count(&host), count(&host), count(&host)], [1, 2, 3]);
+    assert_eq!(
+        host.instantiations() - created,
+        1,
+        "one instance served the three calls"
+    );
+
+    // Each failure happens in the kept instance, under the call's own deadline and memory cap,
+    // and the instance is not used again.
+    let started = Instant::now();
+    assert!(matches!(call("loop"), Err(PluginError::Timeout { .. })));
+    assert!(started.elapsed() < DEADLINE * 10, "{:?}", started.elapsed());
+    assert_eq!(count(&host), 1);
+    assert!(matches!(call("oom"), Err(PluginError::OutOfMemory { .. })));
+    assert_eq!(count(&host), 1);
+    assert!(matches!(call("panic"), Err(PluginError::Trap { .. })));
+    assert_eq!(count(&host), 1);
+    // A call that succeeds but leaves the instance large: it is not kept either.
+    assert!(matches!(call("grow"), Ok(Ok(_))));
+    assert_eq!([count(&host), count(&host)], [1, 2]);
+}

@@ -41,10 +41,14 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     log::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)
 }
 
-/// A component built against this contract, linked once and instantiated per call.
+/// A component built against this contract, linked once; instantiated for a call, or kept
+/// between calls (see `PluginLimits::keep_warm`).
 pub(crate) struct Plugin {
     pre: bindings::ProviderPre<HostState>,
 }
+
+/// An instance of a [`Plugin`] in a store.
+pub(crate) struct Instance(bindings::Provider);
 
 impl Plugin {
     pub(crate) fn link(
@@ -57,13 +61,19 @@ impl Plugin {
         })
     }
 
+    pub(crate) fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
+        self.pre.instantiate(store).map(Instance)
+    }
+}
+
+impl Instance {
     pub(crate) fn describe(
         &self,
         store: &mut Store<HostState>,
         config: &str,
     ) -> wasmtime::Result<Result<types::Descriptor, types::Rejection>> {
-        let instance = self.pre.instantiate(&mut *store)?;
-        let result = instance
+        let result = self
+            .0
             .pairgate_provider_plugin()
             .call_describe(&mut *store, config)?;
         Ok(result.map(Into::into).map_err(Into::into))
@@ -74,8 +84,8 @@ impl Plugin {
         store: &mut Store<HostState>,
         req: types::PrepareRequest,
     ) -> wasmtime::Result<Result<types::UpstreamCall, types::Rejection>> {
-        let instance = self.pre.instantiate(&mut *store)?;
-        let result = instance
+        let result = self
+            .0
             .pairgate_provider_plugin()
             .call_prepare(&mut *store, &req.into())?;
         Ok(result.map(Into::into).map_err(Into::into))
@@ -86,14 +96,14 @@ impl Plugin {
         store: &mut Store<HostState>,
         resp: types::UpstreamResponse,
     ) -> wasmtime::Result<Result<types::Finished, types::Failure>> {
-        let instance = self.pre.instantiate(&mut *store)?;
         let resp = wit::UpstreamResponse {
             status: resp.status,
             headers: resp.headers,
             body: resp.body,
             state: resp.state,
         };
-        let result = instance
+        let result = self
+            .0
             .pairgate_provider_plugin()
             .call_finish(&mut *store, &resp)?;
         Ok(result.map(Into::into).map_err(Into::into))
@@ -105,7 +115,6 @@ impl Plugin {
         state: &[u8],
         events: Vec<types::StreamEvent>,
     ) -> wasmtime::Result<Result<types::Translated, types::Failure>> {
-        let instance = self.pre.instantiate(&mut *store)?;
         let events: Vec<wit::Event> = events
             .into_iter()
             .map(|e| wit::Event {
@@ -113,11 +122,10 @@ impl Plugin {
                 data: e.data,
             })
             .collect();
-        let result = instance.pairgate_provider_plugin().call_translate_events(
-            &mut *store,
-            state,
-            &events,
-        )?;
+        let result =
+            self.0
+                .pairgate_provider_plugin()
+                .call_translate_events(&mut *store, state, &events)?;
         Ok(result.map(Into::into).map_err(Into::into))
     }
 }

@@ -87,8 +87,23 @@ impl Nginx {
         })
     }
 
-    /// Stops nginx.
+    /// Stops nginx: SIGTERM to the master, which stops its worker before it exits (a SIGKILL of
+    /// the master alone would leave the worker running, orphaned, into the next phases); SIGKILL
+    /// only if it has not exited within 5 s.
     pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = tokio::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .await;
+            if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
         let _ = self.child.kill().await;
     }
 }

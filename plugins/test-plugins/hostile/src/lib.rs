@@ -1,11 +1,16 @@
 //! A hostile plugin for the host's sandbox tests: the action names the misbehaviour.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use pairgate_plugin_sdk::{
     Credential, Descriptor, Failure, Finished, Plugin, PrepareRequest, Rejection, ResponseMode,
     UpstreamCall, UpstreamResponse, reply,
 };
 
 struct Hostile;
+
+/// Calls of `count` this instance has served: what a fresh instance would forget.
+static COUNTED: AtomicU32 = AtomicU32::new(0);
 
 fn call(url: &str, headers: Vec<(String, String)>) -> UpstreamCall {
     UpstreamCall {
@@ -33,6 +38,8 @@ impl Plugin for Hostile {
                 "auth-header",
                 "private-host",
                 "huge-state",
+                "count",
+                "grow",
                 "ok",
             ]
             .map(Into::into)
@@ -83,6 +90,16 @@ impl Plugin for Hostile {
                 state: vec![0; 1 << 20],
                 ..call("https://api.hostile.test/x", Vec::new())
             }),
+            "count" => {
+                let n = COUNTED.fetch_add(1, Ordering::Relaxed) + 1;
+                Ok(call(&format!("https://api.hostile.test/count/{n}"), Vec::new()))
+            }
+            "grow" => {
+                // 16 MiB touched and kept: the instance is larger than a kept one may be
+                let kept: &'static mut [u8] = Box::leak(vec![1u8; 16 << 20].into_boxed_slice());
+                std::hint::black_box(kept);
+                Ok(call("https://api.hostile.test/x", Vec::new()))
+            }
             "ok" => Ok(call("https://api.hostile.test/x", Vec::new())),
             other => Err(reply::unsupported_action(other)),
         }
