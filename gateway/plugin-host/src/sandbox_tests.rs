@@ -38,7 +38,15 @@ fn host() -> &'static PluginHost {
 }
 
 fn hostile(action: &str) -> Result<Result<crate::UpstreamCall, crate::Rejection>, PluginError> {
-    host().prepare(
+    hostile_on(host(), action)
+}
+
+/// The hostile plugin's `action` on `host`.
+fn hostile_on(
+    host: &PluginHost,
+    action: &str,
+) -> Result<Result<crate::UpstreamCall, crate::Rejection>, PluginError> {
+    host.prepare(
         "hostile",
         PrepareRequest {
             action: action.into(),
@@ -212,17 +220,7 @@ fn concurrent_calls_each_get_their_own_instance() {
 
 /// The hostile plugin's `count` on `host`: the calls its instance has served, this one included.
 fn count(host: &PluginHost) -> u32 {
-    let call = host
-        .prepare(
-            "hostile",
-            PrepareRequest {
-                action: "count".into(),
-                grant: "{}".into(),
-                config: "{}".into(),
-                method: "POST".into(),
-                ..PrepareRequest::default()
-            },
-        )
+    let call = hostile_on(host, "count")
         .expect("call works")
         .expect("accepted");
     call.url
@@ -256,18 +254,7 @@ fn a_kept_instance_serves_the_next_call_under_the_same_limits_and_is_dropped_aft
     .expect("host starts");
     host.install(HOSTILE, &sha256_hex(HOSTILE))
         .expect("hostile plugin installs");
-    let call = |action: &str| {
-        host.prepare(
-            "hostile",
-            PrepareRequest {
-                action: action.into(),
-                grant: "{}".into(),
-                config: "{}".into(),
-                method: "POST".into(),
-                ..PrepareRequest::default()
-            },
-        )
-    };
+    let call = |action: &str| hostile_on(&host, action);
     let created = host.instantiations();
     assert_eq!([count(&host), count(&host), count(&host)], [1, 2, 3]);
     assert_eq!(
