@@ -151,12 +151,16 @@ fn reload(sql: &str) -> bool {
 }
 
 /// The ledger's group commit: the rows' insert, alone or (with spends) as SQLite's one script
-/// (`BEGIN IMMEDIATE`, the counters' upsert, the rows' insert, `COMMIT`) or PostgreSQL's one
-/// statement (`WITH ins AS (INSERT INTO usage_ledger ..) INSERT INTO budget_counters ..`).
+/// (`BEGIN IMMEDIATE`, the rows' insert, the counters' upsert, `COMMIT`: its first try, which
+/// succeeds whenever no row of the batch is in the ledger yet, so a `ROLLBACK` and the careful
+/// script, `BEGIN IMMEDIATE; WITH v ..`, would each count as a statement of their own) or
+/// PostgreSQL's one statement (`WITH ins AS (INSERT INTO usage_ledger ..) INSERT INTO
+/// budget_counters ..`).
 fn ledger_commit(sql: &str, spends: bool) -> bool {
     sql.starts_with("INSERT INTO usage_ledger")
         || (spends
-            && (sql.starts_with("BEGIN IMMEDIATE; WITH v") || sql.starts_with("WITH ins AS"))
+            && (sql.starts_with("BEGIN IMMEDIATE; INSERT INTO usage_ledger")
+                || sql.starts_with("WITH ins AS"))
             && sql.contains("INSERT INTO budget_counters")
             && sql.contains("INSERT INTO usage_ledger"))
 }

@@ -264,6 +264,42 @@ mod tests {
         );
     }
 
+    /// A batch of several grants' rows: each counter gets the sum of its own requests' spends;
+    /// retrying it with one more row charges only that row (SQLite's first try fails on the rows
+    /// already there and the careful script charges what is new).
+    #[tokio::test]
+    async fn a_batch_charges_each_counter_its_own_requests_and_a_partly_written_retry_only_the_new()
+    {
+        let (_dir, s) = store().await;
+        let row = |id: &str| crate::LedgerRow {
+            request_id: id.into(),
+            endpoint: "chat".into(),
+            created_at: 1,
+            ..Default::default()
+        };
+        let of = |grant: &str, request: &str, amount: u64| Spend {
+            grant_id: grant.into(),
+            ..spend(request, amount)
+        };
+        let batch = [row("a1"), row("b1"), row("a2")];
+        let spends = [of("a", "a1", 1), of("b", "b1", 20), of("a", "a2", 300)];
+        s.record_usage(&batch, &spends).await.unwrap();
+        let both = [("tokens", "life"), ("cost", "d:2026-12-06")];
+        assert_eq!(s.budget_spent("a", &both).await.unwrap(), vec![301, 3010]);
+        assert_eq!(s.budget_spent("b", &both).await.unwrap(), vec![20, 200]);
+        let retried = [row("a1"), row("b1"), row("a2"), row("b2")];
+        let spends = [
+            of("a", "a1", 1),
+            of("b", "b1", 20),
+            of("a", "a2", 300),
+            of("b", "b2", 4000),
+        ];
+        s.record_usage(&retried, &spends).await.unwrap();
+        assert_eq!(s.budget_spent("a", &both).await.unwrap(), vec![301, 3010]);
+        assert_eq!(s.budget_spent("b", &both).await.unwrap(), vec![4020, 40200]);
+        assert_eq!(s.count_usage(&Default::default()).await.unwrap(), 4);
+    }
+
     /// The ledger writer's session: one connection across commits; a step that fails (here the
     /// counters' sum overflows) keeps nothing of itself, drops the connection, and the next
     /// step goes on from a fresh one.

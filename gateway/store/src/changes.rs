@@ -11,7 +11,7 @@
 //! * in this process: an atomic counter;
 //! * on SQLite: one byte appended to the sidecar file `<database>-changes` (the CLI runs in
 //!   another process on the same file); the file only grows, so its length is a counter every
-//!   process on the machine can read with one `stat`, without a database statement;
+//!   process on the machine can read with one `fstat`, without a database statement;
 //! * on PostgreSQL: `NOTIFY` on [`CHANNEL`]; [`Store::listen_for_changes`] (started by
 //!   `pairgate serve`) counts the notifications it receives, and a lost listener connection
 //!   counts as a change (notifications may have been missed while it reconnected).
@@ -39,6 +39,9 @@ pub(crate) struct Changes {
     notified: AtomicU64,
     /// SQLite: the sidecar file whose length counts changes made by any process.
     sidecar: Option<PathBuf>,
+    /// SQLite: the sidecar kept open once it exists, so a reading is one `fstat` rather than a
+    /// path lookup ([`Changes::sidecar_len`]).
+    sidecar_file: std::sync::OnceLock<std::fs::File>,
     /// PostgreSQL: the URL the listener connects with (never logged: it may hold a password).
     listen_url: Option<String>,
     /// PostgreSQL: the channel (see [`CHANNEL`]).
@@ -69,6 +72,26 @@ impl Changes {
             }
         }
         changes
+    }
+
+    /// The sidecar's length: `fstat` on the kept file, by path until it exists, and by path
+    /// again once the kept file has been deleted (a later change creates a new one).
+    fn sidecar_len(&self, path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt as _;
+        if let Some(file) = self.sidecar_file.get()
+            && let Ok(meta) = file.metadata()
+            && meta.nlink() > 0
+        {
+            return meta.len();
+        }
+        if self.sidecar_file.get().is_none()
+            && let Ok(file) = std::fs::File::open(path)
+        {
+            let len = file.metadata().map_or(0, |m| m.len());
+            let _ = self.sidecar_file.set(file);
+            return len;
+        }
+        std::fs::metadata(path).map_or(0, |m| m.len())
     }
 }
 
@@ -120,14 +143,13 @@ impl Store {
     /// A number that differs from any earlier reading once a grant or credential changed
     /// anywhere (this process, another process on the same SQLite file, a replica that sent
     /// `NOTIFY` while [`Store::listen_for_changes`] runs). One `stat` on SQLite; no database
-    /// statement.
+    /// statement (an `fstat` of the kept file).
     pub fn change_epoch(&self) -> u64 {
         let changes = &self.changes;
         let sidecar = changes
             .sidecar
             .as_deref()
-            .and_then(|p| std::fs::metadata(p).ok())
-            .map_or(0, |m| m.len());
+            .map_or(0, |p| changes.sidecar_len(p));
         changes.local.load(Ordering::SeqCst) + changes.notified.load(Ordering::SeqCst) + sidecar
     }
 
@@ -199,5 +221,27 @@ mod tests {
         assert!(after > before, "{before} -> {after}");
         ours.announce_change().await;
         assert!(ours.change_epoch() > after);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_sidecar_is_read_again_by_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("g.db");
+        let url = crate::sqlite_url(&db);
+        let ours = Store::connect(&url, &Default::default()).await.unwrap();
+        let theirs = Store::connect(&url, &Default::default()).await.unwrap();
+        theirs.announce_change().await;
+        theirs.announce_change().await;
+        // read once: the file is now kept open
+        let kept = ours.change_epoch();
+        std::fs::remove_file(sidecar_path(&db)).unwrap();
+        let deleted = ours.change_epoch();
+        assert_ne!(
+            deleted, kept,
+            "the kept file was deleted: its length no longer counts"
+        );
+        // another process's next change creates a new file, which is what counts now
+        theirs.announce_change().await;
+        assert!(ours.change_epoch() > deleted);
     }
 }

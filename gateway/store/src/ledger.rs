@@ -173,6 +173,33 @@ struct Step<'a> {
     script: bool,
 }
 
+/// Binds each row's 16 values, in [`COLUMNS`] order.
+fn bind_rows<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    rows: &'q [LedgerRow],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for row in rows {
+        q = q
+            .bind(row.request_id.as_str())
+            .bind(row.grant_id.as_deref())
+            .bind(row.app_name.as_deref())
+            .bind(row.provider.as_deref())
+            .bind(row.model.as_deref())
+            .bind(row.endpoint.as_str())
+            .bind(i(row.input_tokens))
+            .bind(i(row.output_tokens))
+            .bind(i(row.cached_tokens))
+            .bind(i(row.cost_micros))
+            .bind(i64::from(row.estimated))
+            .bind(i64::from(row.status))
+            .bind(row.error_code.as_deref())
+            .bind(row.upstream_ms)
+            .bind(row.total_ms)
+            .bind(row.created_at);
+    }
+    q
+}
+
 /// `n` tuples of `width` anonymous parameters.
 fn anonymous_tuples(n: usize, width: usize) -> String {
     let tuple = format!("({})", vec!["?"; width].join(", "));
@@ -269,25 +296,7 @@ impl<'a> Step<'a> {
         if self.spends_first {
             q = self.bind_spends(q);
         }
-        for row in self.rows {
-            q = q
-                .bind(row.request_id.as_str())
-                .bind(row.grant_id.as_deref())
-                .bind(row.app_name.as_deref())
-                .bind(row.provider.as_deref())
-                .bind(row.model.as_deref())
-                .bind(row.endpoint.as_str())
-                .bind(i(row.input_tokens))
-                .bind(i(row.output_tokens))
-                .bind(i(row.cached_tokens))
-                .bind(i(row.cost_micros))
-                .bind(i64::from(row.estimated))
-                .bind(i64::from(row.status))
-                .bind(row.error_code.as_deref())
-                .bind(row.upstream_ms)
-                .bind(row.total_ms)
-                .bind(row.created_at);
-        }
+        q = bind_rows(q, self.rows);
         if !self.spends_first {
             q = self.bind_spends(q);
         }
@@ -305,6 +314,55 @@ impl<'a> Step<'a> {
                 .bind(*kind)
                 .bind(*window_key)
                 .bind(*amount);
+        }
+        q
+    }
+}
+
+/// SQLite's first try at a group commit, cheaper than [`Step`]'s script: the rows inserted
+/// without `ON CONFLICT`, so a request id already in the ledger (only a retried batch has one)
+/// fails the whole script and nothing of it is kept; then each counter's spends, summed here, in
+/// one upsert. Without that conflict every row is new, so every spend is charged, as the script
+/// would have charged it; with it, the script runs instead. `None` (the script then runs at
+/// once) when a counter's sum would overflow, which the script refuses.
+struct FirstTry<'a> {
+    sql: String,
+    rows: &'a [LedgerRow],
+    counters: Vec<((&'a str, &'static str, &'a str), i64)>,
+}
+
+impl<'a> FirstTry<'a> {
+    fn new(
+        rows: &'a [LedgerRow],
+        lines: &[(&'a str, &'a str, &'static str, &'a str, i64)],
+    ) -> Option<FirstTry<'a>> {
+        let mut counters: Vec<((&'a str, &'static str, &'a str), i64)> = Vec::new();
+        for &(_, grant, kind, window, amount) in lines {
+            let key = (grant, kind, window);
+            match counters.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, sum)) => *sum = sum.checked_add(amount)?,
+                None => counters.push((key, amount)),
+            }
+        }
+        let sql = format!(
+            "BEGIN IMMEDIATE; INSERT INTO usage_ledger ({COLUMNS}) VALUES {}; \
+             INSERT INTO budget_counters (grant_id, kind, window_key, spent, reserved) VALUES {} \
+             ON CONFLICT (grant_id, kind, window_key) \
+             DO UPDATE SET spent = budget_counters.spent + excluded.spent; COMMIT",
+            anonymous_tuples(rows.len(), N_COLUMNS),
+            anonymous_tuples(counters.len(), 4).replace("?)", "?, 0)"),
+        );
+        Some(FirstTry {
+            sql,
+            rows,
+            counters,
+        })
+    }
+
+    fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+        let mut q = bind_rows(sqlx::query(&self.sql), self.rows);
+        for ((grant, kind, window), amount) in &self.counters {
+            q = q.bind(*grant).bind(*kind).bind(*window).bind(*amount);
         }
         q
     }
@@ -385,6 +443,16 @@ async fn steps(
         return Ok(());
     }
     let step = Step::new(backend, rows, spends, true);
+    if step.script
+        && let Some(first) = FirstTry::new(rows, &step.spends)
+    {
+        if conn.execute(first.query()).await.is_ok() {
+            return Ok(());
+        }
+        // A row already in the ledger (a retried batch), or anything else: nothing of the try
+        // is kept, and the careful script below decides.
+        let _ = conn.execute("ROLLBACK").await;
+    }
     let done = conn.execute(step.query()).await;
     if done.is_err() && step.script {
         // A statement of the script failed inside its transaction: end it, so the connection
@@ -412,7 +480,9 @@ impl Store {
     /// counters' upsert joined on what it returned). SQLite has no writable `WITH`, so there it
     /// is one script, `BEGIN IMMEDIATE`, the counters' upsert of the requests whose rows are not
     /// in the ledger yet, the rows' insert, `COMMIT`, sent to sqlx's SQLite worker at once
-    /// instead of one round trip per statement.
+    /// instead of one round trip per statement. A cheaper script is tried first (`FirstTry`:
+    /// the rows inserted plainly, the spends summed per counter); a row already in the ledger
+    /// fails it as a whole, and the careful script runs instead.
     pub async fn record_usage(
         &self,
         rows: &[LedgerRow],

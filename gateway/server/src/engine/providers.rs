@@ -143,7 +143,8 @@ pub struct ProviderRegistry {
     pub host: Arc<PluginHost>,
     /// The upstream clients: address-checked, and for providers allowed private addresses.
     pub http: crate::engine::resolve::Clients,
-    providers: BTreeMap<String, Provider>,
+    /// Shared: a request holds its provider for its whole life without copying it.
+    providers: BTreeMap<String, Arc<Provider>>,
 }
 
 impl ProviderRegistry {
@@ -247,7 +248,7 @@ impl ProviderRegistry {
             let quotas = quota_kinds(&p.plugin, &descriptor);
             providers.insert(
                 id.clone(),
-                Provider {
+                Arc::new(Provider {
                     id,
                     plugin: p.plugin.clone(),
                     credential: p.credential.clone(),
@@ -260,7 +261,7 @@ impl ProviderRegistry {
                     prices,
                     fallback_price,
                     quotas,
-                },
+                }),
             );
         }
         if !problems.is_empty() {
@@ -300,11 +301,16 @@ impl ProviderRegistry {
     }
 
     pub fn provider(&self, id: &str) -> Option<&Provider> {
-        self.providers.get(id)
+        self.providers.get(id).map(|p| &**p)
+    }
+
+    /// [`ProviderRegistry::provider`], shared: what a request holds for its whole life.
+    pub fn shared(&self, id: &str) -> Option<Arc<Provider>> {
+        self.providers.get(id).cloned()
     }
 
     pub fn providers(&self) -> impl Iterator<Item = &Provider> {
-        self.providers.values()
+        self.providers.values().map(|p| &**p)
     }
 
     /// Splits `provider/model` (or a bare model without `/`, for the default provider) into the
@@ -316,7 +322,7 @@ impl ProviderRegistry {
         &'a self,
         model: &str,
         default_provider: &str,
-    ) -> Result<(&'a Provider, String), ApiError> {
+    ) -> Result<(&'a Arc<Provider>, String), ApiError> {
         let (provider, bare) = match model.split_once('/') {
             Some((p, m)) if self.providers.contains_key(p) => (p, m),
             Some((p, _)) => {

@@ -5,6 +5,7 @@
 //! the same commit (the ledger's group commit); a request refused before admission has only its
 //! row ([`refuse`]).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::response::{IntoResponse, Response};
@@ -118,13 +119,18 @@ pub async fn detached(
 #[derive(Debug)]
 pub struct Exchange {
     pub state: AppState,
-    pub provider: Provider,
+    pub provider: Arc<Provider>,
     pub admission: Admission,
     pub meter: Meter,
 }
 
 impl Exchange {
-    pub fn new(state: AppState, provider: Provider, admission: Admission, meter: Meter) -> Self {
+    pub fn new(
+        state: AppState,
+        provider: Arc<Provider>,
+        admission: Admission,
+        meter: Meter,
+    ) -> Self {
         Exchange {
             state,
             provider,

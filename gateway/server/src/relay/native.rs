@@ -10,6 +10,8 @@
 //! metered from the usage it reports (for a stream, the final event; estimated and flagged when
 //! it never came). Every exit settles and writes one ledger row.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -56,7 +58,7 @@ fn api_name(api: Api) -> &'static str {
 
 /// An admitted native request, before its plugin maps it.
 struct Admitted {
-    provider: Provider,
+    provider: Arc<Provider>,
     prep: PrepareRequest,
     estimate: Usage,
     stream: bool,

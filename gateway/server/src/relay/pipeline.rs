@@ -5,6 +5,8 @@
 //! [`Exchange`](super::exchange::Exchange) (or, before admission, [`refuse`]), so each settles or
 //! releases its reservation and writes exactly one ledger row.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
@@ -101,7 +103,7 @@ pub async fn unified(state: AppState, req: AppRequest, endpoint: &'static str) -
 
 /// An admitted chat or embeddings request, before its plugin maps it.
 struct Admitted {
-    provider: Provider,
+    provider: Arc<Provider>,
     admission: crate::engine::limits::Admission,
     prep: PrepareRequest,
     estimate: Usage,

@@ -4,6 +4,8 @@
 //! `resource:<plugin>/<action>`; per-resource quotas the plugin declares (e.g. messages per day)
 //! are counted from the usage ledger.
 
+use std::sync::Arc;
+
 use axum::response::Response;
 use pairgate_plugin_host::PrepareRequest;
 use pairgate_policy::GrantPolicy;
@@ -45,12 +47,8 @@ async fn prepare(
     resource: &str,
     rest: &str,
     meter: &mut Meter,
-) -> Result<(Provider, Prepared, crate::engine::limits::Admission), ApiError> {
-    let provider = state
-        .relay
-        .provider(resource)
-        .cloned()
-        .ok_or(ApiError::NotFound)?;
+) -> Result<(Arc<Provider>, Prepared, crate::engine::limits::Admission), ApiError> {
+    let provider = state.relay.shared(resource).ok_or(ApiError::NotFound)?;
     let d = &provider.descriptor;
     let (action, path) = if !rest.contains('/')
         && rest != endpoint::PASSTHROUGH
