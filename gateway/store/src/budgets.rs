@@ -204,6 +204,16 @@ mod tests {
         }
     }
 
+    /// A chat request's ledger row.
+    fn row(id: &str) -> crate::LedgerRow {
+        crate::LedgerRow {
+            request_id: id.into(),
+            endpoint: "chat".into(),
+            created_at: 1,
+            ..Default::default()
+        }
+    }
+
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::connect(
@@ -271,12 +281,6 @@ mod tests {
     async fn a_batch_charges_each_counter_its_own_requests_and_a_partly_written_retry_only_the_new()
     {
         let (_dir, s) = store().await;
-        let row = |id: &str| crate::LedgerRow {
-            request_id: id.into(),
-            endpoint: "chat".into(),
-            created_at: 1,
-            ..Default::default()
-        };
         let of = |grant: &str, request: &str, amount: u64| Spend {
             grant_id: grant.into(),
             ..spend(request, amount)
@@ -306,12 +310,6 @@ mod tests {
     #[tokio::test]
     async fn a_ledger_session_keeps_its_connection_and_a_failed_step_keeps_nothing() {
         let (_dir, s) = store().await;
-        let row = |id: &str| crate::LedgerRow {
-            request_id: id.into(),
-            endpoint: "chat".into(),
-            created_at: 1,
-            ..Default::default()
-        };
         let mut session = s.ledger_session();
         assert!(session.held_for().is_none());
         session
