@@ -256,7 +256,7 @@ pub fn context_switches(pid: u32) -> load::Switches {
             .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
             .sum();
         // thread names are cut to 15 bytes: `tokio-rt-worker`, `sqlx-sqlite-wor(ker)`
-        if name.starts_with("tokio-rt-worker") {
+        if name.starts_with("tokio-rt-worker") || name.starts_with("pairgate-http") {
             total.workers += n;
         } else if name.starts_with("sqlx-sqlite") {
             total.sqlite += n;

@@ -116,6 +116,11 @@ pub static KEYS: &[Key] = &[
         |b, v| b.max_connections = v.count()?
     ),
     key!(
+        "connection_threads",
+        "threads serving plain client connections, each a single-threaded runtime (default: one per CPU); 0 serves them on the shared runtime",
+        |b, v| b.connection_threads = v.whole()?
+    ),
+    key!(
         "http2.idle_timeout",
         "how long an HTTP/2 connection with no request in progress stays open (a client trickling a request's headers included)",
         |b, v| b.http2_idle_timeout = v.duration()?
@@ -391,6 +396,7 @@ pub struct Builder {
     body_read_timeout: Duration,
     max_in_flight_requests: usize,
     max_connections: usize,
+    connection_threads: usize,
     http2_idle_timeout: Duration,
     http2_keep_alive_interval: Duration,
     http2_keep_alive_timeout: Duration,
@@ -439,6 +445,7 @@ impl Builder {
             body_read_timeout: Duration::from_secs(30),
             max_in_flight_requests: 1024,
             max_connections: 4096,
+            connection_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             http2_idle_timeout: Duration::from_secs(60),
             http2_keep_alive_interval: Duration::from_secs(30),
             http2_keep_alive_timeout: Duration::from_secs(20),
@@ -574,6 +581,7 @@ impl Builder {
             body_read_timeout: self.body_read_timeout,
             max_in_flight_requests: self.max_in_flight_requests,
             max_connections: self.max_connections,
+            connection_threads: self.connection_threads,
             http2_idle_timeout: self.http2_idle_timeout,
             http2_keep_alive_interval: self.http2_keep_alive_interval,
             http2_keep_alive_timeout: self.http2_keep_alive_timeout,

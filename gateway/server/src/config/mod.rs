@@ -87,6 +87,9 @@ pub struct Config {
     /// Client connections open at once; beyond, a new one waits briefly, then is closed
     /// (see `conn.rs`).
     pub max_connections: usize,
+    /// Threads serving plain client connections, each a single-threaded runtime; 0 serves them on
+    /// the shared runtime (see `http/spread.rs`).
+    pub connection_threads: usize,
     /// An HTTP/2 connection with no request in progress is closed after this (see `conn.rs`).
     pub http2_idle_timeout: Duration,
     /// HTTP/2 keep-alive pings: how often, and how long one may go unanswered.

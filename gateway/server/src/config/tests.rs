@@ -270,16 +270,19 @@ fn connection_metrics_and_resolve_settings_load_and_are_checked() {
     let (s, _f) = sources(None, &[], FlagValues::default());
     let c = load(&s).unwrap();
     assert_eq!(c.max_connections, 4096);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(c.connection_threads, cpus);
     assert!(c.metrics_listen.is_none() && c.metrics_token.is_none());
     assert!(c.upstream_resolve.is_empty());
 
-    let file = "max_connections = 8\n[http2]\nidle_timeout = \"2s\"\nkeep_alive_interval = 3\n\
+    let file = "max_connections = 8\nconnection_threads = 0\n[http2]\nidle_timeout = \"2s\"\nkeep_alive_interval = 3\n\
                 [metrics]\nlisten = \"127.0.0.1:9464\"\n\
                 [upstream]\nresolve = [\"llm.lan=10.0.0.5\", \"llm.lan=10.0.0.6\"]\n";
     let env = [("PAIRGATE_METRICS__TOKEN", "a-scraper-token-0123456789")];
     let (s, _f) = sources(Some(file), &env, FlagValues::default());
     let c = load(&s).unwrap();
     assert_eq!(c.max_connections, 8);
+    assert_eq!(c.connection_threads, 0);
     assert_eq!(c.http2_idle_timeout.as_secs(), 2);
     assert_eq!(c.http2_keep_alive_interval.as_secs(), 3);
     assert_eq!(c.metrics_listen.map(|a| a.port()), Some(9464));
@@ -304,6 +307,15 @@ fn connection_metrics_and_resolve_settings_load_and_are_checked() {
     assert!(!text.contains("short-secret"), "{text}");
     assert!(
         text.contains("`upstream.resolve`") && text.contains("api.example.com=203.0.113.7"),
+        "{text}"
+    );
+
+    // Connection threads may be 0 (off), never negative.
+    let env = [("PAIRGATE_CONNECTION_THREADS", "-1")];
+    let (s, _f) = sources(None, &env, FlagValues::default());
+    let text = load(&s).unwrap_err().to_string();
+    assert!(
+        text.contains("connection_threads") && text.contains("must not be negative"),
         "{text}"
     );
 }

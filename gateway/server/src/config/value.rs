@@ -92,6 +92,14 @@ impl RawValue {
 
     /// A positive whole number.
     pub fn count(&self) -> Result<usize, String> {
+        match self.whole()? {
+            0 => Err("must be positive".into()),
+            n => Ok(n),
+        }
+    }
+
+    /// A whole number, zero or more.
+    pub fn whole(&self) -> Result<usize, String> {
         let n = match self {
             RawValue::Toml(toml::Value::Integer(n)) => *n,
             _ => {
@@ -101,8 +109,8 @@ impl RawValue {
                     .map_err(|_| format!("`{s}` is not a whole number"))?
             }
         };
-        if n <= 0 {
-            return Err("must be positive".into());
+        if n < 0 {
+            return Err("must not be negative".into());
         }
         usize::try_from(n).map_err(|_| "is too large".to_string())
     }

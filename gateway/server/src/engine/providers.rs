@@ -173,7 +173,7 @@ impl ProviderRegistry {
         })
         .map_err(|e| fail(e.to_string()))?;
         if !load {
-            let http = crate::engine::resolve::Clients::new(config)
+            let http = crate::engine::resolve::Clients::new(config, config.connection_threads)
                 .map_err(|e| fail(format!("HTTP client: {e}")))?;
             return Ok(ProviderRegistry {
                 host: Arc::new(host),
@@ -267,7 +267,7 @@ impl ProviderRegistry {
         if !problems.is_empty() {
             return Err(fail(problems.join("; ")));
         }
-        let http = crate::engine::resolve::Clients::new(config)
+        let http = crate::engine::resolve::Clients::new(config, config.connection_threads)
             .map_err(|e| fail(format!("HTTP client: {e}")))?;
         Ok(ProviderRegistry {
             host: Arc::new(host),

@@ -104,33 +104,67 @@ pub fn refusal(e: &(dyn std::error::Error + 'static)) -> Option<AddressRefused> 
     None
 }
 
-/// The two upstream clients: address-checked, and for providers allowed private addresses.
+/// The two upstream clients: address-checked, and for providers allowed private addresses. Each
+/// connection thread (`http::spread`) has its own pair, so the upstream connections a thread's
+/// requests use are driven by that thread (a pooled connection opened by another thread would
+/// wake it for every call); every other thread shares the first pair.
 #[derive(Debug, Clone)]
 pub struct Clients {
+    pairs: Arc<[ClientPair]>,
+}
+
+#[derive(Debug)]
+struct ClientPair {
     checked: reqwest::Client,
     private: reqwest::Client,
 }
 
+thread_local! {
+    /// This thread's pair of [`Clients`]: 0 unless [`set_thread_clients`] said otherwise.
+    static THREAD_CLIENTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Makes the calling thread use its own pair of upstream clients: the connection thread `i`
+/// (of [`Clients::threads`]) uses pair `i + 1`.
+pub fn set_thread_clients(i: usize) {
+    THREAD_CLIENTS.with(|c| c.set(i + 1));
+}
+
 impl Clients {
-    pub fn new(config: &Config) -> Result<Clients, reqwest::Error> {
+    /// Upstream clients for the shared runtime and each of `threads` connection threads.
+    pub fn new(config: &Config, threads: usize) -> Result<Clients, reqwest::Error> {
         let pins = Arc::new(config.upstream_resolve.clone());
-        let checked = builder(config)
-            .dns_resolver(Arc::new(Resolver::new(false, pins.clone())))
-            .no_proxy()
-            .build()?;
-        let private = builder(config)
-            .dns_resolver(Arc::new(Resolver::new(true, pins)))
-            .build()?;
-        Ok(Clients { checked, private })
+        let pairs = (0..=threads)
+            .map(|_| {
+                let checked = builder(config)
+                    .dns_resolver(Arc::new(Resolver::new(false, pins.clone())))
+                    .no_proxy()
+                    .build()?;
+                let private = builder(config)
+                    .dns_resolver(Arc::new(Resolver::new(true, pins.clone())))
+                    .build()?;
+                Ok(ClientPair { checked, private })
+            })
+            .collect::<Result<Vec<_>, reqwest::Error>>()?;
+        Ok(Clients {
+            pairs: pairs.into(),
+        })
     }
 
-    /// The client for a provider: unchecked only when its instance allows private addresses or
-    /// sends to the owner's `origin_override`.
+    /// How many connection threads have their own pair.
+    pub fn threads(&self) -> usize {
+        self.pairs.len() - 1
+    }
+
+    /// The client for a provider, on the calling thread: unchecked only when its instance
+    /// allows private addresses or sends to the owner's `origin_override`.
     pub fn for_provider(&self, provider: &crate::engine::providers::Provider) -> &reqwest::Client {
+        let i = THREAD_CLIENTS.with(|c| c.get());
+        let pair = &self.pairs[if i < self.pairs.len() { i } else { 0 }];
         if provider.allow_private || provider.origin_override.is_some() {
-            &self.private
+            &pair.private
         } else {
-            &self.checked
+            &pair.checked
         }
     }
 }

@@ -52,6 +52,15 @@ pub enum Protocol {
 pub trait Negotiate: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// The version, or `None` when the client closed or said nothing usable within `wait`.
     fn protocol(&mut self, wait: Duration) -> impl Future<Output = Option<Protocol>> + Send;
+
+    /// The connection as a plain socket, to be served on a connection thread
+    /// ([`crate::http::spread`]); a connection that cannot move (TLS) is given back.
+    fn into_std(self) -> Result<std::net::TcpStream, Self>
+    where
+        Self: Sized,
+    {
+        Err(self)
+    }
 }
 
 /// What an HTTP/2 client with prior knowledge sends first (RFC 9113 §3.4).
@@ -82,6 +91,12 @@ impl Negotiate for TcpStream {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    fn into_std(self) -> Result<std::net::TcpStream, Self> {
+        // Leaves this runtime's reactor; `TcpStream::from_std` registers it on the other.
+        TcpStream::into_std(self)
+            .map_err(|e| unreachable!("a tokio TcpStream always converts into a std one: {e}"))
     }
 }
 
@@ -211,12 +226,14 @@ impl Accept for Plain {
 
 /// Accepts connections from `listener` and serves `app` on each until `shutdown` completes;
 /// then stops accepting, lets every connection finish its in-flight requests (idle ones are
-/// closed at once), and returns when the last one has closed.
+/// closed at once), and returns when the last one has closed. With `spread`, each plain
+/// connection is served on one of its threads; otherwise (and TLS ones) on this runtime.
 pub async fn serve<L: Accept>(
     mut listener: L,
     app: Router,
     timeouts: Timeouts,
     shutdown: impl Future<Output = ()> + Send,
+    spread: Option<crate::http::spread::Spread>,
 ) {
     // Connections watch `stop` for the shutdown; each holds a `done` receiver until it closes.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -229,11 +246,35 @@ pub async fn serve<L: Accept>(
         };
         let (stop, done) = (stop_rx.clone(), done_rx.clone());
         let app = app.clone();
+        let io = match &spread {
+            Some(spread) => match io.into_std() {
+                Ok(socket) => {
+                    let job: crate::http::spread::Job = Box::new(move || {
+                        Box::pin(async move {
+                            match TcpStream::from_std(socket) {
+                                Ok(io) => connection(io, peer, app, timeouts, stop, done).await,
+                                Err(e) => {
+                                    tracing::warn!(%peer, error = %e, "a connection could not join its thread")
+                                }
+                            }
+                            drop(slot);
+                        })
+                    });
+                    if let Err(job) = spread.run(job) {
+                        tokio::spawn(job());
+                    }
+                    continue;
+                }
+                Err(io) => io,
+            },
+            None => io,
+        };
         tokio::spawn(async move {
             connection(io, peer, app, timeouts, stop, done).await;
             drop(slot);
         });
     }
+    drop(spread);
     drop(listener);
     drop(done_rx);
     let _ = stop_tx.send(true);

@@ -7,5 +7,6 @@ pub mod extract;
 pub mod owner_session;
 pub mod routes;
 pub mod serve;
+pub mod spread;
 pub mod telemetry;
 pub mod tls;

@@ -136,6 +136,7 @@ fn serve_metrics(listener: TcpListener, config: &Config) {
         app,
         timeouts,
         std::future::pending(),
+        None,
     ));
 }
 
@@ -166,12 +167,22 @@ async fn serve(
     let server = match tls {
         None => {
             let listener = crate::http::conn::Plain::new(listener, slots);
-            tokio::spawn(crate::http::conn::serve(listener, app, timeouts, shutdown))
+            let spread = match state.relay.http.threads() {
+                0 => None,
+                n => Some(crate::http::spread::Spread::start(n).map_err(|e| {
+                    StartError::Serve(format!("cannot start the connection threads: {e}"))
+                })?),
+            };
+            tokio::spawn(crate::http::conn::serve(
+                listener, app, timeouts, shutdown, spread,
+            ))
         }
         Some(tls) => {
             let listener = tls.listener(listener, slots);
             let _reloader = tls.spawn_reloader();
-            tokio::spawn(crate::http::conn::serve(listener, app, timeouts, shutdown))
+            tokio::spawn(crate::http::conn::serve(
+                listener, app, timeouts, shutdown, None,
+            ))
         }
     };
     let outcome = tokio::select! {
