@@ -21,6 +21,9 @@
 //! on plain TCP (h2c with prior knowledge), which must also arrive within the header timeout.
 //! Slow bodies are the router's business (`routes::body_timeout`). Each request carries the peer
 //! address as `ConnectInfo<SocketAddr>` (`routes::client_ip` reads it).
+//!
+//! An HTTP/1.1 connection closes lingering ([`Lingering`], as nginx's `lingering_close`): an
+//! answer sent before the request's body was read (413) is not lost to a reset.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -297,9 +300,9 @@ async fn connection<I: Negotiate>(
         tracing::debug!(%peer, "connection closed before a request arrived");
         return;
     };
-    let io = TokioIo::new(io);
     let result = match protocol {
         Protocol::Http1 => {
+            let io = TokioIo::new(Lingering::new(io));
             let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 tower::ServiceExt::oneshot(app.clone(), req)
@@ -313,6 +316,7 @@ async fn connection<I: Negotiate>(
             drive(conn, stopped(&mut stop), |c| c.graceful_shutdown()).await
         }
         Protocol::Http2 => {
+            let io = TokioIo::new(io);
             let (activity, idle_rx) = watch::channel(0usize);
             let activity = Arc::new(activity);
             let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
@@ -461,5 +465,90 @@ impl HttpBody for Tracked {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// Longest an HTTP/1.1 connection lingers after its last answer, reading what the client still
+/// sends ([`Lingering`]).
+pub const LINGER_TIME: Duration = Duration::from_secs(2);
+/// Most bytes read and dropped while lingering.
+pub const LINGER_BYTES: usize = 16 << 20;
+
+/// A connection that closes the way nginx's `lingering_close` does. An answer sent before the
+/// request's body was read (413 for a declared oversize body, an early refusal) is followed by
+/// closing the connection; closing a socket with unread bytes makes the kernel reset it, and a
+/// client still sending its body then sees "broken pipe" or "connection reset" instead of the
+/// answer. So shutting down sends our FIN first, then reads and drops what the client still
+/// sends until it closes too, for at most [`LINGER_TIME`] and [`LINGER_BYTES`].
+struct Lingering<I> {
+    io: I,
+    /// Set once our side has been shut down.
+    linger: Option<(Pin<Box<tokio::time::Sleep>>, usize)>,
+}
+
+impl<I> Lingering<I> {
+    fn new(io: I) -> Lingering<I> {
+        Lingering { io, linger: None }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Lingering<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Lingering<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.linger.is_none() {
+            std::task::ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
+            this.linger = Some((Box::pin(tokio::time::sleep(LINGER_TIME)), 0));
+        }
+        let Some((deadline, read)) = this.linger.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let mut scratch = [0u8; 8192];
+        loop {
+            if *read >= LINGER_BYTES || deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = tokio::io::ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => *read += buf.filled().len(),
+                // the client is gone: nothing left to wait for
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
