@@ -552,3 +552,55 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Lingering<I> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    async fn answer_and_close(mut io: impl AsyncWrite + Unpin) {
+        io.write_all(b"HTTP/1.1 413 Payload Too Large\r\n\r\n")
+            .await
+            .unwrap();
+        let _ = io.shutdown().await;
+    }
+
+    /// A server that answers at once and closes without reading the request; the client sends
+    /// 4 MiB first and only then reads. Returns what the client read, or its error.
+    async fn answer_before_the_body(linger: bool) -> std::io::Result<Vec<u8>> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            if linger {
+                answer_and_close(Lingering::new(stream)).await;
+            } else {
+                answer_and_close(stream).await;
+            }
+        });
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        // let the answer and the close arrive before the body is sent
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let body = vec![b'x'; 4 << 20];
+        let result = async {
+            client.write_all(&body).await?;
+            let mut answer = Vec::new();
+            client.read_to_end(&mut answer).await?;
+            Ok(answer)
+        }
+        .await;
+        drop(client);
+        server.await.unwrap();
+        result
+    }
+
+    #[tokio::test]
+    async fn an_answer_sent_before_the_body_was_read_reaches_a_client_still_sending() {
+        let answer = answer_before_the_body(true).await.unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 413"), "{answer:?}");
+        // Without lingering the unread bytes reset the connection: the client loses the answer.
+        assert!(answer_before_the_body(false).await.is_err());
+    }
+}
