@@ -130,6 +130,12 @@ pub fn set_thread_clients(i: usize) {
     THREAD_CLIENTS.with(|c| c.set(i + 1));
 }
 
+/// Whether the calling thread is a connection thread (`http::spread`), which keeps its own
+/// connections to providers and to Redis.
+pub fn on_connection_thread() -> bool {
+    THREAD_CLIENTS.with(|c| c.get()) > 0
+}
+
 impl Clients {
     /// Upstream clients for the shared runtime and each of `threads` connection threads.
     pub fn new(config: &Config, threads: usize) -> Result<Clients, reqwest::Error> {

@@ -21,6 +21,7 @@
 //! from the set, so this needs one Redis (or a primary), not Redis Cluster. Values are
 //! clamped to 2^51 so Lua's doubles stay exact.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pairgate_policy::{Gcra, Window, window_ends_at};
@@ -38,6 +39,12 @@ fn clamp(v: u64) -> u64 {
     v.min(MAX_AMOUNT)
 }
 
+thread_local! {
+    /// A connection thread's own Redis connections, one per [`RedisLimits`] instance.
+    static THREAD_CONNS: std::cell::RefCell<Vec<(usize, ConnectionManager)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn parse<T: redis::FromRedisValue>(v: redis::Value) -> Result<T, LimitsError> {
     redis::from_redis_value(v).map_err(|e| LimitsError::Redis(e.into()))
 }
@@ -46,6 +53,10 @@ fn parse<T: redis::FromRedisValue>(v: redis::Value) -> Result<T, LimitsError> {
 #[derive(Clone)]
 pub struct RedisLimits {
     conn: ConnectionManager,
+    /// What the connection threads open their own connections with ([`RedisLimits::conn`]).
+    opener: Arc<(redis::Client, ConnectionManagerConfig)>,
+    /// Tells this instance's connections apart in a thread's [`THREAD_CONNS`].
+    id: usize,
     prefix: String,
     admit: Script,
     settle: Script,
@@ -108,20 +119,51 @@ impl RedisLimits {
             url: redact(url),
             reason: e.to_string(),
         };
-        let mut conn = ConnectionManager::new_with_config(client, config)
+        let mut conn = ConnectionManager::new_with_config(client.clone(), config.clone())
             .await
             .map_err(unreachable)?;
         let _: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await
             .map_err(unreachable)?;
+        static INSTANCES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         Ok(RedisLimits {
             conn,
+            opener: Arc::new((client, config)),
+            id: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             prefix: format!("pairgate:{namespace}:"),
             admit: Script::new(include_str!("lua/admit.lua")),
             settle: Script::new(include_str!("lua/settle.lua")),
             janitor: Script::new(include_str!("lua/janitor.lua")),
         })
+    }
+
+    /// The connection for an admission or a settlement. A connection thread (`http::spread`)
+    /// opens its own on first use, so the round trip is driven by the thread that waits for it
+    /// (the shared connection's task runs on the shared runtime: two thread wake-ups more per
+    /// round trip); if it cannot, it keeps using the shared one.
+    async fn conn(&self) -> ConnectionManager {
+        if !crate::engine::resolve::on_connection_thread() {
+            return self.conn.clone();
+        }
+        let mine = THREAD_CONNS.with(|t| {
+            t.borrow()
+                .iter()
+                .find(|(id, _)| *id == self.id)
+                .map(|(_, c)| c.clone())
+        });
+        if let Some(conn) = mine {
+            return conn;
+        }
+        let (client, config) = &*self.opener;
+        let conn = ConnectionManager::new_with_config(client.clone(), config.clone())
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "a connection thread could not open its own Redis connection; it uses the shared one");
+                self.conn.clone()
+            });
+        THREAD_CONNS.with(|t| t.borrow_mut().push((self.id, conn.clone())));
+        conn
     }
 
     fn rate_key(&self, grant: &str, r: &RateCheck) -> String {
@@ -194,7 +236,7 @@ impl RedisLimits {
                 .arg(r.gcra.burst)
                 .arg(r.cost);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await;
         let out: Vec<String> = inv.invoke_async(&mut conn).await?;
         let num = |i: usize| -> Result<i64, LimitsError> {
             out.get(i)
@@ -259,7 +301,7 @@ impl RedisLimits {
                 .arg(clamp(l.actual))
                 .arg(key_expiry(l.check.window, admitted_ms));
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await;
         let _: i64 = inv.invoke_async(&mut conn).await?;
         Ok(())
     }
