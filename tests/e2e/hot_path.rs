@@ -1,9 +1,10 @@
 //! The request path's round trips, counted (not timed): database statements and Redis commands
 //! issued while a paired app sends 100 requests with every check on, after a warm-up. On SQLite
-//! (local limits) and on PostgreSQL + Redis (the replica configuration), nothing is read before
-//! the answer: no grant, no budget counter, no reservation; the only statements are the usage
-//! ledger's group commit, one round trip (its row, and on the local backend the spend that goes
-//! with it). And what is kept in memory instead is never used past a change: a credential
+//! (local limits) and on PostgreSQL + Redis (the replica configuration), nothing is read or
+//! written before the answer: no grant, no budget counter, no reservation; the only statements
+//! are the usage ledger's batched commits, after the answers (each answered request's row, and on
+//! the local backend the spend that goes with it, is in the ledger journal first): on SQLite,
+//! proven with the database's write lock held by another connection. And what is kept in memory instead is never used past a change: a credential
 //! rotated by the CLI (another process) or on another replica is the one the next request
 //! carries.
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use pairgate_protocol::keys::KeyKind;
 use pairgate_sdk::Client;
 use pairgate_tests::app::pair;
+use pairgate_tests::probe::{books, metric};
 use pairgate_tests::providers;
 use pairgate_tests::{Backend, Gateway};
 use serde_json::{Value, json};
@@ -206,13 +208,47 @@ async fn sqlite_answers_without_a_statement_but_the_ledger_commit() {
         "SQLite, local limits: {own} statements for {REQUESTS} requests ({:.2} per request)",
         own as f64 / REQUESTS as f64
     );
-    // One commit per request at most (sequential requests: no group to share), each one round
-    // trip to the database: the script with the row and the spend of every budget window
-    // (plus one `last_used_at` write a minute).
+    // At most one commit per request, each one round trip to the database (the script with
+    // the rows and the spends of every budget window), after the answers: the rows of the
+    // requests answered within a batch window share one (plus one `last_used_at` write a minute).
     assert!(
         own <= REQUESTS + 1,
         "{own} statements for {REQUESTS} requests"
     );
+}
+
+/// Nothing before the answer waits for the database: with SQLite's write lock held by another
+/// connection, requests are answered (their rows and spends are in the ledger journal, not yet
+/// in the database); once the lock goes, the rows follow with their spends, each once.
+#[tokio::test]
+async fn sqlite_answers_while_another_connection_holds_the_write_lock() {
+    use sqlx::Connection;
+    const LOCKED: usize = 20;
+    let (gw, _fake) = providers::start(Backend::Sqlite, "").await;
+    let client = pair(&gw, KeyKind::Ed25519, POLICY).await;
+    send(&client, 5).await;
+    let grant = client.grant_id();
+    assert_eq!(books(&gw, &grant).await.ledger.len(), 5);
+    let url = format!("sqlite://{}", gw.data_dir().join("pairgate.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    send(&client, LOCKED).await;
+    // every one answered, and none of their rows written: they wait behind the lock
+    let lag = metric(&gw, "pairgate_ledger_lag_rows").await;
+    sqlx::query("ROLLBACK").execute(&mut db).await.unwrap();
+    db.close().await.unwrap();
+    assert!(
+        lag >= LOCKED as f64,
+        "{lag} rows waiting after {LOCKED} answers behind the lock"
+    );
+    let b = books(&gw, &grant).await;
+    assert_eq!(b.ledger.len(), 5 + LOCKED, "the rows follow the lock");
+    let (spent, reserved) = b.lifetime_tokens().expect("a lifetime counter");
+    assert_eq!((spent, reserved), (b.ledger_tokens(), 0), "each spend once");
+    assert_eq!(metric(&gw, "pairgate_ledger_lag_rows").await, 0.0);
 }
 
 /// A Redis server of this test's own, so its command count is this gateway's alone.

@@ -328,6 +328,46 @@ impl Gateway {
         format!("{}{}", self.base_url, path)
     }
 
+    /// Waits until every usage-ledger row this gateway recorded before the call is finished
+    /// with (in the database, or given up on), as its `/metrics` counts them: an answer no longer
+    /// waits for its row's commit (the row is in the ledger journal first). Returns at once for
+    /// a gateway that is not running or serves no metrics, and after 30 s in any case (the
+    /// caller's checks then say what is missing).
+    pub async fn ledger_settled(&self) {
+        if self.child.is_none() {
+            return;
+        }
+        let Some(recorded) = self.try_metric("pairgate_ledger_rows_recorded_total").await else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            match self.try_metric("pairgate_ledger_rows_finished_total").await {
+                Some(finished) if finished < recorded => {
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// One unlabelled value from `/metrics`, or `None` if the gateway does not answer with it.
+    async fn try_metric(&self, name: &str) -> Option<f64> {
+        let res = reqwest::Client::new()
+            .get(self.url("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        if !res.status().is_success() {
+            return None;
+        }
+        let text = res.text().await.ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
     /// The process id while the gateway runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().and_then(|c| c.id())

@@ -156,8 +156,10 @@ macro_rules! read_books {
     }};
 }
 
-/// Reads a grant's ledger rows and budget state from the gateway's database.
+/// Reads a grant's ledger rows and budget state from the gateway's database, once the rows it
+/// recorded before the call are written ([`Gateway::ledger_settled`]).
 pub async fn books(gw: &Gateway, grant: &str) -> Books {
+    gw.ledger_settled().await;
     match gw.db.backend {
         Backend::Sqlite => {
             let url = format!("sqlite://{}", gw.data_dir().join("pairgate.db").display());

@@ -12,7 +12,7 @@ use crate::budgets::Spend;
 use crate::{Backend, Store, StoreError};
 
 /// One relayed request as metered.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct LedgerRow {
     /// The request's `x-request-id` (unique).
     pub request_id: String,

@@ -230,20 +230,26 @@ pub fn table<'a>(cells: &'a [Cell], name: &str) -> Vec<&'a Cell> {
         .collect()
 }
 
-/// Every file in a directory (not recursive): name and bytes.
+/// Every file in a directory and its folders (the ledger journal's): path below `dir` and bytes.
 pub fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
             let path = e.unwrap().path();
-            path.is_file().then(|| {
-                (
-                    path.file_name().unwrap().to_string_lossy().into_owned(),
-                    std::fs::read(&path).unwrap(),
-                )
-            })
-        })
-        .collect();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                // (a journal segment may be deleted between the listing and the read)
+                let name = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((name, bytes));
+            }
+        }
+    }
     out.sort();
     out
 }

@@ -116,6 +116,7 @@ pub struct Report {
 /// Rows in the usage ledger of a SQLite-backed gateway.
 pub async fn ledger_rows(gw: &Gateway) -> Option<u64> {
     use sqlx::Connection;
+    gw.ledger_settled().await;
     let path = gw.data_dir().join("pairgate.db");
     let url = format!("sqlite://{}?mode=ro", path.display());
     let mut conn = sqlx::SqliteConnection::connect(&url).await.ok()?;

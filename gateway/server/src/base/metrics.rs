@@ -14,8 +14,19 @@ pub fn install() {
     HANDLE.get_or_init(|| PrometheusBuilder::new().install_recorder().ok());
 }
 
+/// Runs before each rendering: gauges read from state at scrape time.
+static BEFORE_RENDER: OnceLock<Box<dyn Fn() + Send + Sync>> = OnceLock::new();
+
+/// Sets what runs before each rendering (once per process; later calls are ignored).
+pub fn before_render(f: impl Fn() + Send + Sync + 'static) {
+    let _ = BEFORE_RENDER.set(Box::new(f));
+}
+
 /// The exposition text, or `None` when no recorder is installed.
 pub fn render() -> Option<String> {
+    if let Some(f) = BEFORE_RENDER.get() {
+        f();
+    }
     HANDLE
         .get()
         .and_then(|h| h.as_ref())
@@ -67,7 +78,10 @@ impl Drop for InFlight {
     }
 }
 
-/// Rows waiting to be written to the usage ledger.
-pub fn ledger_lag(rows: usize) {
-    metrics::gauge!("pairgate_ledger_lag_rows").set(rows as f64);
+/// The usage ledger's rows: recorded, finished with (written, or given up on and logged), and
+/// the difference, waiting to be written.
+pub fn ledger(recorded: u64, finished: u64) {
+    metrics::counter!("pairgate_ledger_rows_recorded_total").absolute(recorded);
+    metrics::counter!("pairgate_ledger_rows_finished_total").absolute(finished);
+    metrics::gauge!("pairgate_ledger_lag_rows").set(recorded.saturating_sub(finished) as f64);
 }

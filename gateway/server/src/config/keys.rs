@@ -121,6 +121,11 @@ pub static KEYS: &[Key] = &[
         |b, v| b.connection_threads = v.whole()?
     ),
     key!(
+        "ledger_journal",
+        "answered requests' ledger rows go to a journal file in the data dir before the answer and reach the database in batches (false: every answer waits for its own database commit; for a data dir that does not outlive the process)",
+        |b, v| b.ledger_journal = v.boolean()?
+    ),
+    key!(
         "http2.idle_timeout",
         "how long an HTTP/2 connection with no request in progress stays open (a client trickling a request's headers included)",
         |b, v| b.http2_idle_timeout = v.duration()?
@@ -397,6 +402,7 @@ pub struct Builder {
     max_in_flight_requests: usize,
     max_connections: usize,
     connection_threads: usize,
+    ledger_journal: bool,
     http2_idle_timeout: Duration,
     http2_keep_alive_interval: Duration,
     http2_keep_alive_timeout: Duration,
@@ -446,6 +452,7 @@ impl Builder {
             max_in_flight_requests: 1024,
             max_connections: 4096,
             connection_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ledger_journal: true,
             http2_idle_timeout: Duration::from_secs(60),
             http2_keep_alive_interval: Duration::from_secs(30),
             http2_keep_alive_timeout: Duration::from_secs(20),
@@ -582,6 +589,7 @@ impl Builder {
             max_in_flight_requests: self.max_in_flight_requests,
             max_connections: self.max_connections,
             connection_threads: self.connection_threads,
+            ledger_journal: self.ledger_journal,
             http2_idle_timeout: self.http2_idle_timeout,
             http2_keep_alive_interval: self.http2_keep_alive_interval,
             http2_keep_alive_timeout: self.http2_keep_alive_timeout,

@@ -90,6 +90,9 @@ pub struct Config {
     /// Threads serving plain client connections, each a single-threaded runtime; 0 serves them on
     /// the shared runtime (see `http/spread.rs`).
     pub connection_threads: usize,
+    /// Answered requests' ledger rows are journaled in the data dir before the answer and
+    /// committed in batches (see `engine/journal.rs`); `false`: each answer waits for its commit.
+    pub ledger_journal: bool,
     /// An HTTP/2 connection with no request in progress is closed after this (see `conn.rs`).
     pub http2_idle_timeout: Duration,
     /// HTTP/2 keep-alive pings: how often, and how long one may go unanswered.

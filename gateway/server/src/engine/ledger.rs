@@ -3,9 +3,12 @@
 //! [`Ledger::record`] puts a row on a bounded channel and returns; the writer task takes
 //! up to [`BATCH_ROWS`] rows, or whatever arrived within [`BATCH_WINDOW`] of the first,
 //! and inserts them in one transaction ([`pairgate_store::Store::record_usage`]). An answered
-//! request uses [`Ledger::record_closing`] instead: its row and its budget spend (local limits
-//! backend) join whatever else is queued in one transaction (group commit), and the request's
-//! answer completes once that has committed. A batch failing with a transient error (database
+//! request uses [`Ledger::record_closing`] instead. With the journal open (`serve`, the default)
+//! its row and its budget spend (local limits backend) are appended to the journal file
+//! ([`crate::engine::journal`]), the spend moves into `spent` in memory, and the answer completes
+//! at once; the row joins the next batch. Without it (CLI commands, `ledger_journal = false`, or
+//! the journal failing) they join whatever else is queued in one transaction (group commit), and
+//! the answer completes once that has committed. A batch failing with a transient error (database
 //! unreachable, busy) is retried with backoff ([`RETRIES`] times; a spend goes in only with its
 //! row, so a retry never charges twice) before it is logged and dropped (its reservations are
 //! released uncharged, as its rows are lost); one failing otherwise is written row by row, so a
@@ -16,17 +19,21 @@
 //! that waits, so no row is dropped while the writer lives.
 //!
 //! Durability (see docs/ARCHITECTURE.md, "Usage ledger"): [`Ledger::close`] writes every
-//! row recorded before it; after a hard kill, the rows lost are those of requests still in
-//! flight and those answered in the last batch window (at most [`BATCH_WINDOW`], plus the
-//! duration of the insert in progress).
+//! row recorded before it; after a hard kill, an answered request's row is in the database or
+//! in the journal, which the next start replays; the rows lost are those of requests still in
+//! flight, and rows recorded without waiting ([`Ledger::record`]) in the last batch window (at
+//! most [`BATCH_WINDOW`], plus the duration of the insert in progress).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use pairgate_store::{LedgerSession, Store};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::engine::journal::{Journal, JournalError, Replayed};
 use crate::engine::limits::Closing;
 use crate::engine::limits::book::Hold;
 
@@ -55,6 +62,9 @@ enum Msg {
     /// A row whose request waits for it to be committed before its answer completes, with
     /// what its admission left to commit along with it.
     Committed(Box<LedgerRow>, Closing, oneshot::Sender<()>),
+    /// A row already in the journal segment numbered here, with the spend it carries (its
+    /// hold has moved into `spent`).
+    Journaled(Box<LedgerRow>, Option<pairgate_store::Spend>, u64),
     Flush(oneshot::Sender<()>),
     Close(oneshot::Sender<()>),
 }
@@ -65,14 +75,33 @@ pub struct Ledger {
     tx: mpsc::Sender<Msg>,
     /// For settlements the writer can no longer take (it has stopped).
     store: Store,
-    /// Rows recorded and not yet written (queued, waiting for room, or in a batch).
-    lag: Arc<AtomicUsize>,
+    counts: Arc<Counts>,
+    /// Set once by `serve` ([`Ledger::open_journal`]); shared with the writer.
+    journal: Arc<OnceLock<Arc<Journal>>>,
+}
+
+/// Rows recorded, and rows finished with (written, or given up on and logged); the difference
+/// is the lag (queued, waiting for room, or in a batch).
+#[derive(Debug, Default)]
+pub struct Counts {
+    recorded: AtomicU64,
+    finished: AtomicU64,
+}
+
+impl Counts {
+    /// (recorded, finished), finished read first so it never exceeds recorded.
+    pub fn read(&self) -> (u64, u64) {
+        let finished = self.finished.load(Ordering::Acquire);
+        (self.recorded.load(Ordering::Acquire), finished)
+    }
 }
 
 impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Msg::Row(r) | Msg::Committed(r, ..) => write!(f, "Row({})", r.request_id),
+            Msg::Row(r) | Msg::Committed(r, ..) | Msg::Journaled(r, ..) => {
+                write!(f, "Row({})", r.request_id)
+            }
             Msg::Flush(_) => f.write_str("Flush"),
             Msg::Close(_) => f.write_str("Close"),
         }
@@ -83,22 +112,49 @@ impl Ledger {
     /// Starts the writer task on the current runtime.
     pub fn start(store: Store) -> Ledger {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let lag = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(writer(store.clone(), rx, lag.clone()));
-        Ledger { tx, store, lag }
+        let counts = Arc::new(Counts::default());
+        let journal = Arc::new(OnceLock::new());
+        tokio::spawn(writer(store.clone(), rx, counts.clone(), journal.clone()));
+        Ledger {
+            tx,
+            store,
+            counts,
+            journal,
+        }
     }
 
-    /// Records a row and waits until it is committed: the relay calls this before an answer
-    /// completes, so a hard kill can lose only the rows of requests still in flight. Rows that
-    /// arrive together share one transaction (group commit); nobody waits for a batch window.
+    /// Replays what a stopped gateway left in `data_dir`'s journal, then journals answered
+    /// requests' rows from here on (see [`Ledger::record_closing`]). `serve` calls it once,
+    /// before serving.
+    pub async fn open_journal(&self, data_dir: &Path) -> Result<Replayed, JournalError> {
+        let replayed = crate::engine::journal::replay(data_dir, &self.store).await?;
+        let journal = Journal::open(data_dir)?;
+        let _ = self.journal.set(Arc::new(journal));
+        Ok(replayed)
+    }
+
+    /// Records a row and waits until a hard kill can no longer lose it (in the journal, or
+    /// committed): the relay calls this before an answer completes, so a hard kill can lose only
+    /// the rows of requests still in flight. Without the journal, rows that arrive together share
+    /// one transaction (group commit); nobody waits for a batch window.
     pub async fn record_committed(&self, row: LedgerRow) {
         self.record_closing(row, Closing::default()).await
     }
 
     /// [`Ledger::record_committed`], committing the request's budget settlement in the same
-    /// transaction as its row (the concurrency permit is freed once both are committed).
+    /// transaction as its row (the concurrency permit is freed once both are committed). With
+    /// the journal open, the row and spend are appended to it instead, the hold moves into
+    /// `spent` and the permit is freed at once, and the row joins the next batch.
     pub async fn record_closing(&self, row: LedgerRow, closing: Closing) {
-        self.lag.fetch_add(1, Ordering::AcqRel);
+        self.counts.recorded.fetch_add(1, Ordering::AcqRel);
+        let closing = match self.journal.get() {
+            Some(journal) => match self.journaled(journal, row, closing).await {
+                None => return,
+                Some(back) => back,
+            },
+            None => (row, closing),
+        };
+        let (row, closing) = closing;
         let (done, wait) = oneshot::channel();
         if let Err(mpsc::error::SendError(msg)) = self
             .tx
@@ -115,10 +171,41 @@ impl Ledger {
         let _ = wait.await;
     }
 
+    /// Appends the row to the journal and queues it; gives it back if the journal refused it.
+    async fn journaled(
+        &self,
+        journal: &Journal,
+        row: LedgerRow,
+        closing: Closing,
+    ) -> Option<(LedgerRow, Closing)> {
+        let spend = closing.hold.as_ref().and_then(|h| h.spend(&row.request_id));
+        let seq = match journal.append(&row, spend.as_ref()) {
+            Ok(seq) => seq,
+            Err(e) => {
+                tracing::warn!(error = %e, "usage ledger: the journal refused a row; its answer waits for the database commit");
+                return Some((row, closing));
+            }
+        };
+        if let Some(hold) = closing.hold {
+            hold.commit();
+        }
+        drop(closing.permit);
+        if self
+            .tx
+            .send(Msg::Journaled(Box::new(row), spend, seq))
+            .await
+            .is_err()
+        {
+            self.finish_one();
+            tracing::warn!("usage ledger is closed; a journaled row waits for the next start");
+        }
+        None
+    }
+
     /// Records a row without waiting. If the channel is full the row waits for room in a
     /// spawned task (backpressure without blocking the caller).
     pub fn record(&self, row: LedgerRow) {
-        self.lag.fetch_add(1, Ordering::AcqRel);
+        self.counts.recorded.fetch_add(1, Ordering::AcqRel);
         match self.tx.try_send(Msg::Row(Box::new(row))) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(msg)) => {
@@ -135,15 +222,19 @@ impl Ledger {
 
     /// Records a row, waiting while the channel is full.
     pub async fn record_async(&self, row: LedgerRow) {
-        self.lag.fetch_add(1, Ordering::AcqRel);
+        self.counts.recorded.fetch_add(1, Ordering::AcqRel);
         if self.tx.send(Msg::Row(Box::new(row))).await.is_err() {
             self.lost();
         }
     }
 
     fn lost(&self) {
-        self.lag.fetch_sub(1, Ordering::AcqRel);
+        self.finish_one();
         tracing::error!("usage ledger is closed; a usage row was dropped");
+    }
+
+    fn finish_one(&self) {
+        self.counts.finished.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Waits until every row recorded before this call is written (or given up on).
@@ -165,7 +256,13 @@ impl Ledger {
 
     /// Rows recorded and not yet written.
     pub fn lag(&self) -> usize {
-        self.lag.load(Ordering::Acquire)
+        let (recorded, finished) = self.counts.read();
+        recorded.saturating_sub(finished) as usize
+    }
+
+    /// The writer's counts (for `/metrics`).
+    pub fn counts(&self) -> Arc<Counts> {
+        self.counts.clone()
     }
 }
 
@@ -207,6 +304,8 @@ struct Batch {
     /// Each hold with the request id of its row.
     holds: Vec<(String, Hold)>,
     permits: Vec<crate::engine::limits::local::Permit>,
+    /// The journal segment of each journaled row.
+    segments: Vec<u64>,
 }
 
 impl Batch {
@@ -219,6 +318,12 @@ impl Batch {
         self.permits.extend(closing.permit);
     }
 
+    fn push_journaled(&mut self, row: LedgerRow, spend: Option<pairgate_store::Spend>, seq: u64) {
+        self.spends.extend(spend);
+        self.rows.push(row);
+        self.segments.push(seq);
+    }
+
     fn len(&self) -> usize {
         self.rows.len()
     }
@@ -228,12 +333,46 @@ impl Batch {
     }
 }
 
-async fn write(session: &mut LedgerSession, batch: &mut Batch, lag: &AtomicUsize) {
+/// The writer's bookkeeping: its counts, and the journal's segments it has finished rows of.
+struct Progress {
+    counts: Arc<Counts>,
+    journal: Arc<OnceLock<Arc<Journal>>>,
+    /// Journaled rows finished, per segment.
+    finished: HashMap<u64, u64>,
+}
+
+impl Progress {
+    /// A batch is done with: its rows count as finished; if `settled` (committed, or refused
+    /// row by row) its journaled rows' segments may go.
+    fn done(&mut self, batch: &Batch, settled: bool) {
+        self.counts
+            .finished
+            .fetch_add(batch.len() as u64, Ordering::AcqRel);
+        if let Some(journal) = self.journal.get()
+            && settled
+            && !batch.segments.is_empty()
+        {
+            for seq in &batch.segments {
+                *self.finished.entry(*seq).or_default() += 1;
+            }
+            journal.collect(&mut self.finished);
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some(journal) = self.journal.get() {
+            journal.close(&mut self.finished);
+        }
+    }
+}
+
+async fn write(session: &mut LedgerSession, batch: &mut Batch, progress: &mut Progress) {
     if batch.is_empty() {
         return;
     }
     let mut delay = Duration::from_millis(100);
     let mut attempt = 0;
+    let mut settled = true;
     loop {
         // a retry charges nothing twice: a spend goes in only with its row, once
         match session.record_usage(&batch.rows, &batch.spends).await {
@@ -248,7 +387,12 @@ async fn write(session: &mut LedgerSession, batch: &mut Batch, lag: &AtomicUsize
                 attempt += 1;
             }
             Err(e) if e.is_transient() => {
-                tracing::error!(error = %e, rows = batch.len(), "usage ledger: batch dropped after retries; its usage is not charged to the budgets");
+                if batch.segments.is_empty() {
+                    tracing::error!(error = %e, rows = batch.len(), "usage ledger: batch dropped after retries; its usage is not charged to the budgets");
+                } else {
+                    tracing::error!(error = %e, rows = batch.len(), journaled = batch.segments.len(), "usage ledger: batch dropped after retries; its journaled rows are written at the next start");
+                }
+                settled = false;
                 break;
             }
             Err(e) => {
@@ -281,14 +425,25 @@ async fn write(session: &mut LedgerSession, batch: &mut Batch, lag: &AtomicUsize
             }
         }
     }
-    lag.fetch_sub(batch.len(), Ordering::AcqRel);
+    progress.done(batch, settled);
     *batch = Batch::default();
     if session.held_for().is_some_and(|held| held >= MAX_HOLD) {
         session.release();
     }
 }
 
-async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, lag: Arc<AtomicUsize>) {
+async fn writer(
+    store: Store,
+    mut rx: mpsc::Receiver<Msg>,
+    counts: Arc<Counts>,
+    journal: Arc<OnceLock<Arc<Journal>>>,
+) {
+    let mut progress = Progress {
+        counts,
+        journal,
+        finished: HashMap::new(),
+    };
+    let p = &mut progress;
     let mut batch = Batch::default();
     let mut session = store.ledger_session();
     loop {
@@ -321,7 +476,13 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, lag: Arc<AtomicUsize>
                 Msg::Row(row) => {
                     batch.push(*row, Closing::default());
                     if batch.len() >= BATCH_ROWS {
-                        write(&mut session, &mut batch, &lag).await;
+                        write(&mut session, &mut batch, p).await;
+                    }
+                }
+                Msg::Journaled(row, spend, seq) => {
+                    batch.push_journaled(*row, spend, seq);
+                    if batch.len() >= BATCH_ROWS {
+                        write(&mut session, &mut batch, p).await;
                     }
                 }
                 Msg::Committed(row, closing, done) => {
@@ -332,6 +493,9 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, lag: Arc<AtomicUsize>
                     while batch.len() < BATCH_ROWS {
                         match rx.try_recv() {
                             Ok(Msg::Row(row)) => batch.push(*row, Closing::default()),
+                            Ok(Msg::Journaled(row, spend, seq)) => {
+                                batch.push_journaled(*row, spend, seq)
+                            }
                             Ok(Msg::Committed(row, closing, d)) => {
                                 batch.push(*row, closing);
                                 waiting.push(d);
@@ -344,7 +508,7 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, lag: Arc<AtomicUsize>
                             Err(_) => break,
                         }
                     }
-                    write(&mut session, &mut batch, &lag).await;
+                    write(&mut session, &mut batch, p).await;
                     for d in waiting {
                         let _ = d.send(());
                     }
@@ -353,7 +517,7 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, lag: Arc<AtomicUsize>
                     }
                 }
                 Msg::Flush(done) => {
-                    write(&mut session, &mut batch, &lag).await;
+                    write(&mut session, &mut batch, p).await;
                     let _ = done.send(());
                 }
                 Msg::Close(done) => {
@@ -365,20 +529,27 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, lag: Arc<AtomicUsize>
                             Msg::Row(row) => {
                                 batch.push(*row, Closing::default());
                                 if batch.len() >= BATCH_ROWS {
-                                    write(&mut session, &mut batch, &lag).await;
+                                    write(&mut session, &mut batch, p).await;
                                 }
                             }
                             Msg::Committed(row, closing, d) => {
                                 batch.push(*row, closing);
                                 waiting.push(d);
                                 if batch.len() >= BATCH_ROWS {
-                                    write(&mut session, &mut batch, &lag).await;
+                                    write(&mut session, &mut batch, p).await;
+                                }
+                            }
+                            Msg::Journaled(row, spend, seq) => {
+                                batch.push_journaled(*row, spend, seq);
+                                if batch.len() >= BATCH_ROWS {
+                                    write(&mut session, &mut batch, p).await;
                                 }
                             }
                             Msg::Flush(d) | Msg::Close(d) => waiting.push(d),
                         }
                     }
-                    write(&mut session, &mut batch, &lag).await;
+                    write(&mut session, &mut batch, p).await;
+                    p.close();
                     for d in waiting {
                         let _ = d.send(());
                     }
@@ -386,8 +557,10 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Msg>, lag: Arc<AtomicUsize>
                 }
             }
         }
-        write(&mut session, &mut batch, &lag).await;
+        write(&mut session, &mut batch, p).await;
     }
+    // every handle is gone
+    p.close();
 }
 
 #[cfg(test)]

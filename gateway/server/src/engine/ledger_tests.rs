@@ -205,3 +205,81 @@ async fn a_bad_row_costs_only_itself() {
     let ids: Vec<&str> = rows.iter().map(|r| r.request_id.as_str()).collect();
     assert_eq!(ids, ["req-2", "req-0"]);
 }
+
+/// What a hard kill leaves: a journal whose writer is gone (its locks with it), some of whose
+/// rows were committed already and whose last line was cut short. The next start commits the
+/// rest, charging each spend once, and deletes it; a live journal is left alone.
+#[tokio::test]
+async fn the_next_start_replays_a_killed_journal_once_and_leaves_a_live_one() {
+    use crate::engine::journal::{FOLDER, Journal, Replayed};
+    use pairgate_store::{Spend, SpendLine};
+    let db = db(Sql::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spend = |r: &LedgerRow| Spend {
+        request_id: r.request_id.clone(),
+        grant_id: "g9".into(),
+        lines: vec![SpendLine {
+            kind: "tokens",
+            window_key: "life".into(),
+            amount: r.input_tokens,
+        }],
+    };
+    let live = Ledger::start(db.store.clone());
+    assert_eq!(
+        live.open_journal(dir.path()).await.unwrap(),
+        Replayed::default()
+    );
+    for i in 0..10 {
+        live.record_closing(row(i), Closing::default()).await;
+    }
+    live.flush().await;
+    // the killed gateway's journal: rows 10..15 with spends, row 10 committed before the kill
+    let killed = Journal::open(dir.path()).unwrap();
+    let rows: Vec<LedgerRow> = (10..15).map(row).collect();
+    for r in &rows {
+        killed.append(r, Some(&spend(r))).unwrap();
+    }
+    db.store
+        .record_usage(&rows[..1], &[spend(&rows[0])])
+        .await
+        .unwrap();
+    drop(killed);
+    let cut = std::fs::read_dir(dir.path().join(FOLDER))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            std::fs::read(p)
+                .unwrap()
+                .starts_with(b"{\"row\":{\"request_id\":\"req-10\"")
+        })
+        .expect("the killed journal's segment");
+    let mut text = std::fs::read(&cut).unwrap();
+    text.extend_from_slice(b"{\"row\":{\"req");
+    std::fs::write(&cut, text).unwrap();
+
+    let next = Ledger::start(db.store.clone());
+    let replayed = next.open_journal(dir.path()).await.unwrap();
+    assert_eq!(
+        replayed,
+        Replayed {
+            segments: 1,
+            rows: 5,
+            skipped: 1
+        }
+    );
+    assert!(!cut.exists(), "a replayed segment is deleted");
+    let all = UsageFilter::default();
+    assert_eq!(db.store.count_usage(&all).await.unwrap(), 15);
+    let want: u64 = rows.iter().map(|r| r.input_tokens).sum();
+    let spent = db.store.budget_spent("g9", &[("tokens", "life")]);
+    assert_eq!(spent.await.unwrap(), vec![want], "row 10's spend once");
+    // clean closes leave no segment
+    live.close().await;
+    next.close().await;
+    assert_eq!(db.store.count_usage(&all).await.unwrap(), 15);
+    let left = std::fs::read_dir(dir.path().join(FOLDER)).unwrap().count();
+    assert_eq!(
+        left, 0,
+        "closed journals with every row written leave nothing"
+    );
+}

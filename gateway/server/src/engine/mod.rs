@@ -7,6 +7,7 @@ pub mod attempts;
 pub mod client_rate;
 pub mod console_settings;
 pub mod grant_cache;
+pub mod journal;
 pub mod keys;
 pub mod ledger;
 pub mod limits;

@@ -100,7 +100,7 @@ impl Provider {
 
 /// A counter name that lives as long as the process: quota kinds come from the loaded
 /// plugins' descriptors, a set fixed at start, so each distinct name is leaked once.
-fn interned(name: String) -> &'static str {
+pub(crate) fn interned(name: String) -> &'static str {
     use std::collections::HashSet;
     use std::sync::{Mutex, OnceLock};
     static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();

@@ -55,6 +55,14 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     let crate::boot::Opened { state, lock } = crate::boot::open(&config).await?;
     // Held until the process ends: `restore` refuses while any gateway holds it.
     let _lock = keep_lock(lock);
+    // Before anything is served: rows a hard kill left in the journal go into the database (and
+    // their spends into the budgets the limits read).
+    if config.ledger_journal
+        && let Err(e) = state.ledger.open_journal(&config.data_dir).await
+    {
+        state.shutdown().await;
+        return Err(StartError::Database(e.to_string()));
+    }
     // CLI commands on this machine embed the URL the gateway really serves on in pairing strings
     // (unless public_url is configured, which always wins); doctor checks the address.
     let listen_url = listener.local_addr().ok().map(|addr| {
@@ -87,6 +95,11 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
         }
     }
     crate::base::metrics::install();
+    let counts = state.ledger.counts();
+    crate::base::metrics::before_render(move || {
+        let (recorded, finished) = counts.read();
+        crate::base::metrics::ledger(recorded, finished);
+    });
     if let Err(e) = crate::domain::master_key::spawn_sighup_reloader(state.clone()) {
         state.shutdown().await;
         return Err(StartError::Serve(format!(
@@ -99,7 +112,6 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     let housekeeping = state.clone();
     tokio::spawn(async move {
         loop {
-            crate::base::metrics::ledger_lag(housekeeping.ledger.lag());
             // A rotated credential's old value goes once its grace has ended.
             if let Err(e) = housekeeping
                 .store

@@ -234,6 +234,8 @@ pub async fn overview(
     let grants = state.store.list_grants().await?;
     let count = |s: &str| grants.iter().filter(|g| g.status == s).count() as u64;
     let day_start = now.div_euclid(DAY_MS) * DAY_MS;
+    // what was answered before this request is in what it reads
+    state.ledger.flush().await;
     let rollup = state.store.usage_rollup(day_start, now + 1, None).await?;
     let filter = UsageFilter {
         from_ms: Some(day_start),
@@ -399,6 +401,7 @@ pub async fn usage_rollup(
             "from must be earlier than to",
         ));
     }
+    state.ledger.flush().await;
     let rows = state
         .store
         .usage_rollup(from, to, blank(&q.grant).as_deref())
@@ -428,6 +431,8 @@ pub async fn usage_requests(
     let filter = filter_of(&q)?;
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let offset = q.offset.unwrap_or(0).max(0);
+    // what was answered before this request is in what it reads
+    state.ledger.flush().await;
     let data = state.store.recent_usage(&filter, limit, offset).await?;
     let total = state.store.count_usage(&filter).await?;
     Ok(Json(RequestPage {
@@ -493,6 +498,8 @@ pub async fn usage_csv(
     Query(q): Query<UsageQuery>,
 ) -> Result<Response, ApiError> {
     let filter = filter_of(&q)?;
+    // what was answered before this request is in what it reads
+    state.ledger.flush().await;
     let rows = state.store.recent_usage(&filter, MAX_EXPORT, 0).await?;
     let mut res = ledger_csv(&rows).into_response();
     let h = res.headers_mut();
