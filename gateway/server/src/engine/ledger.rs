@@ -147,14 +147,13 @@ impl Ledger {
     /// `spent` and the permit is freed at once, and the row joins the next batch.
     pub async fn record_closing(&self, row: LedgerRow, closing: Closing) {
         self.counts.recorded.fetch_add(1, Ordering::AcqRel);
-        let closing = match self.journal.get() {
+        let (row, closing) = match self.journal.get() {
             Some(journal) => match self.journaled(journal, row, closing).await {
                 None => return,
-                Some(back) => back,
+                Some(refused) => refused,
             },
             None => (row, closing),
         };
-        let (row, closing) = closing;
         let (done, wait) = oneshot::channel();
         if let Err(mpsc::error::SendError(msg)) = self
             .tx
