@@ -76,6 +76,16 @@ const N_COLUMNS: usize = 16;
 /// below SQLite's 32,766 and PostgreSQL's 65,535 for the ledger writer's batches of 200).
 const ROWS_PER_STATEMENT: usize = 400;
 const MS_PER_DAY: i64 = 86_400_000;
+/// Batches of at most this many rows keep their prepared commit in the connection's statement
+/// cache; larger ones are prepared for each commit. Each batch size (and mix of spend lines) is
+/// a statement text of its own, and a cached 200-row statement holds hundreds of KiB, so caching
+/// every size the ledger writer's batches take (1 to 200 rows) grew the gateway by tens of MiB
+/// (sqlx keeps 100 per connection); preparing a large one costs a few µs per row it carries.
+const KEPT_ROWS: usize = 8;
+
+fn kept(rows: &[LedgerRow]) -> bool {
+    rows.len() <= KEPT_ROWS
+}
 
 fn i(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -292,7 +302,7 @@ impl<'a> Step<'a> {
     }
 
     fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
-        let mut q = sqlx::query(&self.sql);
+        let mut q = sqlx::query(&self.sql).persistent(kept(self.rows));
         if self.spends_first {
             q = self.bind_spends(q);
         }
@@ -360,7 +370,10 @@ impl<'a> FirstTry<'a> {
     }
 
     fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
-        let mut q = bind_rows(sqlx::query(&self.sql), self.rows);
+        let mut q = bind_rows(
+            sqlx::query(&self.sql).persistent(kept(self.rows)),
+            self.rows,
+        );
         for ((grant, kind, window), amount) in &self.counters {
             q = q.bind(*grant).bind(*kind).bind(*window).bind(*amount);
         }
