@@ -1,7 +1,8 @@
 //! The request path's round trips, counted (not timed): database statements and Redis commands
 //! issued while a paired app sends 100 requests with every check on, after a warm-up. On SQLite
 //! (local limits) and on PostgreSQL + Redis (the replica configuration), nothing is read or
-//! written before the answer: no grant, no budget counter, no reservation; the only statements
+//! written before the answer: no grant, no budget counter, no reservation (on Redis, one round trip
+//! before the answer: admission; the settlement is not waited for); the only statements
 //! are the usage ledger's batched commits, after the answers (each answered request's row, and on
 //! the local backend the spend that goes with it, is in the ledger journal first): on SQLite,
 //! proven with the database's write lock held by another connection. And what is kept in memory instead is never used past a change: a credential
@@ -351,6 +352,104 @@ impl OwnRedis {
     }
 }
 
+impl OwnRedis {
+    /// Loads a script (`SCRIPT LOAD`) and returns its SHA-1, as `EVALSHA` names it.
+    async fn script_load(&self, script: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let cmd = format!(
+            "*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD\r\n${}\r\n{script}\r\n",
+            script.len()
+        );
+        s.write_all(cmd.as_bytes()).await.unwrap();
+        let mut reader = tokio::io::BufReader::new(s);
+        let (mut head, mut sha) = (String::new(), String::new());
+        reader.read_line(&mut head).await.unwrap();
+        assert_eq!(head.trim(), "$40", "SCRIPT LOAD answered {head}");
+        reader.read_line(&mut sha).await.unwrap();
+        sha.trim().to_string()
+    }
+}
+
+/// A TCP proxy in front of Redis that, once armed, holds Redis's replies on a connection for
+/// [`HOLD`] after that connection sends a script named by its SHA-1: an answer that waited for
+/// that script's reply would take at least as long.
+struct HoldingProxy {
+    port: u16,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    /// Times the script went through while armed.
+    held: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+const HOLD: Duration = Duration::from_millis(1500);
+
+impl HoldingProxy {
+    async fn start(upstream: u16, sha: String) -> HoldingProxy {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let held = Arc::new(AtomicU64::new(0));
+        let (is_armed, count) = (armed.clone(), held.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    continue;
+                };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let until = Arc::new(std::sync::Mutex::new(None::<tokio::time::Instant>));
+                let (hold, armed, held, sha) =
+                    (until.clone(), is_armed.clone(), count.clone(), sha.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = cr.read(&mut buf).await {
+                        let chunk = &buf[..n];
+                        if armed.load(Ordering::SeqCst)
+                            && chunk.windows(sha.len()).any(|w| w == sha.as_bytes())
+                        {
+                            // set before the command goes on: its reply comes after
+                            *hold.lock().unwrap() = Some(tokio::time::Instant::now() + HOLD);
+                            held.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if sw.write_all(chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = sr.read(&mut buf).await {
+                        let wait = *until.lock().unwrap();
+                        if let Some(t) = wait {
+                            tokio::time::sleep_until(t).await;
+                        }
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        HoldingProxy {
+            port,
+            armed,
+            held,
+            task,
+        }
+    }
+}
+
+impl Drop for HoldingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl Drop for OwnRedis {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
@@ -382,12 +481,66 @@ async fn postgres_and_redis_answer_without_a_statement_but_the_ledger_commit() {
         "{own} statements for {REQUESTS} requests"
     );
     // One round trip before the provider is called: admission, the proof's replay claim inside
-    // its script. One after the provider answers: settlement, before the ledger's commit (so a
-    // crash can over-charge a budget, never under-charge it). A few more from timers (the limits janitor's script every 30 s, the connection manager's checks).
+    // its script. One command after the provider answers, not waited for: settlement, sent as
+    // the answer goes out (its line in the ledger journal first, and the row's commit after it,
+    // so a crash can over-charge a budget, never under-charge it;
+    // `on_redis_the_answer_does_not_wait_for_the_settlement` proves the answer does not wait).
+    // A few more from timers (the limits janitor's script every 30 s, the connection manager's
+    // checks).
     assert!(
         commands <= 2 * REQUESTS as u64 + 5,
         "{commands} Redis commands for {REQUESTS} requests"
     );
+}
+
+/// On Redis, the one round trip the answer waits for is admission: the settlement (which frees
+/// the concurrency lease and charges what was used) is sent as the answer goes out, its reply
+/// awaited by nobody on the answer's path, and the row goes to the ledger once it has run.
+/// Proven with Redis's reply to the settlement held back for [`HOLD`]: the answer comes long
+/// before, the lease and the charge follow. A one-at-a-time app under `max_concurrent: 1` never
+/// finds its own finished request's lease still held.
+#[tokio::test]
+async fn on_redis_the_answer_does_not_wait_for_the_settlement() {
+    let redis = OwnRedis::start().await;
+    let sha = redis
+        .script_load(include_str!(
+            "../../gateway/server/src/engine/limits/lua/settle.lua"
+        ))
+        .await;
+    let proxy = HoldingProxy::start(redis.port, sha).await;
+    let config = format!(
+        "[limits]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:{}\"\n",
+        proxy.port
+    );
+    let (gw, _fake) = providers::start(Backend::Sqlite, &config).await;
+    let policy = ["--concurrent", "1", "--lifetime-tokens", "100000000"];
+    let client = pair(&gw, KeyKind::Ed25519, &policy).await;
+    let grant = client.grant_id();
+    // warm-up: the connections are open and the scripts loaded; one at a time, never refused
+    send(&client, 30).await;
+    proxy.armed.store(true, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    send(&client, 1).await;
+    let answered = started.elapsed();
+    let lag = metric(&gw, "pairgate_ledger_lag_rows").await;
+    proxy.armed.store(false, Ordering::SeqCst);
+    assert_eq!(proxy.held.load(Ordering::SeqCst), 1, "one settlement held");
+    assert!(
+        answered < HOLD / 2,
+        "answered in {answered:?}: the answer waited for its settlement's reply"
+    );
+    // (with it, the rows its batch took in the same 50 ms)
+    assert!(lag >= 1.0, "the row waits for its settlement: lag {lag}");
+    // once the reply comes: the row is written, the budget holds exactly the ledger's tokens,
+    // and no reservation or lease is left
+    let b = books(&gw, &grant).await;
+    assert_eq!(b.ledger.len(), 31);
+    let usage = pairgate_tests::probe::grant_usage(&client).await;
+    assert_eq!(
+        (usage.spent, usage.reserved, usage.in_flight),
+        (b.ledger_tokens() as u64, 0, 0)
+    );
+    send(&client, 10).await;
 }
 
 /// The provider key the fake saw on its last chat request.

@@ -504,6 +504,33 @@ impl Store {
         self.ledger_session().record_usage(rows, spends).await
     }
 
+    /// Which of `ids` the ledger holds (the journal's replay runs a Redis settlement only for a
+    /// row not in it yet).
+    pub async fn ledger_holds(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(std::collections::HashSet::new());
+        }
+        let list: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT request_id FROM usage_ledger WHERE request_id IN ({})",
+            list.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| {
+                r.try_get::<String, _>("request_id")
+                    .map_err(StoreError::from)
+            })
+            .collect()
+    }
+
     /// A [`LedgerSession`]: the ledger writer's own use of the write pool.
     pub fn ledger_session(&self) -> LedgerSession {
         LedgerSession {

@@ -27,6 +27,8 @@ use std::sync::{Mutex, PoisonError};
 use pairgate_store::{LedgerRow, Spend, SpendLine, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::limits::{Limiter, LimitsError, Settlement};
+
 /// A segment is rotated out once it holds this many bytes (about 10,000 rows).
 pub const SEGMENT_BYTES: u64 = 4 << 20;
 /// The journal's folder in the data dir.
@@ -43,6 +45,10 @@ pub enum JournalError {
         "replaying the ledger journal {path}: {source} (the file is kept; start again once the database is reachable)"
     )]
     Database { path: String, source: StoreError },
+    #[error(
+        "replaying the ledger journal {path}: settling its budgets on Redis: {source} (the file is kept; start again once Redis is reachable)"
+    )]
+    Redis { path: String, source: LimitsError },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
@@ -58,6 +64,9 @@ struct LineOut<'a> {
     row: &'a LedgerRow,
     #[serde(skip_serializing_if = "Option::is_none")]
     spend: Option<SpendOut<'a>>,
+    /// The Redis backend's settlement, sent after the line is written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<&'a Settlement>,
 }
 
 #[derive(Serialize)]
@@ -73,6 +82,8 @@ struct LineIn {
     row: LedgerRow,
     #[serde(default)]
     spend: Option<SpendIn>,
+    #[serde(default)]
+    redis: Option<Settlement>,
 }
 
 #[derive(Deserialize)]
@@ -159,11 +170,18 @@ impl Journal {
         })
     }
 
-    /// Appends a row (with the spend it carries) and returns the segment it went to. An error
-    /// means the row is not in the journal: its caller must commit it before answering.
-    pub fn append(&self, row: &LedgerRow, spend: Option<&Spend>) -> io::Result<u64> {
+    /// Appends a row (with the spend or Redis settlement it carries) and returns the segment it
+    /// went to. An error means the row is not in the journal: its caller must commit it before
+    /// answering.
+    pub fn append(
+        &self,
+        row: &LedgerRow,
+        spend: Option<&Spend>,
+        redis: Option<&Settlement>,
+    ) -> io::Result<u64> {
         let mut line = serde_json::to_vec(&LineOut {
             row,
+            redis,
             spend: spend.map(|s| SpendOut {
                 grant: &s.grant_id,
                 lines: s
@@ -250,8 +268,16 @@ pub struct Replayed {
     pub skipped: usize,
 }
 
-/// Commits and deletes every segment in `data_dir`'s journal that no live process holds.
-pub async fn replay(data_dir: &Path, store: &Store) -> Result<Replayed, JournalError> {
+/// Commits and deletes every segment in `data_dir`'s journal that no live process holds. A
+/// row's Redis settlement is run again first, if the row is not in the ledger yet: the relay
+/// runs it before the row's commit, so a row in the ledger is one whose settlement ran, and
+/// one not in it may have been settled too (charged twice, then: a crash may over-charge a
+/// budget, never under-charge it).
+pub async fn replay(
+    data_dir: &Path,
+    store: &Store,
+    limiter: &Limiter,
+) -> Result<Replayed, JournalError> {
     let dir = data_dir.join(FOLDER);
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -275,8 +301,16 @@ pub async fn replay(data_dir: &Path, store: &Store) -> Result<Replayed, JournalE
         }
         let mut text = Vec::new();
         file.read_to_end(&mut text).map_err(io_error(&path))?;
-        let (rows, spends, skipped) = parse(&text);
+        let Parsed {
+            rows,
+            spends,
+            settlements,
+            skipped,
+        } = parse(&text);
         for (i, chunk) in rows.chunks(REPLAY_ROWS).enumerate() {
+            settle_unrecorded(store, limiter, chunk, &settlements)
+                .await
+                .map_err(|e| e.at(&path))?;
             let ids: std::collections::HashSet<&str> =
                 chunk.iter().map(|r| r.request_id.as_str()).collect();
             let chunk_spends: Vec<Spend> = spends
@@ -310,14 +344,84 @@ pub async fn replay(data_dir: &Path, store: &Store) -> Result<Replayed, JournalE
     Ok(done)
 }
 
-/// Rows and spends of a segment's lines, and how many lines could not be read.
-fn parse(text: &[u8]) -> (Vec<LedgerRow>, Vec<Spend>, usize) {
-    let (mut rows, mut spends, mut skipped) = (Vec::new(), Vec::new(), 0);
+/// Why replaying a chunk's Redis settlements failed.
+enum SettleError {
+    Database(StoreError),
+    Redis(LimitsError),
+}
+
+impl SettleError {
+    fn at(self, path: &Path) -> JournalError {
+        let path = path.display().to_string();
+        match self {
+            SettleError::Database(source) => JournalError::Database { path, source },
+            SettleError::Redis(source) => JournalError::Redis { path, source },
+        }
+    }
+}
+
+/// Runs the Redis settlements of the rows of `chunk` that the ledger does not hold yet.
+async fn settle_unrecorded(
+    store: &Store,
+    limiter: &Limiter,
+    chunk: &[LedgerRow],
+    settlements: &HashMap<String, Settlement>,
+) -> Result<(), SettleError> {
+    let ids: Vec<&str> = chunk
+        .iter()
+        .map(|r| r.request_id.as_str())
+        .filter(|id| settlements.contains_key(*id))
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let held = store
+        .ledger_holds(&ids)
+        .await
+        .map_err(SettleError::Database)?;
+    for id in ids.into_iter().filter(|id| !held.contains(*id)) {
+        let ran = limiter
+            .settle_redis(&settlements[id])
+            .await
+            .map_err(SettleError::Redis)?;
+        if !ran {
+            tracing::warn!(
+                request_id = id,
+                "ledger journal: a Redis budget settlement is skipped (the limits backend is local now)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A segment's lines, read back.
+#[derive(Default)]
+struct Parsed {
+    rows: Vec<LedgerRow>,
+    spends: Vec<Spend>,
+    /// Redis settlements by request id.
+    settlements: HashMap<String, Settlement>,
+    /// Lines that could not be read.
+    skipped: usize,
+}
+
+/// Reads a segment's lines.
+fn parse(text: &[u8]) -> Parsed {
+    let mut out = Parsed::default();
+    let Parsed {
+        rows,
+        spends,
+        settlements,
+        skipped,
+    } = &mut out;
     for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        let Ok(LineIn { row, spend }) = serde_json::from_slice::<LineIn>(line) else {
-            skipped += 1;
+        let Ok(LineIn { row, spend, redis }) = serde_json::from_slice::<LineIn>(line) else {
+            *skipped += 1;
             continue;
         };
+        if let Some(s) = redis {
+            settlements.insert(row.request_id.clone(), s);
+        }
         if let Some(s) = spend {
             spends.push(Spend {
                 request_id: row.request_id.clone(),
@@ -335,7 +439,7 @@ fn parse(text: &[u8]) -> (Vec<LedgerRow>, Vec<Spend>, usize) {
         }
         rows.push(row);
     }
-    (rows, spends, skipped)
+    out
 }
 
 /// Commits replayed rows; a chunk the database refuses goes in row by row, so a bad row
@@ -406,24 +510,42 @@ mod tests {
     fn lines_read_back_as_written_and_a_line_cut_short_is_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(dir.path()).unwrap();
-        assert_eq!(j.append(&row("a"), Some(&spend("a"))).unwrap(), 0);
-        assert_eq!(j.append(&row("b"), None).unwrap(), 0);
+        let settlement = Settlement {
+            grant: "g1".into(),
+            id: "adm-b".into(),
+            permit: true,
+            tpm: (1_000, 3),
+            lines: vec![crate::engine::limits::redis_backend::SettlementLine {
+                key: "budget:g1:tokens:life".into(),
+                amount: 9,
+                actual: 7,
+                expires: 0,
+            }],
+            now_ms: 5,
+        };
+        assert_eq!(j.append(&row("a"), Some(&spend("a")), None).unwrap(), 0);
+        assert_eq!(j.append(&row("b"), None, Some(&settlement)).unwrap(), 0);
+        assert_eq!(j.append(&row("c"), None, None).unwrap(), 0);
         let path = segments(dir.path()).remove(0);
         let mut text = std::fs::read(&path).unwrap();
-        text.extend_from_slice(b"{\"row\":{\"request_id\":\"c\"");
-        let (rows, spends, skipped) = parse(&text);
-        assert_eq!(rows, vec![row("a"), row("b")]);
-        assert_eq!(spends, vec![spend("a")]);
-        assert_eq!(skipped, 1);
+        text.extend_from_slice(b"{\"row\":{\"request_id\":\"d\"");
+        let read = parse(&text);
+        assert_eq!(read.rows, vec![row("a"), row("b"), row("c")]);
+        assert_eq!(read.spends, vec![spend("a")]);
+        assert_eq!(
+            read.settlements,
+            HashMap::from([("b".to_string(), settlement)])
+        );
+        assert_eq!(read.skipped, 1);
     }
 
     #[test]
     fn a_retired_segment_goes_once_its_rows_are_finished_and_close_keeps_unfinished_ones() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(dir.path()).unwrap();
-        j.append(&row("a"), None).unwrap();
+        j.append(&row("a"), None, None).unwrap();
         j.rotate(&mut j.lock());
-        assert_eq!(j.append(&row("b"), None).unwrap(), 1);
+        assert_eq!(j.append(&row("b"), None, None).unwrap(), 1);
         assert_eq!(segments(dir.path()).len(), 2);
         let mut finished = HashMap::new();
         j.collect(&mut finished);
@@ -438,7 +560,7 @@ mod tests {
         // segment 1's row is not finished: close keeps it for the next start, and appends stop
         j.close(&mut finished);
         assert_eq!(segments(dir.path()), vec![j.path(1)]);
-        assert!(j.append(&row("c"), None).is_err());
+        assert!(j.append(&row("c"), None, None).is_err());
         // another process may not replay it while this one holds it...
         let other = File::open(j.path(1)).unwrap();
         assert!(other.try_lock().is_err(), "held by its writer");

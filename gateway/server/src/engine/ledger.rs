@@ -34,8 +34,8 @@ use pairgate_store::{LedgerSession, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::journal::{Journal, JournalError, Replayed};
-use crate::engine::limits::Closing;
 use crate::engine::limits::book::Hold;
+use crate::engine::limits::{Closing, Limiter, RedisSettle};
 
 pub use pairgate_store::LedgerRow;
 
@@ -63,8 +63,13 @@ enum Msg {
     /// what its admission left to commit along with it.
     Committed(Box<LedgerRow>, Closing, oneshot::Sender<()>),
     /// A row already in the journal segment numbered here, with the spend it carries (its
-    /// hold has moved into `spent`).
-    Journaled(Box<LedgerRow>, Option<pairgate_store::Spend>, u64),
+    /// hold has moved into `spent`), and, on Redis, word of its settlement having run.
+    Journaled(
+        Box<LedgerRow>,
+        Option<pairgate_store::Spend>,
+        u64,
+        Option<oneshot::Receiver<()>>,
+    ),
     Flush(oneshot::Sender<()>),
     Close(oneshot::Sender<()>),
 }
@@ -126,8 +131,12 @@ impl Ledger {
     /// Replays what a stopped gateway left in `data_dir`'s journal, then journals answered
     /// requests' rows from here on (see [`Ledger::record_closing`]). `serve` calls it once,
     /// before serving.
-    pub async fn open_journal(&self, data_dir: &Path) -> Result<Replayed, JournalError> {
-        let replayed = crate::engine::journal::replay(data_dir, &self.store).await?;
+    pub async fn open_journal(
+        &self,
+        data_dir: &Path,
+        limiter: &Limiter,
+    ) -> Result<Replayed, JournalError> {
+        let replayed = crate::engine::journal::replay(data_dir, &self.store, limiter).await?;
         let journal = Journal::open(data_dir)?;
         let _ = self.journal.set(Arc::new(journal));
         Ok(replayed)
@@ -142,18 +151,23 @@ impl Ledger {
     }
 
     /// [`Ledger::record_committed`], committing the request's budget settlement in the same
-    /// transaction as its row (the concurrency permit is freed once both are committed). With
-    /// the journal open, the row and spend are appended to it instead, the hold moves into
-    /// `spent` and the permit is freed at once, and the row joins the next batch.
+    /// transaction as its row (the concurrency permit is freed once both are committed; a Redis
+    /// settlement runs first). With the journal open, the row and spend (or Redis settlement)
+    /// are appended to it instead, the hold moves into `spent`, the permit is freed, the Redis
+    /// settlement is sent without waiting for its reply, and the row joins the next batch once
+    /// that settlement has run.
     pub async fn record_closing(&self, row: LedgerRow, closing: Closing) {
         self.counts.recorded.fetch_add(1, Ordering::AcqRel);
-        let (row, closing) = match self.journal.get() {
+        let (row, mut closing) = match self.journal.get() {
             Some(journal) => match self.journaled(journal, row, closing).await {
                 None => return,
                 Some(refused) => refused,
             },
             None => (row, closing),
         };
+        if let Some(redis) = closing.redis.take() {
+            settle_redis(&redis).await;
+        }
         let (done, wait) = oneshot::channel();
         if let Err(mpsc::error::SendError(msg)) = self
             .tx
@@ -178,7 +192,8 @@ impl Ledger {
         closing: Closing,
     ) -> Option<(LedgerRow, Closing)> {
         let spend = closing.hold.as_ref().and_then(|h| h.spend(&row.request_id));
-        let seq = match journal.append(&row, spend.as_ref()) {
+        let settlement = closing.redis.as_ref().map(RedisSettle::settlement);
+        let seq = match journal.append(&row, spend.as_ref(), settlement) {
             Ok(seq) => seq,
             Err(e) => {
                 tracing::warn!(error = %e, "usage ledger: the journal refused a row; its answer waits for the database commit");
@@ -189,9 +204,13 @@ impl Ledger {
             hold.commit();
         }
         drop(closing.permit);
+        let settled = match closing.redis {
+            Some(redis) => Some(send_settlement(redis).await),
+            None => None,
+        };
         if self
             .tx
-            .send(Msg::Journaled(Box::new(row), spend, seq))
+            .send(Msg::Journaled(Box::new(row), spend, seq, settled))
             .await
             .is_err()
         {
@@ -265,6 +284,33 @@ impl Ledger {
     }
 }
 
+/// Sends a Redis settlement without waiting for its reply, which a spawned task awaits; the
+/// receiver hears when it has run. The first poll, here, puts the command on the Redis
+/// connection's queue, so whatever this thread sends Redis next (the admission of the app's next
+/// request on the same connection, say) is run after it: the app never finds its own finished
+/// request's concurrency lease still held.
+async fn send_settlement(redis: RedisSettle) -> oneshot::Receiver<()> {
+    let (done, settled) = oneshot::channel();
+    let mut task = Box::pin(tokio::task::unconstrained(async move {
+        settle_redis(&redis).await;
+        let _ = done.send(());
+    }));
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(task.as_mut().poll(cx))).await;
+    if first.is_pending() {
+        tokio::spawn(task);
+    }
+    settled
+}
+
+/// Runs a Redis settlement; a failure is logged (its reservations are released uncharged by the
+/// janitor once they expire, and its lease frees itself).
+async fn settle_redis(redis: &RedisSettle) {
+    if let Err(e) = redis.run().await {
+        let s = redis.settlement();
+        tracing::error!(error = %e, grant = %s.grant, "limits: settling a request on Redis failed; its reservations expire uncharged");
+    }
+}
+
 /// Writes one closing's spend on its own (the writer is gone), retrying passing failures; the
 /// hold then moves into `spent` (or, if the write failed, is released).
 async fn settle_alone(store: &Store, closing: Closing) {
@@ -305,6 +351,8 @@ struct Batch {
     permits: Vec<crate::engine::limits::local::Permit>,
     /// The journal segment of each journaled row.
     segments: Vec<u64>,
+    /// Journaled rows whose Redis settlement is still running: request id, segment, word of it.
+    settling: Vec<(String, u64, oneshot::Receiver<()>)>,
 }
 
 impl Batch {
@@ -317,10 +365,43 @@ impl Batch {
         self.permits.extend(closing.permit);
     }
 
-    fn push_journaled(&mut self, row: LedgerRow, spend: Option<pairgate_store::Spend>, seq: u64) {
+    fn push_journaled(
+        &mut self,
+        row: LedgerRow,
+        spend: Option<pairgate_store::Spend>,
+        seq: u64,
+        settled: Option<oneshot::Receiver<()>>,
+    ) {
+        if let Some(settled) = settled {
+            self.settling.push((row.request_id.clone(), seq, settled));
+        }
         self.spends.extend(spend);
         self.rows.push(row);
         self.segments.push(seq);
+    }
+
+    /// Waits for the rows' Redis settlements, so a row in the ledger is one whose settlement
+    /// has run (what the journal's replay counts on). A settlement dropped unrun (its runtime
+    /// stopped) keeps its row out: it stays in the journal, unfinished, and the next start
+    /// replays both. The session is given back first if a settlement is still running.
+    async fn wait_settlements(&mut self, session: &mut LedgerSession) {
+        for (id, seq, mut settled) in std::mem::take(&mut self.settling) {
+            let ran = match settled.try_recv() {
+                Ok(()) => true,
+                Err(oneshot::error::TryRecvError::Closed) => false,
+                Err(oneshot::error::TryRecvError::Empty) => {
+                    session.release();
+                    settled.await.is_ok()
+                }
+            };
+            if !ran {
+                tracing::warn!(request_id = %id, "usage ledger: a Redis settlement was dropped unrun; its row waits in the journal for the next start");
+                self.rows.retain(|r| r.request_id != id);
+                if let Some(i) = self.segments.iter().position(|s| *s == seq) {
+                    self.segments.swap_remove(i);
+                }
+            }
+        }
     }
 
     fn len(&self) -> usize {
@@ -366,6 +447,7 @@ impl Progress {
 }
 
 async fn write(session: &mut LedgerSession, batch: &mut Batch, progress: &mut Progress) {
+    batch.wait_settlements(session).await;
     if batch.is_empty() {
         return;
     }
@@ -478,8 +560,8 @@ async fn writer(
                         write(&mut session, &mut batch, p).await;
                     }
                 }
-                Msg::Journaled(row, spend, seq) => {
-                    batch.push_journaled(*row, spend, seq);
+                Msg::Journaled(row, spend, seq, settled) => {
+                    batch.push_journaled(*row, spend, seq, settled);
                     if batch.len() >= BATCH_ROWS {
                         write(&mut session, &mut batch, p).await;
                     }
@@ -492,8 +574,8 @@ async fn writer(
                     while batch.len() < BATCH_ROWS {
                         match rx.try_recv() {
                             Ok(Msg::Row(row)) => batch.push(*row, Closing::default()),
-                            Ok(Msg::Journaled(row, spend, seq)) => {
-                                batch.push_journaled(*row, spend, seq)
+                            Ok(Msg::Journaled(row, spend, seq, settled)) => {
+                                batch.push_journaled(*row, spend, seq, settled)
                             }
                             Ok(Msg::Committed(row, closing, d)) => {
                                 batch.push(*row, closing);
@@ -538,8 +620,8 @@ async fn writer(
                                     write(&mut session, &mut batch, p).await;
                                 }
                             }
-                            Msg::Journaled(row, spend, seq) => {
-                                batch.push_journaled(*row, spend, seq);
+                            Msg::Journaled(row, spend, seq, settled) => {
+                                batch.push_journaled(*row, spend, seq, settled);
                                 if batch.len() >= BATCH_ROWS {
                                     write(&mut session, &mut batch, p).await;
                                 }

@@ -224,9 +224,15 @@ async fn the_next_start_replays_a_killed_journal_once_and_leaves_a_live_one() {
             amount: r.input_tokens,
         }],
     };
+    let limiter = Limiter::new(
+        crate::engine::limits::LimitsBackend::Local,
+        db.store.clone(),
+    )
+    .await
+    .unwrap();
     let live = Ledger::start(db.store.clone());
     assert_eq!(
-        live.open_journal(dir.path()).await.unwrap(),
+        live.open_journal(dir.path(), &limiter).await.unwrap(),
         Replayed::default()
     );
     for i in 0..10 {
@@ -237,7 +243,7 @@ async fn the_next_start_replays_a_killed_journal_once_and_leaves_a_live_one() {
     let killed = Journal::open(dir.path()).unwrap();
     let rows: Vec<LedgerRow> = (10..15).map(row).collect();
     for r in &rows {
-        killed.append(r, Some(&spend(r))).unwrap();
+        killed.append(r, Some(&spend(r)), None).unwrap();
     }
     db.store
         .record_usage(&rows[..1], &[spend(&rows[0])])
@@ -258,7 +264,7 @@ async fn the_next_start_replays_a_killed_journal_once_and_leaves_a_live_one() {
     std::fs::write(&cut, text).unwrap();
 
     let next = Ledger::start(db.store.clone());
-    let replayed = next.open_journal(dir.path()).await.unwrap();
+    let replayed = next.open_journal(dir.path(), &limiter).await.unwrap();
     assert_eq!(
         replayed,
         Replayed {
@@ -282,4 +288,106 @@ async fn the_next_start_replays_a_killed_journal_once_and_leaves_a_live_one() {
         left, 0,
         "closed journals with every row written leave nothing"
     );
+}
+
+/// On Redis, a journaled request's settlement is sent before `record_closing` returns and
+/// awaited by nobody on the answer's path: a one-at-a-time client under `max_concurrent: 1` is
+/// never refused, every row reaches the ledger once its settlement ran, and the budget is charged
+/// what was used. After a hard kill the replay runs the settlement of each row not in the ledger
+/// (once), and not that of a row already in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis_the_journal_carries_settlements_and_a_replay_runs_those_not_in_the_ledger() {
+    use crate::engine::journal::{Journal, Replayed};
+    use crate::engine::limits::test_support::{Env, Kind};
+    use pairgate_policy::{GrantPolicy, Usage};
+    let env = Env::new(Kind::Redis).await;
+    let l = &env.limiter;
+    let policy = |max: u32| -> GrantPolicy {
+        serde_json::from_value(
+            serde_json::json!({"token_budget": {"lifetime": 100000}, "max_concurrent": max}),
+        )
+        .unwrap()
+    };
+    let (one, three) = (policy(1), policy(3));
+    let used = |n: u64| Usage {
+        input_tokens: n,
+        output_tokens: 0,
+        cached_tokens: 0,
+    };
+    let spent = || async {
+        let v = l
+            .remaining("g", &one, pairgate_store::now_ms())
+            .await
+            .unwrap();
+        let b = &v["token_budget"]["lifetime"];
+        (
+            b["spent"].as_u64().unwrap(),
+            b["reserved"].as_u64().unwrap(),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let live = Ledger::start(env.db.store.clone());
+    live.open_journal(dir.path(), l).await.unwrap();
+    for i in 0..20 {
+        let now = pairgate_store::now_ms();
+        let a = l
+            .admit("g", &one, used(500), 0, now)
+            .await
+            .unwrap_or_else(|r| panic!("request {i} refused: {}", r.message));
+        live.record_closing(row(i), a.settle_deferred(used(10), 0))
+            .await;
+    }
+    live.flush().await;
+    let all = UsageFilter::default();
+    assert_eq!(env.db.store.count_usage(&all).await.unwrap(), 20);
+    assert_eq!(spent().await, (200, 0), "each settlement ran once");
+
+    // A killed gateway's journal: three answered requests whose settlements may not have run;
+    // the first one's row (and so its settlement) made it to the database before the kill.
+    let killed = Journal::open(dir.path()).unwrap();
+    let mut rows = Vec::new();
+    for i in 100..103 {
+        let a = l
+            .admit("g", &three, used(500), 0, pairgate_store::now_ms())
+            .await
+            .unwrap();
+        let closing = a.settle_deferred(used(7), 0);
+        let redis = closing.redis.as_ref().unwrap();
+        killed
+            .append(&row(i), None, Some(redis.settlement()))
+            .unwrap();
+        if i == 100 {
+            redis.run().await.unwrap();
+            env.db.store.insert_usage(&[row(i)]).await.unwrap();
+        }
+        // the other two die unrun with the process (their leases and reservations held)
+        std::mem::forget(closing);
+        rows.push(row(i));
+    }
+    drop(killed);
+    assert_eq!(spent().await, (207, 1000));
+    let next = Ledger::start(env.db.store.clone());
+    let replayed = next.open_journal(dir.path(), l).await.unwrap();
+    assert_eq!(
+        replayed,
+        Replayed {
+            segments: 1,
+            rows: 3,
+            skipped: 0
+        }
+    );
+    assert_eq!(env.db.store.count_usage(&all).await.unwrap(), 23);
+    assert_eq!(
+        spent().await,
+        (221, 0),
+        "the two unrun settlements ran once, row 100's not again"
+    );
+    // and the leases they held are free
+    let a = l
+        .admit("g", &one, used(1), 0, pairgate_store::now_ms())
+        .await;
+    assert!(a.is_ok(), "the concurrency lease was freed by the replay");
+    live.close().await;
+    next.close().await;
+    env.cleanup().await;
 }

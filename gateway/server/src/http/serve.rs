@@ -58,7 +58,10 @@ pub async fn run(mut config: Config) -> Result<(), StartError> {
     // Before anything is served: rows a hard kill left in the journal go into the database (and
     // their spends into the budgets the limits read).
     if config.ledger_journal
-        && let Err(e) = state.ledger.open_journal(&config.data_dir).await
+        && let Err(e) = state
+            .ledger
+            .open_journal(&config.data_dir, &state.limiter)
+            .await
     {
         state.shutdown().await;
         return Err(StartError::Database(e.to_string()));

@@ -180,13 +180,8 @@ impl Exchange {
             false,
             Some(e.code().to_string()),
         );
-        match self.admission.release_deferred().await {
-            Ok(closing) => self.state.ledger.record_closing(row, closing).await,
-            Err(err) => {
-                tracing::error!(error = %err, "releasing a reservation failed");
-                self.state.ledger.record_committed(row).await;
-            }
-        }
+        let closing = self.admission.release_deferred();
+        self.state.ledger.record_closing(row, closing).await;
         e.into_response()
     }
 
@@ -195,12 +190,7 @@ impl Exchange {
     pub async fn finish(self, status: u16, usage: Usage, estimated: bool, code: Option<String>) {
         let cost = self.meter.cost(&usage);
         let row = self.meter.row(status, usage, estimated, code);
-        match self.admission.settle_deferred(usage, cost).await {
-            Ok(closing) => self.state.ledger.record_closing(row, closing).await,
-            Err(e) => {
-                tracing::error!(error = %e, "settling a reservation failed");
-                self.state.ledger.record_committed(row).await;
-            }
-        }
+        let closing = self.admission.settle_deferred(usage, cost);
+        self.state.ledger.record_closing(row, closing).await;
     }
 }

@@ -5,7 +5,7 @@ use pairgate_policy::{Gcra, Usage};
 use super::book::Hold;
 use super::local::Permit;
 use super::plan::{BudgetCheck, BudgetKind};
-use super::redis_backend::SettleLine;
+use super::redis_backend::Settlement;
 use super::{Engine, Limiter, LimitsError};
 
 /// What a settlement reports.
@@ -53,12 +53,32 @@ pub struct Admission {
 
 /// What finishing an admission leaves to commit together with the request's ledger row (see
 /// [`Admission::settle_deferred`]): the budget hold (local backend; its spend is written with
-/// the row, then [`Hold::commit`] moves it into `spent` in memory), and the concurrency permit,
-/// held until then.
+/// the row, then [`Hold::commit`] moves it into `spent` in memory), the concurrency permit,
+/// held until then, and the Redis backend's settlement, still to run ([`RedisSettle::run`]).
 #[derive(Debug, Default)]
 pub struct Closing {
     pub hold: Option<Hold>,
     pub permit: Option<Permit>,
+    pub redis: Option<RedisSettle>,
+}
+
+/// A settlement on the Redis backend, worked out and not yet run.
+#[derive(Debug)]
+pub struct RedisSettle {
+    limiter: Limiter,
+    settlement: Settlement,
+}
+
+impl RedisSettle {
+    /// What it will run (for the ledger journal).
+    pub fn settlement(&self) -> &Settlement {
+        &self.settlement
+    }
+
+    /// Runs it: one round trip to Redis.
+    pub async fn run(&self) -> Result<(), LimitsError> {
+        self.limiter.settle_redis(&self.settlement).await.map(drop)
+    }
 }
 
 impl Limiter {
@@ -68,7 +88,10 @@ impl Limiter {
         p: Pending,
         outcome: Option<Outcome>,
     ) -> Result<(), LimitsError> {
-        let closing = self.close(p, outcome).await?;
+        let closing = self.close(p, outcome);
+        if let Some(redis) = &closing.redis {
+            redis.run().await?;
+        }
         if let Some(hold) = closing.hold {
             if let Some(spend) = hold.spend("") {
                 add_spent_with_retries(&self.inner.store, &spend).await?;
@@ -79,13 +102,9 @@ impl Limiter {
     }
 
     /// Does everything a settlement (`Some`) or release (`None`) needs except persisting the
-    /// local budget spend, whose hold it returns: tokens above the estimate are charged to the
-    /// per-minute limit; the Redis backend settles at once.
-    pub(super) async fn close(
-        &self,
-        mut p: Pending,
-        outcome: Option<Outcome>,
-    ) -> Result<Closing, LimitsError> {
+    /// local budget spend, whose hold it returns, and running the Redis backend's settlement,
+    /// which it returns too: tokens above the estimate are charged to the per-minute limit.
+    pub(super) fn close(&self, mut p: Pending, outcome: Option<Outcome>) -> Closing {
         let now_ms = pairgate_store::now_ms().max(p.admitted_ms);
         let tokens = outcome.map_or(0, |o| o.tokens);
         let cost = outcome.map_or(0, |o| o.cost_micros);
@@ -116,34 +135,28 @@ impl Limiter {
                     h.set_actual(|i| p.budgets.get(i).map_or(0, actual));
                     h
                 });
-                Ok(Closing {
+                Closing {
                     hold,
                     permit: p.permit.take(),
-                })
+                    redis: None,
+                }
             }
-            Engine::Redis(r) => {
-                let lines: Vec<_> = p
-                    .budgets
-                    .iter()
-                    .map(|b| SettleLine {
-                        check: b,
-                        actual: actual(b),
-                    })
-                    .collect();
-                let result = r
-                    .settle(
+            Engine::Redis(_) => Closing {
+                hold: None,
+                permit: p.permit.take(),
+                redis: Some(RedisSettle {
+                    limiter: self.clone(),
+                    settlement: Settlement::new(
                         &p.grant,
                         &p.id,
                         p.redis_permit,
                         extra,
-                        &lines,
+                        p.budgets.iter().map(|b| (b, actual(b))),
                         p.admitted_ms,
                         now_ms,
-                    )
-                    .await;
-                p.permit.take();
-                result.map(|()| Closing::default())
-            }
+                    ),
+                }),
+            },
         }
     }
 }
@@ -202,28 +215,23 @@ impl Admission {
     /// Like [`Admission::settle`], except that the budget spend (local backend) is returned as
     /// a hold instead of written, for the usage ledger to write together with the request's row
     /// in its group commit ([`crate::engine::ledger::Ledger::record_closing`]).
-    pub async fn settle_deferred(
-        mut self,
-        actual: Usage,
-        actual_cost_micros: u64,
-    ) -> Result<Closing, LimitsError> {
+    /// On Redis, the settlement is returned to run too ([`Closing::redis`]).
+    pub fn settle_deferred(mut self, actual: Usage, actual_cost_micros: u64) -> Closing {
         match self.pending.take() {
             Some(p) => {
                 let limiter = p.limiter.clone();
-                limiter
-                    .close(p, Some(Outcome::of(actual, actual_cost_micros)))
-                    .await
+                limiter.close(p, Some(Outcome::of(actual, actual_cost_micros)))
             }
-            None => Ok(Closing::default()),
+            None => Closing::default(),
         }
     }
 
-    /// [`Admission::release`], returning the SQL release to commit with the ledger row (as
+    /// [`Admission::release`], returning what is left to do with the ledger row (as
     /// [`Admission::settle_deferred`]).
-    pub async fn release_deferred(mut self) -> Result<Closing, LimitsError> {
+    pub fn release_deferred(mut self) -> Closing {
         match self.pending.take() {
-            Some(p) => p.limiter.clone().close(p, None).await,
-            None => Ok(Closing::default()),
+            Some(p) => p.limiter.clone().close(p, None),
+            None => Closing::default(),
         }
     }
 

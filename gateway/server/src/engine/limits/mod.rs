@@ -53,11 +53,12 @@ use pairgate_store::{Store, StoreError};
 use serde_json::{Map, Value, json};
 
 use admission::Pending;
-pub use admission::{Admission, Closing};
+pub use admission::{Admission, Closing, RedisSettle};
 use local::{Inflight, Rates};
 use plan::{BudgetCheck, BudgetKind, Plan, RateKind, RateState};
 pub use plan::{QuotaCharge, QuotaKind};
 use redis_backend::RedisLimits;
+pub use redis_backend::Settlement;
 
 /// How long a budget reservation (and a Redis concurrency lease) holds without settlement.
 pub const RESERVATION_TTL_MS: i64 = 15 * 60 * 1000;
@@ -278,6 +279,15 @@ impl Limiter {
                 options,
             }),
         })
+    }
+
+    /// Runs a settlement on the Redis backend (an answered request's, or one the ledger
+    /// journal replays after a hard kill); false, doing nothing, on the local backend.
+    pub async fn settle_redis(&self, s: &Settlement) -> Result<bool, LimitsError> {
+        match &self.inner.engine {
+            Engine::Redis(r) => r.settle(s).await.map(|()| true),
+            Engine::Local { .. } => Ok(false),
+        }
     }
 
     /// Admits a request of `grant_id` under `policy`, estimated at `estimate` tokens and

@@ -89,11 +89,75 @@ fn key_expiry(window: Window, admitted_ms: i64) -> i64 {
     window_ends_at(window, admitted_ms).map_or(0, |end| end.saturating_add(DAY_MS))
 }
 
-/// What one budget line of an admission settles with.
-#[derive(Debug, Clone)]
-pub struct SettleLine<'a> {
-    pub check: &'a BudgetCheck,
+/// An admission's settlement on Redis, worked out when the request closes and run afterwards:
+/// by the relay without waiting for it, or replayed from the ledger journal after a hard kill
+/// (see [`crate::engine::ledger::Ledger::record_closing`]). Plain data, so the journal keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Settlement {
+    pub grant: String,
+    /// The admission's id (its concurrency lease and reservations).
+    pub id: String,
+    /// A concurrency lease is held under `id`.
+    pub permit: bool,
+    /// The tokens-per-minute limit's emission interval (µs) and the tokens above the estimate
+    /// to charge to it; `(0, 0)` when none.
+    pub tpm: (u64, u64),
+    pub lines: Vec<SettlementLine>,
+    pub now_ms: i64,
+}
+
+/// One budget window of a [`Settlement`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SettlementLine {
+    /// `budget:<grant>:<kind>:<window key>`, without the namespace's prefix.
+    pub key: String,
+    /// What the admission reserved.
+    pub amount: u64,
+    /// What the request used.
     pub actual: u64,
+    /// When the budget's hash may expire (unix ms; 0: never).
+    pub expires: i64,
+}
+
+impl Settlement {
+    /// The settlement of `budgets` (each with what the request used) admitted at `admitted_ms`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new<'a>(
+        grant: &str,
+        id: &str,
+        permit: bool,
+        tpm: Option<(Gcra, u64)>,
+        budgets: impl Iterator<Item = (&'a BudgetCheck, u64)>,
+        admitted_ms: i64,
+        now_ms: i64,
+    ) -> Settlement {
+        let tpm = tpm.map_or((0, 0), |(g, extra)| {
+            (
+                g.emission_interval_us,
+                clamp(extra).min(u64::from(u32::MAX)),
+            )
+        });
+        Settlement {
+            grant: grant.to_owned(),
+            id: id.to_owned(),
+            permit,
+            tpm,
+            lines: budgets
+                .map(|(b, actual)| SettlementLine {
+                    key: budget_suffix(grant, b),
+                    amount: clamp(b.amount),
+                    actual: clamp(actual),
+                    expires: key_expiry(b.window, admitted_ms),
+                })
+                .collect(),
+            now_ms,
+        }
+    }
+}
+
+/// A budget's key without the namespace's prefix.
+fn budget_suffix(grant: &str, b: &BudgetCheck) -> String {
+    format!("budget:{grant}:{}:{}", b.kind.as_str(), b.key)
 }
 
 /// The stored state the `remaining` view needs.
@@ -175,12 +239,7 @@ impl RedisLimits {
     }
 
     fn budget_key(&self, grant: &str, b: &BudgetCheck) -> String {
-        format!(
-            "{}budget:{grant}:{}:{}",
-            self.prefix,
-            b.kind.as_str(),
-            b.key
-        )
+        format!("{}{}", self.prefix, budget_suffix(grant, b))
     }
 
     fn reservations_key(&self) -> String {
@@ -265,48 +324,29 @@ impl RedisLimits {
         Ok(Err(refusal))
     }
 
-    /// Runs `settle.lua` (release: every `actual` 0 and no extra tokens).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn settle(
-        &self,
-        grant: &str,
-        id: &str,
-        permit: bool,
-        tpm: Option<(Gcra, u64)>,
-        lines: &[SettleLine<'_>],
-        admitted_ms: i64,
-        now_ms: i64,
-    ) -> Result<(), LimitsError> {
+    /// Runs `settle.lua` (a release has every `actual` 0 and no extra tokens).
+    pub async fn settle(&self, s: &Settlement) -> Result<(), LimitsError> {
         let mut inv = self.settle.prepare_invoke();
-        inv.key(self.conc_key(grant))
+        inv.key(self.conc_key(&s.grant))
             .key(self.reservations_key())
-            .key(format!("{}rate:{grant}:tpm", self.prefix));
-        for l in lines {
-            inv.key(self.budget_key(grant, l.check));
+            .key(format!("{}rate:{}:tpm", self.prefix, s.grant));
+        for l in &s.lines {
+            inv.key(format!("{}{}", self.prefix, l.key));
         }
-        let (t, extra) = tpm.map_or((0, 0), |(g, extra)| {
-            (
-                g.emission_interval_us,
-                clamp(extra).min(u64::from(u32::MAX)),
-            )
-        });
-        inv.arg(now_ms)
-            .arg(id)
-            .arg(u8::from(permit))
-            .arg(t)
-            .arg(extra)
-            .arg(lines.len());
-        for l in lines {
-            inv.arg(clamp(l.check.amount))
-                .arg(clamp(l.actual))
-                .arg(key_expiry(l.check.window, admitted_ms));
+        inv.arg(s.now_ms)
+            .arg(&s.id)
+            .arg(u8::from(s.permit))
+            .arg(s.tpm.0)
+            .arg(s.tpm.1)
+            .arg(s.lines.len());
+        for l in &s.lines {
+            inv.arg(l.amount).arg(l.actual).arg(l.expires);
         }
         let mut conn = self.conn().await;
         let _: i64 = inv.invoke_async(&mut conn).await?;
         Ok(())
     }
 
-    /// Runs `janitor.lua` until no expired reservation is left; returns how many were released.
     /// Records `key` for `ttl_ms` unless it is already recorded: true the first time (across
     /// every replica sharing this Redis and namespace), false after.
     pub async fn claim_once(&self, key: &str, ttl_ms: i64) -> Result<bool, LimitsError> {
@@ -322,6 +362,7 @@ impl RedisLimits {
         Ok(set.is_some())
     }
 
+    /// Runs `janitor.lua` until no expired reservation is left; returns how many were released.
     pub async fn janitor(&self, now_ms: i64) -> Result<u64, LimitsError> {
         const BATCH: u64 = 500;
         let mut total = 0;
