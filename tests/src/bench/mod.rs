@@ -199,7 +199,8 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
         perf_done(p).await?;
     }
     settle().await;
-    let replica_max = replica::max_throughput(&http, fake, &cache_dir, cfg, &policy).await?;
+    let (replica_fixed, replica_max) =
+        replica::phases(&http, fake, &cache_dir, cfg, &policy).await?;
     settle().await;
 
     fake.set(Behaviour {
@@ -246,6 +247,7 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report> {
         grants_phase,
         fixed,
         max: (max_direct, max_gateway),
+        replica_fixed,
         replica_max,
         nginx: report::NginxPhases {
             fixed: nginx_fixed,

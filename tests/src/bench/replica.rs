@@ -13,14 +13,16 @@ use super::setup::{self, chat_body};
 use crate::Backend;
 use crate::fake::FakeProvider;
 
-/// Maximum throughput through a PostgreSQL + Redis gateway (started and stopped here).
-pub async fn max_throughput(
+/// Through a PostgreSQL + Redis gateway (started and stopped here): an open loop at the first
+/// fixed rate (its added latency, against the run's direct phase at that rate, shows what the
+/// Redis round trips add before an answer), then maximum throughput.
+pub async fn phases(
     http: &reqwest::Client,
     fake: &FakeProvider,
     cache_dir: &std::path::Path,
     cfg: &BenchConfig,
     policy: &serde_json::Value,
-) -> Result<Phase> {
+) -> Result<(Option<Phase>, Phase)> {
     let namespace = format!("bench-{}-{}", std::process::id(), crate::app::now());
     let limits = format!(
         "[limits]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379\"\n\
@@ -52,11 +54,19 @@ pub async fn max_throughput(
         warm.sample_errors
     );
     // the gateway's own CPU only: PostgreSQL's and Redis's are not counted
+    let fixed = match cfg.rates.first() {
+        Some(&rate) => {
+            let p = setup::cpu_during(&gw, load::open_loop(&via, rate, cfg.phase)).await?;
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            Some(p)
+        }
+        None => None,
+    };
     let max = setup::cpu_during(
         &gw,
         load::closed_loop(&via, cfg.max_concurrency, cfg.max_duration),
     )
     .await?;
     gw.stop().await;
-    Ok(max)
+    Ok((fixed, max))
 }

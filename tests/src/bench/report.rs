@@ -103,6 +103,8 @@ pub struct Report {
     /// (direct, gateway) per fixed rate.
     pub fixed: Vec<(Phase, Phase)>,
     pub max: (Phase, Phase),
+    /// The first fixed rate's phase through a gateway on PostgreSQL + Redis.
+    pub replica_fixed: Option<Phase>,
     /// The same maximum-throughput phase through a gateway on PostgreSQL + Redis.
     pub replica_max: Phase,
     pub nginx: NginxPhases,
@@ -205,6 +207,7 @@ impl Report {
             + self.max.0.errors
             + self.max.1.errors
             + self.replica_max.errors
+            + self.replica_fixed.as_ref().map_or(0, |p| p.errors)
             + self.stream.0.errors
             + self.stream.1.errors
             + self.grants_phase.errors
@@ -335,6 +338,21 @@ impl Report {
             self.replica_max.throughput(),
             self.replica_fraction() * 100.0
         );
+        if let Some(rf) = &self.replica_fixed
+            && let Some((d, _)) = self.fixed.iter().find(|(d, _)| d.rate == rf.rate)
+        {
+            let added = Self::added(d, rf);
+            let _ = writeln!(
+                o,
+                "PostgreSQL + Redis at {} req/s (open loop, {} of {} answered): added p50 {}, \
+                 p99 {} (against the direct phase at that rate).\n",
+                rf.rate.unwrap_or(0),
+                rf.ok,
+                rf.sent,
+                us(added[0]),
+                us(added[2])
+            );
+        }
         let _ = writeln!(
             o,
             "Gateway CPU per request (user + system time of the gateway process, every thread, \
@@ -347,6 +365,7 @@ impl Report {
             .fixed
             .iter()
             .map(|(_, g)| g)
+            .chain(self.replica_fixed.iter())
             .chain([mg, &self.replica_max])
         {
             if let Some(cpu) = p.cpu_per_request_us() {
@@ -531,6 +550,7 @@ impl Report {
                 &self.replica_max,
                 &self.grants_phase,
             ])
+            .chain(self.replica_fixed.iter())
         {
             for e in &p.sample_errors {
                 let _ = writeln!(o, "- {} error: {e}", p.route);
@@ -562,7 +582,7 @@ impl Report {
             "smoke": self.smoke,
             "machine": { "cpus": self.machine.cpus, "cpu": self.machine.cpu_model, "load_before": self.machine.load_before, "load_after": self.machine.load_after, "date": self.machine.date },
             "fixed": self.fixed.iter().map(|(d, g)| json!({ "direct": Self::phase_json(d), "gateway": Self::phase_json(g), "added_us": Self::added(d, g) })).collect::<Vec<_>>(),
-            "max": { "direct": Self::phase_json(&self.max.0), "nginx": Self::phase_json(&self.nginx.max), "gateway": Self::phase_json(&self.max.1), "fraction": self.throughput_fraction(), "fraction_of_nginx": self.nginx_fraction(), "postgres_redis": Self::phase_json(&self.replica_max), "postgres_redis_fraction_of_sqlite": self.replica_fraction() },
+            "max": { "direct": Self::phase_json(&self.max.0), "nginx": Self::phase_json(&self.nginx.max), "gateway": Self::phase_json(&self.max.1), "fraction": self.throughput_fraction(), "fraction_of_nginx": self.nginx_fraction(), "postgres_redis": Self::phase_json(&self.replica_max), "postgres_redis_fixed": self.replica_fixed.as_ref().map(Self::phase_json), "postgres_redis_fraction_of_sqlite": self.replica_fraction() },
             "nginx_fixed": self.nginx.fixed.iter().map(|n| json!({ "nginx": Self::phase_json(n) })).collect::<Vec<_>>(),
             "stream": {
                 "first_chunk_p50_us": [q(&sd.first_chunk, 0.5), q(&sg.first_chunk, 0.5)],
