@@ -56,6 +56,9 @@ pub const IDLE_RELEASE: Duration = Duration::from_millis(10);
 /// ...or, under steady load, once it has held it this long, so the pool's other writers wait at
 /// most about this (on SQLite the write pool has one connection).
 pub const MAX_HOLD: Duration = Duration::from_millis(20);
+/// How long a batch waits for a Redis settlement (usually a round trip, already done) before the
+/// writer gives its connection back while it waits on.
+const SETTLEMENT_PATIENCE: Duration = Duration::from_millis(5);
 
 enum Msg {
     Row(Box<LedgerRow>),
@@ -383,13 +386,13 @@ impl Batch {
     /// Waits for the rows' Redis settlements, so a row in the ledger is one whose settlement
     /// has run (what the journal's replay counts on). A settlement dropped unrun (its runtime
     /// stopped) keeps its row out: it stays in the journal, unfinished, and the next start
-    /// replays both. The session is given back first if a settlement is still running.
+    /// replays both. The session is given back if a settlement keeps it waiting (Redis slow or
+    /// gone): its other writers must not wait for Redis.
     async fn wait_settlements(&mut self, session: &mut LedgerSession) {
         for (id, seq, mut settled) in std::mem::take(&mut self.settling) {
-            let ran = match settled.try_recv() {
-                Ok(()) => true,
-                Err(oneshot::error::TryRecvError::Closed) => false,
-                Err(oneshot::error::TryRecvError::Empty) => {
+            let ran = match tokio::time::timeout(SETTLEMENT_PATIENCE, &mut settled).await {
+                Ok(r) => r.is_ok(),
+                Err(_) => {
                     session.release();
                     settled.await.is_ok()
                 }
