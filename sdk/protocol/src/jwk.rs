@@ -158,16 +158,16 @@ impl PublicKey {
         }
     }
 
-    /// Verifies a JWS signature over `message`: Ed25519 with `verify_strict` (rejects
-    /// non-canonical and small-order components), ES256 as raw `r || s` of exactly 64 bytes.
+    /// Verifies a JWS signature over `message`: Ed25519 with the checks of ed25519-dalek's
+    /// `verify_strict` (rejects non-canonical and small-order components, see
+    /// [`verify_ed25519_strict`]), ES256 as raw `r || s` of exactly 64 bytes.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match self {
             PublicKey::Ed25519(key) => {
                 let Ok(bytes) = <[u8; 64]>::try_from(signature) else {
                     return false;
                 };
-                let sig = ed25519_dalek::Signature::from_bytes(&bytes);
-                key.verify_strict(message, &sig).is_ok()
+                verify_ed25519_strict(key, message, &bytes)
             }
             PublicKey::P256(key) => {
                 if signature.len() != 64 {
@@ -200,6 +200,61 @@ impl PublicKey {
             }
         }
     }
+}
+
+/// The canonical encodings of the eight points of small order (the torsion subgroup: the
+/// identity, one point of order 2, two of order 4, four of order 8). `jwk_tests.rs` proves the
+/// list is exactly those points.
+pub(crate) const SMALL_ORDER_ENCODINGS: [[u8; 32]; 8] = [
+    hex32("0100000000000000000000000000000000000000000000000000000000000000"),
+    hex32("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    hex32("0000000000000000000000000000000000000000000000000000000000000000"),
+    hex32("0000000000000000000000000000000000000000000000000000000000000080"),
+    hex32("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+    hex32("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa"),
+    hex32("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+    hex32("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85"),
+];
+
+/// 32 bytes from 64 hex digits, at compile time.
+const fn hex32(hex: &str) -> [u8; 32] {
+    const fn digit(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => panic!("not a lowercase hex digit"),
+        }
+    }
+    let h = hex.as_bytes();
+    assert!(h.len() == 64);
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        out[i] = digit(h[2 * i]) << 4 | digit(h[2 * i + 1]);
+        i += 1;
+    }
+    out
+}
+
+/// Ed25519 verification that accepts exactly what ed25519-dalek's `verify_strict` accepts,
+/// without decoding the signature's `R` (a square root, an eighth of the check's time).
+///
+/// `verify_strict` decodes `R`, refuses it or the key when of small order, then recomputes
+/// `R' = [s]B - [k]A` and compares its canonical encoding with `R`'s bytes. Equal bytes mean `R`
+/// is the canonical encoding of the valid point `R'`, so decoding `R` cannot fail there and gives
+/// `R'`; `R'` has small order exactly when its canonical encoding is one of
+/// [`SMALL_ORDER_ENCODINGS`]. So: key not weak, `R`'s bytes not in that list, and the plain
+/// (cofactorless) check, which also refuses a non-canonical `s`. `jwk_tests.rs` checks the two
+/// agree, on a signature only the small-order rule refuses among others.
+pub(crate) fn verify_ed25519_strict(
+    key: &ed25519_dalek::VerifyingKey,
+    message: &[u8],
+    signature: &[u8; 64],
+) -> bool {
+    let sig = ed25519_dalek::Signature::from_bytes(signature);
+    !key.is_weak()
+        && !SMALL_ORDER_ENCODINGS.contains(sig.r_bytes())
+        && key.verify(message, &sig).is_ok()
 }
 
 /// A public key already parsed and checked, with its encoded coordinates and thumbprint: a

@@ -189,3 +189,105 @@ fn fingerprint_grouping() {
         "ABCD-EFGH-IJKL-MNOP"
     );
 }
+
+#[test]
+fn the_small_order_list_is_exactly_the_eight_torsion_points() {
+    let mut seen = std::collections::HashSet::new();
+    for enc in SMALL_ORDER_ENCODINGS {
+        let point = ed25519_dalek::VerifyingKey::from_bytes(&enc).expect("a point");
+        assert!(point.is_weak(), "{enc:02x?} is of small order");
+        assert_eq!(point.to_edwards().compress().to_bytes(), enc, "canonical");
+        assert!(seen.insert(enc));
+    }
+    // The torsion subgroup has eight points, so eight distinct canonical encodings are all.
+    assert_eq!(seen.len(), 8);
+    for (i, p) in curve25519_dalek::constants::EIGHT_TORSION
+        .iter()
+        .enumerate()
+    {
+        assert!(seen.contains(&p.compress().to_bytes()), "torsion point {i}");
+    }
+}
+
+/// Signatures that only one rule of `verify_strict` refuses, and ordinary ones.
+fn strict_cases() -> Vec<(&'static str, ed25519_dalek::VerifyingKey, Vec<u8>, [u8; 64])> {
+    use curve25519_dalek::{Scalar, constants::ED25519_BASEPOINT_POINT};
+    use ed25519_dalek::Signer as _;
+    use sha2::Sha512;
+    let sk = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let key = sk.verifying_key();
+    let mut cases = Vec::new();
+    for i in 0..32u8 {
+        let msg = format!("header.payload-{i}").into_bytes();
+        let sig = sk.sign(&msg).to_bytes();
+        cases.push(("valid", key, msg.clone(), sig));
+        let mut other = msg.clone();
+        other[0] ^= 1;
+        cases.push(("other message", key, other, sig));
+        for (what, byte) in [
+            ("R altered", i as usize % 32),
+            ("s altered", 32 + i as usize % 32),
+        ] {
+            let mut bad = sig;
+            bad[byte] ^= 1 << (i % 8);
+            cases.push((what, key, msg.clone(), bad));
+        }
+        // s + L: the same scalar, not canonical.
+        let mut wide = sig;
+        let l = Scalar::ZERO - Scalar::ONE; // L - 1
+        let mut carry = 1u16; // s + (L - 1) + 1
+        for (j, b) in l.to_bytes().iter().enumerate() {
+            let sum = wide[32 + j] as u16 + *b as u16 + carry;
+            wide[32 + j] = sum as u8;
+            carry = sum >> 8;
+        }
+        cases.push(("s not canonical", key, msg.clone(), wide));
+        for enc in SMALL_ORDER_ENCODINGS {
+            let mut small = sig;
+            small[..32].copy_from_slice(&enc);
+            cases.push(("R of small order", key, msg.clone(), small));
+        }
+        // R = the identity with s = k·a: [s]B - [k]A is the identity, so the plain
+        // (cofactorless) check accepts it; only the small-order rule refuses it.
+        let r = SMALL_ORDER_ENCODINGS[0];
+        let k = Scalar::from_hash(
+            Sha512::new()
+                .chain_update(r)
+                .chain_update(key.as_bytes())
+                .chain_update(&msg),
+        );
+        let s = k * sk.to_scalar();
+        let mut forged = [0u8; 64];
+        forged[..32].copy_from_slice(&r);
+        forged[32..].copy_from_slice(s.as_bytes());
+        cases.push(("identity R, s = k·a", key, msg.clone(), forged));
+        // A weak key (the identity) with R = B and s = 1: [1]B - [k]O = B.
+        let weak = ed25519_dalek::VerifyingKey::from_bytes(&SMALL_ORDER_ENCODINGS[0]).unwrap();
+        let mut by_weak = [0u8; 64];
+        by_weak[..32].copy_from_slice(ED25519_BASEPOINT_POINT.compress().as_bytes());
+        by_weak[32..].copy_from_slice(Scalar::ONE.as_bytes());
+        cases.push(("weak key", weak, msg, by_weak));
+    }
+    cases
+}
+
+#[test]
+fn ed25519_verification_accepts_exactly_what_verify_strict_accepts() {
+    let cases = strict_cases();
+    let mut plain_only = 0;
+    for (what, key, msg, sig) in &cases {
+        let signature = ed25519_dalek::Signature::from_bytes(sig);
+        let strict = key.verify_strict(msg, &signature).is_ok();
+        assert_eq!(
+            verify_ed25519_strict(key, msg, sig),
+            strict,
+            "{what}: disagrees with verify_strict"
+        );
+        assert_eq!(strict, *what == "valid", "{what}");
+        if !strict && key.verify(msg, &signature).is_ok() {
+            plain_only += 1;
+        }
+    }
+    // The two forged cases per message pass the plain check: the rules that refuse them ran.
+    assert_eq!(plain_only, 2 * 32);
+}
