@@ -137,21 +137,18 @@ impl StreamRedactor {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+    !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
 }
 
 fn replace(haystack: &[u8], needle: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(haystack.len());
-    let mut i = 0;
-    while i < haystack.len() {
-        if haystack[i..].starts_with(needle) {
-            out.extend_from_slice(REDACTED.as_bytes());
-            i += needle.len();
-        } else {
-            out.push(haystack[i]);
-            i += 1;
-        }
+    let mut rest = 0;
+    for at in memchr::memmem::find_iter(haystack, needle) {
+        out.extend_from_slice(&haystack[rest..at]);
+        out.extend_from_slice(REDACTED.as_bytes());
+        rest = at + needle.len();
     }
+    out.extend_from_slice(&haystack[rest..]);
     out
 }
 

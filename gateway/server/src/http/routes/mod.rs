@@ -477,11 +477,11 @@ async fn record_metrics(
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+        .cloned();
     let started = std::time::Instant::now();
     let res = next.run(req).await;
-    crate::base::metrics::request(&route, res.status().as_u16(), started.elapsed());
+    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
+    crate::base::metrics::request(route, res.status().as_u16(), started.elapsed());
     res
 }
 
