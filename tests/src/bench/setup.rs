@@ -396,11 +396,15 @@ pub fn perf_record(
     duration: Duration,
 ) -> Result<tokio::process::Child> {
     let pid = gw.pid().context("the gateway is not running")?;
+    let custom = std::env::var("PAIRGATE_BENCH_PERF_ARGS").ok();
     tokio::process::Command::new("perf")
-        .args(match std::env::var("PAIRGATE_BENCH_PERF_SWITCHES") {
-            Ok(_) => vec!["record", "-e", "sched:sched_switch", "-g", "-p"],
-            Err(_) => vec!["record", "-F", "999", "-g", "-p"],
-        })
+        .args(
+            match (&custom, std::env::var("PAIRGATE_BENCH_PERF_SWITCHES")) {
+                (Some(a), _) => a.split_whitespace().chain(["-p"]).collect(),
+                (None, Ok(_)) => vec!["record", "-e", "sched:sched_switch", "-g", "-p"],
+                (None, Err(_)) => vec!["record", "-F", "999", "-g", "-p"],
+            },
+        )
         .args([pid.to_string().as_str(), "-o"])
         .arg(file)
         .args(["--", "sleep", &format!("{:.1}", duration.as_secs_f64())])

@@ -14,6 +14,11 @@
 //! released uncharged, as its rows are lost); one failing otherwise is written row by row, so a
 //! bad row costs only itself.
 //!
+//! Rows nobody waits on (journaled rows, [`Ledger::record`]) go on a second channel that the
+//! writer does not listen to while a batch window is open: it takes them when the window ends or
+//! with the next message someone waits on, so they do not wake it (a cross-thread wake-up) one
+//! by one.
+//!
 //! Backpressure: when the channel is full, [`Ledger::record_async`] waits for room;
 //! [`Ledger::record`] (for callers that cannot await) hands the row to a spawned task
 //! that waits, so no row is dropped while the writer lives.
@@ -60,11 +65,18 @@ pub const MAX_HOLD: Duration = Duration::from_millis(20);
 /// writer gives its connection back while it waits on.
 const SETTLEMENT_PATIENCE: Duration = Duration::from_millis(5);
 
+/// What someone waits on (the writer's `tx` channel).
 enum Msg {
-    Row(Box<LedgerRow>),
     /// A row whose request waits for it to be committed before its answer completes, with
     /// what its admission left to commit along with it.
-    Committed(Box<LedgerRow>, Closing, oneshot::Sender<()>),
+    Committed(Box<LedgerRow>, Box<Closing>, oneshot::Sender<()>),
+    Flush(oneshot::Sender<()>),
+    Close(oneshot::Sender<()>),
+}
+
+/// A row nobody waits on (the writer's `lazy` channel).
+enum Lazy {
+    Row(Box<LedgerRow>),
     /// A row already in the journal segment numbered here, with the spend it carries (its
     /// hold has moved into `spent`), and, on Redis, word of its settlement having run.
     Journaled(
@@ -73,14 +85,23 @@ enum Msg {
         u64,
         Option<oneshot::Receiver<()>>,
     ),
-    Flush(oneshot::Sender<()>),
-    Close(oneshot::Sender<()>),
+}
+
+/// The next thing for the writer, from either channel.
+enum Next {
+    Msg(Msg),
+    Lazy(Lazy),
 }
 
 /// A handle on the ledger writer. Cloning copies the handle.
 #[derive(Debug, Clone)]
 pub struct Ledger {
+    /// What someone waits on: committed rows, flushes, the close. Wakes the writer at once.
     tx: mpsc::Sender<Msg>,
+    /// Rows nobody waits on (journaled, or recorded without waiting). While a batch window is
+    /// open the writer does not listen here, so these do not wake it one by one; it takes them
+    /// when the window ends, or with the next message on `tx`.
+    lazy: mpsc::Sender<Lazy>,
     /// For settlements the writer can no longer take (it has stopped).
     store: Store,
     counts: Arc<Counts>,
@@ -94,6 +115,9 @@ pub struct Ledger {
 pub struct Counts {
     recorded: AtomicU64,
     finished: AtomicU64,
+    /// Messages the writer was woken for (it waited, and one arrived): the tests check that
+    /// rows nobody waits on do not wake it one by one.
+    woken: AtomicU64,
 }
 
 impl Counts {
@@ -102,14 +126,17 @@ impl Counts {
         let finished = self.finished.load(Ordering::Acquire);
         (self.recorded.load(Ordering::Acquire), finished)
     }
+
+    /// How many times the writer was woken by a message.
+    pub fn woken(&self) -> u64 {
+        self.woken.load(Ordering::Relaxed)
+    }
 }
 
 impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Msg::Row(r) | Msg::Committed(r, ..) | Msg::Journaled(r, ..) => {
-                write!(f, "Row({})", r.request_id)
-            }
+            Msg::Committed(r, ..) => write!(f, "Row({})", r.request_id),
             Msg::Flush(_) => f.write_str("Flush"),
             Msg::Close(_) => f.write_str("Close"),
         }
@@ -120,11 +147,19 @@ impl Ledger {
     /// Starts the writer task on the current runtime.
     pub fn start(store: Store) -> Ledger {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let (lazy, lazy_rx) = mpsc::channel(CHANNEL_CAPACITY);
         let counts = Arc::new(Counts::default());
         let journal = Arc::new(OnceLock::new());
-        tokio::spawn(writer(store.clone(), rx, counts.clone(), journal.clone()));
+        let inbox = Inbox { rx, lazy: lazy_rx };
+        tokio::spawn(writer(
+            store.clone(),
+            inbox,
+            counts.clone(),
+            journal.clone(),
+        ));
         Ledger {
             tx,
+            lazy,
             store,
             counts,
             journal,
@@ -174,13 +209,13 @@ impl Ledger {
         let (done, wait) = oneshot::channel();
         if let Err(mpsc::error::SendError(msg)) = self
             .tx
-            .send(Msg::Committed(Box::new(row), closing, done))
+            .send(Msg::Committed(Box::new(row), Box::new(closing), done))
             .await
         {
             self.lost();
             // the row is lost, but the budgets must still be settled
             if let Msg::Committed(_, closing, _) = msg {
-                settle_alone(&self.store, closing).await;
+                settle_alone(&self.store, *closing).await;
             }
             return;
         }
@@ -212,8 +247,8 @@ impl Ledger {
             None => None,
         };
         if self
-            .tx
-            .send(Msg::Journaled(Box::new(row), spend, seq, settled))
+            .lazy
+            .send(Lazy::Journaled(Box::new(row), spend, seq, settled))
             .await
             .is_err()
         {
@@ -227,12 +262,12 @@ impl Ledger {
     /// spawned task (backpressure without blocking the caller).
     pub fn record(&self, row: LedgerRow) {
         self.counts.recorded.fetch_add(1, Ordering::AcqRel);
-        match self.tx.try_send(Msg::Row(Box::new(row))) {
+        match self.lazy.try_send(Lazy::Row(Box::new(row))) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(msg)) => {
                 let ledger = self.clone();
                 tokio::spawn(async move {
-                    if ledger.tx.send(msg).await.is_err() {
+                    if ledger.lazy.send(msg).await.is_err() {
                         ledger.lost();
                     }
                 });
@@ -244,7 +279,7 @@ impl Ledger {
     /// Records a row, waiting while the channel is full.
     pub async fn record_async(&self, row: LedgerRow) {
         self.counts.recorded.fetch_add(1, Ordering::AcqRel);
-        if self.tx.send(Msg::Row(Box::new(row))).await.is_err() {
+        if self.lazy.send(Lazy::Row(Box::new(row))).await.is_err() {
             self.lost();
         }
     }
@@ -359,6 +394,16 @@ struct Batch {
 }
 
 impl Batch {
+    /// Adds a row nobody waits on.
+    fn take(&mut self, lazy: Lazy) {
+        match lazy {
+            Lazy::Row(row) => self.push(*row, Closing::default()),
+            Lazy::Journaled(row, spend, seq, settled) => {
+                self.push_journaled(*row, spend, seq, settled)
+            }
+        }
+    }
+
     fn push(&mut self, row: LedgerRow, closing: Closing) {
         if let Some(hold) = closing.hold {
             self.spends.extend(hold.spend(&row.request_id));
@@ -518,7 +563,7 @@ async fn write(session: &mut LedgerSession, batch: &mut Batch, progress: &mut Pr
 
 async fn writer(
     store: Store,
-    mut rx: mpsc::Receiver<Msg>,
+    mut inbox: Inbox,
     counts: Arc<Counts>,
     journal: Arc<OnceLock<Arc<Journal>>>,
 ) {
@@ -532,7 +577,7 @@ async fn writer(
     let mut session = store.ledger_session();
     loop {
         let first = if session.held_for().is_some() {
-            match tokio::time::timeout(IDLE_RELEASE, rx.recv()).await {
+            match tokio::time::timeout(IDLE_RELEASE, inbox.any()).await {
                 Ok(m) => m,
                 Err(_) => {
                     session.release();
@@ -540,48 +585,42 @@ async fn writer(
                 }
             }
         } else {
-            rx.recv().await
+            inbox.any().await
         };
         let Some(first) = first else {
             break;
         };
+        p.counts.woken.fetch_add(1, Ordering::Relaxed);
         let mut next = Some(first);
         let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
         loop {
             let msg = match next.take() {
-                Some(m) => m,
+                Some(Next::Msg(m)) => m,
+                Some(Next::Lazy(lazy)) => {
+                    batch.take(lazy);
+                    continue;
+                }
                 None if batch.is_empty() => break,
-                None => match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(m)) => m,
+                // Only `tx` wakes the writer inside the window (see `Ledger::lazy`).
+                None => match tokio::time::timeout_at(deadline, inbox.rx.recv()).await {
+                    Ok(Some(m)) => {
+                        p.counts.woken.fetch_add(1, Ordering::Relaxed);
+                        m
+                    }
                     Ok(None) | Err(_) => break,
                 },
             };
             match msg {
-                Msg::Row(row) => {
-                    batch.push(*row, Closing::default());
-                    if batch.len() >= BATCH_ROWS {
-                        write(&mut session, &mut batch, p).await;
-                    }
-                }
-                Msg::Journaled(row, spend, seq, settled) => {
-                    batch.push_journaled(*row, spend, seq, settled);
-                    if batch.len() >= BATCH_ROWS {
-                        write(&mut session, &mut batch, p).await;
-                    }
-                }
                 Msg::Committed(row, closing, done) => {
                     // Group commit: take what is already queued, write at once, then answer.
-                    batch.push(*row, closing);
+                    inbox.take_lazy(&mut session, &mut batch, p).await;
+                    batch.push(*row, *closing);
                     let mut waiting = vec![done];
                     let mut closing = None;
                     while batch.len() < BATCH_ROWS {
-                        match rx.try_recv() {
-                            Ok(Msg::Row(row)) => batch.push(*row, Closing::default()),
-                            Ok(Msg::Journaled(row, spend, seq, settled)) => {
-                                batch.push_journaled(*row, spend, seq, settled)
-                            }
+                        match inbox.rx.try_recv() {
                             Ok(Msg::Committed(row, closing, d)) => {
-                                batch.push(*row, closing);
+                                batch.push(*row, *closing);
                                 waiting.push(d);
                             }
                             Ok(Msg::Flush(d)) => waiting.push(d),
@@ -597,41 +636,33 @@ async fn writer(
                         let _ = d.send(());
                     }
                     if let Some(d) = closing {
-                        next = Some(Msg::Close(d));
+                        next = Some(Next::Msg(Msg::Close(d)));
                     }
                 }
                 Msg::Flush(done) => {
+                    inbox.take_lazy(&mut session, &mut batch, p).await;
                     write(&mut session, &mut batch, p).await;
                     let _ = done.send(());
                 }
                 Msg::Close(done) => {
                     // refuse new messages, write what is already queued, then answer
-                    rx.close();
+                    inbox.rx.close();
+                    inbox.lazy.close();
                     let mut waiting = vec![done];
-                    while let Ok(m) = rx.try_recv() {
+                    inbox.take_lazy(&mut session, &mut batch, p).await;
+                    while let Ok(m) = inbox.rx.try_recv() {
                         match m {
-                            Msg::Row(row) => {
-                                batch.push(*row, Closing::default());
-                                if batch.len() >= BATCH_ROWS {
-                                    write(&mut session, &mut batch, p).await;
-                                }
-                            }
                             Msg::Committed(row, closing, d) => {
-                                batch.push(*row, closing);
+                                batch.push(*row, *closing);
                                 waiting.push(d);
-                                if batch.len() >= BATCH_ROWS {
-                                    write(&mut session, &mut batch, p).await;
-                                }
-                            }
-                            Msg::Journaled(row, spend, seq, settled) => {
-                                batch.push_journaled(*row, spend, seq, settled);
-                                if batch.len() >= BATCH_ROWS {
-                                    write(&mut session, &mut batch, p).await;
-                                }
                             }
                             Msg::Flush(d) | Msg::Close(d) => waiting.push(d),
                         }
+                        if batch.len() >= BATCH_ROWS {
+                            write(&mut session, &mut batch, p).await;
+                        }
                     }
+                    inbox.take_lazy(&mut session, &mut batch, p).await;
                     write(&mut session, &mut batch, p).await;
                     p.close();
                     for d in waiting {
@@ -641,10 +672,51 @@ async fn writer(
                 }
             }
         }
+        // The window is over: what waited on the lazy channel joins this batch.
+        inbox.take_lazy(&mut session, &mut batch, p).await;
         write(&mut session, &mut batch, p).await;
     }
     // every handle is gone
+    inbox.take_lazy(&mut session, &mut batch, p).await;
+    write(&mut session, &mut batch, p).await;
     p.close();
+}
+
+/// The writer's two channels (see [`Ledger`]'s `tx` and `lazy`).
+struct Inbox {
+    rx: mpsc::Receiver<Msg>,
+    lazy: mpsc::Receiver<Lazy>,
+}
+
+impl Inbox {
+    /// The next message on either channel, `tx`'s first; `None` once both are closed and empty.
+    async fn any(&mut self) -> Option<Next> {
+        tokio::select! {
+            biased;
+            Some(m) = self.rx.recv() => Some(Next::Msg(m)),
+            Some(l) = self.lazy.recv() => Some(Next::Lazy(l)),
+            else => None,
+        }
+    }
+
+    /// Moves what waits on the lazy channel into `batch`, writing each time it fills. Takes only
+    /// what was there when called, so a steady stream cannot keep a waiting commit back.
+    async fn take_lazy(
+        &mut self,
+        session: &mut LedgerSession,
+        batch: &mut Batch,
+        p: &mut Progress,
+    ) {
+        for _ in 0..self.lazy.len() {
+            let Ok(m) = self.lazy.try_recv() else {
+                break;
+            };
+            batch.take(m);
+            if batch.len() >= BATCH_ROWS {
+                write(session, batch, p).await;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

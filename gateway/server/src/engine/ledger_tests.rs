@@ -290,6 +290,39 @@ async fn the_next_start_replays_a_killed_journal_once_and_leaves_a_live_one() {
     );
 }
 
+/// Journaled rows arrive one by one, a millisecond apart, over several batch windows: the writer
+/// is woken about once per window, not once per row (each wake-up is a hop between threads), and
+/// a flush still covers every row recorded before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journaled_rows_do_not_wake_the_writer_one_by_one() {
+    let db = db(Sql::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let limiter = Limiter::new(
+        crate::engine::limits::LimitsBackend::Local,
+        db.store.clone(),
+    )
+    .await
+    .unwrap();
+    let ledger = Ledger::start(db.store.clone());
+    ledger.open_journal(dir.path(), &limiter).await.unwrap();
+    const ROWS: usize = 60;
+    let started = std::time::Instant::now();
+    for i in 0..ROWS {
+        ledger.record_closing(row(i), Closing::default()).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let windows = started.elapsed().as_millis() as u64 / BATCH_WINDOW.as_millis() as u64 + 1;
+    ledger.flush().await;
+    let all = UsageFilter::default();
+    assert_eq!(db.store.count_usage(&all).await.unwrap(), ROWS as u64);
+    let woken = ledger.counts().woken();
+    assert!(
+        woken <= 2 * windows + 1,
+        "the writer was woken {woken} times for {ROWS} rows over about {windows} windows"
+    );
+    ledger.close().await;
+}
+
 /// On Redis, a journaled request's settlement is sent before `record_closing` returns and
 /// awaited by nobody on the answer's path: a one-at-a-time client under `max_concurrent: 1` is
 /// never refused, every row reaches the ledger once its settlement ran, and the budget is charged
