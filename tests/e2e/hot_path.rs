@@ -297,9 +297,9 @@ impl OwnRedis {
             .and_then(|n| n.trim().parse().ok())
     }
 
-    /// Counts the commands clients send (round trips, or pipelined commands), not those the
-    /// scripts run (`MONITOR` marks those `lua`), until the task is aborted.
-    async fn monitor(&self) -> (Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
+    /// Counts the commands clients send (round trips, or pipelined commands) and, apart, those
+    /// the scripts run (`MONITOR` marks those `lua`), until the task is aborted.
+    async fn monitor(&self) -> (Arc<[AtomicU64; 2]>, tokio::task::JoinHandle<()>) {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
             .await
             .unwrap();
@@ -308,7 +308,7 @@ impl OwnRedis {
         let mut ok = String::new();
         reader.read_line(&mut ok).await.unwrap();
         assert_eq!(ok.trim(), "+OK");
-        let count = Arc::new(AtomicU64::new(0));
+        let count = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let counting = Arc::clone(&count);
         let task = tokio::spawn(async move {
             let mut line = String::new();
@@ -318,8 +318,9 @@ impl OwnRedis {
                     return;
                 }
                 // `+<time> [<db> <client address>|lua] "COMMAND" ...`
-                if line.starts_with('+') && !line.contains(" lua] ") {
-                    counting.fetch_add(1, Ordering::SeqCst);
+                if line.starts_with('+') {
+                    let by_script = usize::from(line.contains(" lua] "));
+                    counting[by_script].fetch_add(1, Ordering::SeqCst);
                 }
             }
         });
@@ -469,11 +470,15 @@ async fn postgres_and_redis_answer_without_a_statement_but_the_ledger_commit() {
     let (commands, monitor) = redis.monitor().await;
     let counted = counted(&gw, &client).await;
     monitor.abort();
-    let commands = commands.load(Ordering::SeqCst);
+    let (commands, scripted) = (
+        commands[0].load(Ordering::SeqCst),
+        commands[1].load(Ordering::SeqCst),
+    );
     let own = only_the_ledger_commit(&counted, false);
     println!(
-        "PostgreSQL + Redis: {own} statements for {REQUESTS} requests; {:.2} Redis commands per request",
-        commands as f64 / REQUESTS as f64
+        "PostgreSQL + Redis: {own} statements for {REQUESTS} requests; {:.2} Redis commands per request, {:.2} run by the scripts",
+        commands as f64 / REQUESTS as f64,
+        scripted as f64 / REQUESTS as f64
     );
     // the row alone, one statement (no spend: Redis holds the budgets), one `last_used_at` write
     assert!(
@@ -490,6 +495,20 @@ async fn postgres_and_redis_answer_without_a_statement_but_the_ledger_commit() {
     assert!(
         commands <= 2 * REQUESTS as u64 + 5,
         "{commands} Redis commands for {REQUESTS} requests"
+    );
+    // Inside the two scripts, with POLICY's 6 budget windows and 3 rates: the claim, 3 for the
+    // lease, per budget a read and the reservation, one read of every rate and a write of each,
+    // one reservation member; then the lease, the member, and per budget the reservation's
+    // release and the spend; 2 more when the answer used more tokens than the estimate (the
+    // per-minute limit is charged the rest). An expiry only for a hash made new, one member per admission,
+    // not per budget (62 per request when each budget had its own member and its expiry set
+    // on every request).
+    let (budgets, rates) = (6, 3);
+    let per_request = (1 + 3 + 2 * budgets + 1 + rates + 1) + (1 + 1 + 2 * budgets);
+    assert!(
+        scripted <= (per_request + 2) * REQUESTS as u64,
+        "{scripted} commands run by the scripts for {REQUESTS} requests (at most {} each)",
+        per_request + 2
     );
 }
 

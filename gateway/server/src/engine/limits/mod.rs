@@ -169,7 +169,8 @@ pub enum Refusal {
 /// What the janitor did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct JanitorReport {
-    /// Expired reservations released.
+    /// Expired reservation members released: one per admission (an older gateway wrote one
+    /// per budget line).
     pub released: u64,
     /// Rate-limit keys still held in memory (Local; 0 for Redis, where keys expire).
     pub rate_keys: usize,

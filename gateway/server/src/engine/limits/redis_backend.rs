@@ -7,8 +7,10 @@
 //!   (a crashed replica's) are dropped before counting, so they free themselves.
 //! * `budget:<grant>:<tokens|cost>:<window key>`: hash `spent`, `reserved`; expires a day
 //!   after its window ends (lifetime: never).
-//! * `reservations`: sorted set of `id|amount|budget key` scored by expiry, which
-//!   `lua/janitor.lua` releases once past.
+//! * `reservations`: sorted set of one member per admission holding budget reservations,
+//!   `id|amount|#key|budget key` with one `|amount|#key|key` per budget line, scored by expiry,
+//!   which `lua/janitor.lua` releases once past (it also reads the older one-line members
+//!   `id|amount|budget key`).
 //!
 //! * `once:jti:<digest>`: a DPoP proof's replay claim, until the proof is too old to be accepted.
 //!
@@ -190,15 +192,26 @@ impl RedisLimits {
             .query_async(&mut conn)
             .await
             .map_err(unreachable)?;
+        let (admit, settle, janitor) = (
+            Script::new(include_str!("lua/admit.lua")),
+            Script::new(include_str!("lua/settle.lua")),
+            Script::new(include_str!("lua/janitor.lua")),
+        );
+        // Loaded now, not on the first `NOSCRIPT`: a settlement's `EVALSHA` refused that way
+        // is sent again only after the refusal comes back, so the same client's next admission
+        // would overtake it and find the lease the settlement frees still held.
+        for script in [&admit, &settle, &janitor] {
+            script.load_async(&mut conn).await.map_err(unreachable)?;
+        }
         static INSTANCES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         Ok(RedisLimits {
             conn,
             opener: Arc::new((client, config)),
             id: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             prefix: format!("pairgate:{namespace}:"),
-            admit: Script::new(include_str!("lua/admit.lua")),
-            settle: Script::new(include_str!("lua/settle.lua")),
-            janitor: Script::new(include_str!("lua/janitor.lua")),
+            admit,
+            settle,
+            janitor,
         })
     }
 

@@ -357,6 +357,103 @@ async fn janitor_releases_expired(kind: Kind) {
     env.cleanup().await;
 }
 
+on!(reservation_members: redis => Kind::Redis);
+/// One member per admission holds every budget line; the janitor releases them all, and it and
+/// the settlement still read the one-line members an older gateway wrote (`id|amount|key`).
+async fn reservation_members(kind: Kind) {
+    let env = Env::new(kind).await;
+    let l = &env.limiter;
+    let set = format!("pairgate:{}:reservations", env.namespace);
+    let mut conn = redis::Client::open(super::test_support::REDIS_URL)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let p = policy(json!({"token_budget": {"daily": 1000, "lifetime": 1000}}));
+    let reserved = |grant: &'static str, at: i64| {
+        let p = p.clone();
+        async move {
+            let v = l.remaining(grant, &p, at).await.unwrap();
+            let b = &v["token_budget"];
+            (b["daily"]["reserved"].clone(), b["lifetime"]["reserved"].clone())
+        }
+    };
+    // A member in the older form, one per line: what a gateway before this one wrote.
+    let to_older_form = |member: &str| -> Vec<String> {
+        let (id, mut rest) = member.split_once('|').unwrap();
+        let mut lines = Vec::new();
+        while !rest.is_empty() {
+            let (amount, tail) = rest.split_once('|').unwrap();
+            let (len, tail) = tail.split_once('|').unwrap();
+            let (key, tail) = tail.split_at(len.parse().unwrap());
+            lines.push(format!("{id}|{amount}|{key}"));
+            rest = tail.strip_prefix('|').unwrap_or(tail);
+        }
+        lines
+    };
+    let members = |conn: &mut redis::aio::MultiplexedConnection| {
+        let mut conn = conn.clone();
+        let set = set.clone();
+        async move {
+            let m: Vec<(String, i64)> = redis::cmd("ZRANGE")
+                .arg(&set)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            m
+        }
+    };
+    let t0 = pairgate_store::now_ms();
+
+    let a = l.admit("g1", &p, tokens(600, 0), 0, t0).await.unwrap();
+    std::mem::forget(a);
+    let m = members(&mut conn).await;
+    assert_eq!(m.len(), 1, "one member for both lines: {m:?}");
+    assert_eq!(to_older_form(&m[0].0).len(), 2);
+    assert_eq!(reserved("g1", t0).await, (json!(600), json!(600)));
+    let report = l.run_janitor(t0 + RESERVATION_TTL_MS).await.unwrap();
+    assert_eq!(report.released, 1);
+    assert_eq!(reserved("g1", t0).await, (json!(0), json!(0)));
+
+    // the older form, released by the janitor
+    let b = l.admit("g2", &p, tokens(600, 0), 0, t0).await.unwrap();
+    std::mem::forget(b);
+    let rewrite = |conn: &mut redis::aio::MultiplexedConnection| {
+        let mut conn = conn.clone();
+        let set = set.clone();
+        async move {
+            let m = members(&mut conn).await;
+            assert_eq!(m.len(), 1);
+            let (member, score) = &m[0];
+            let mut pipe = redis::pipe();
+            pipe.cmd("ZREM").arg(&set).arg(member);
+            for line in to_older_form(member) {
+                pipe.cmd("ZADD").arg(&set).arg(*score).arg(line);
+            }
+            let _: () = pipe.query_async(&mut conn).await.unwrap();
+        }
+    };
+    rewrite(&mut conn).await;
+    assert_eq!(members(&mut conn).await.len(), 2);
+    let report = l.run_janitor(t0 + RESERVATION_TTL_MS).await.unwrap();
+    assert_eq!(report.released, 2);
+    assert_eq!(reserved("g2", t0).await, (json!(0), json!(0)));
+
+    // the older form, settled
+    let c = l.admit("g3", &p, tokens(600, 0), 0, t0).await.unwrap();
+    rewrite(&mut conn).await;
+    c.settle(tokens(100, 0), 0).await.unwrap();
+    assert_eq!(reserved("g3", t0).await, (json!(0), json!(0)));
+    let v = l.remaining("g3", &p, t0).await.unwrap();
+    assert_eq!(v["token_budget"]["daily"]["spent"], 100);
+    assert_eq!(v["token_budget"]["lifetime"]["spent"], 100);
+    assert!(members(&mut conn).await.is_empty());
+    env.cleanup().await;
+}
+
 on!(remaining_view: local => Kind::Local(Sql::Sqlite), redis => Kind::Redis);
 async fn remaining_view(kind: Kind) {
     let env = Env::new(kind).await;

@@ -36,16 +36,20 @@ for i = 1, nb do
   local v = redis.call('HMGET', key, 'spent', 'reserved')
   local spent, reserved = tonumber(v[1] or 0), tonumber(v[2] or 0)
   if spent + reserved + amount > limit then return {'0', 'budget', int(i), int(spent), int(reserved)} end
-  budgets[i] = {key, ARGV[a - 3], exp}
+  -- a hash keeps the expiry it was created with (HINCRBY and HSET leave it), so only a new one
+  -- needs PEXPIREAT
+  budgets[i] = {key, ARGV[a - 3], exp, not v[1] and not v[2]}
 end
 
 local now_us = now * 1000
 local tats = {}
+local stored = {}
+if nr > 0 then stored = redis.call('MGET', unpack(KEYS, 3 + nb, 2 + nb + nr)) end
 for i = 1, nr do
   local t, burst, cost = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   a = a + 3
   local key = KEYS[2 + nb + i]
-  local tat = tonumber(redis.call('GET', key) or now_us)
+  local tat = tonumber(stored[i] or now_us)
   if tat < now_us then tat = now_us end
   local new_tat = tat + t * cost
   if new_tat - now_us > t * burst then
@@ -59,12 +63,15 @@ if max_conc > 0 then
   redis.call('ZADD', KEYS[1], int(now + lease), id)
   redis.call('PEXPIRE', KEYS[1], int(lease))
 end
+-- one member holds every budget line of the admission: id, then per line |amount|#key|key
+local member = id
 for i = 1, nb do
   local b = budgets[i]
   redis.call('HINCRBY', b[1], 'reserved', b[2])
-  if b[3] ~= '0' then redis.call('PEXPIREAT', b[1], b[3]) end
-  redis.call('ZADD', KEYS[2], res_exp, id .. '|' .. b[2] .. '|' .. b[1])
+  if b[4] and b[3] ~= '0' then redis.call('PEXPIREAT', b[1], b[3]) end
+  member = member .. '|' .. b[2] .. '|' .. #b[1] .. '|' .. b[1]
 end
+if nb > 0 then redis.call('ZADD', KEYS[2], res_exp, member) end
 local out = {'1'}
 for i = 1, nr do
   local r = tats[i]
