@@ -18,8 +18,10 @@
 //! concurrency, every budget window and every rate, then applies all of them, or nothing: one
 //! script is one atomic step for every replica, and one round trip per admitted request. `settle.lua` frees the
 //! permit, charges tokens above the estimate to the per-minute limit, drops the reservations
-//! still held and adds the actual usage, also atomically. Scripts run with EVALSHA and are
-//! loaded on `NOSCRIPT` (`redis::Script::invoke_async`). The janitor touches keys it reads
+//! still held and adds the actual usage, also atomically. Scripts run with EVALSHA; they are
+//! loaded at connect, and all three again on `NOSCRIPT` (a restarted Redis), so a settlement
+//! never waits for its script's load while the same client's next admission goes ahead of it.
+//! The janitor touches keys it reads
 //! from the set, so this needs one Redis (or a primary), not Redis Cluster. Values are
 //! clamped to 2^51 so Lua's doubles stay exact.
 
@@ -162,6 +164,17 @@ fn budget_suffix(grant: &str, b: &BudgetCheck) -> String {
     format!("budget:{grant}:{}:{}", b.kind.as_str(), b.key)
 }
 
+/// Loads `scripts` (`SCRIPT LOAD`): at connect, and after a `NOSCRIPT`.
+async fn load_scripts(
+    conn: &mut ConnectionManager,
+    scripts: [&Script; 3],
+) -> Result<(), redis::RedisError> {
+    for script in scripts {
+        script.load_async(conn).await?;
+    }
+    Ok(())
+}
+
 /// The stored state the `remaining` view needs.
 #[derive(Debug, Default)]
 pub struct Peek {
@@ -200,9 +213,9 @@ impl RedisLimits {
         // Loaded now, not on the first `NOSCRIPT`: a settlement's `EVALSHA` refused that way
         // is sent again only after the refusal comes back, so the same client's next admission
         // would overtake it and find the lease the settlement frees still held.
-        for script in [&admit, &settle, &janitor] {
-            script.load_async(&mut conn).await.map_err(unreachable)?;
-        }
+        load_scripts(&mut conn, [&admit, &settle, &janitor])
+            .await
+            .map_err(unreachable)?;
         static INSTANCES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         Ok(RedisLimits {
             conn,
@@ -243,6 +256,29 @@ impl RedisLimits {
         conn
     }
 
+    /// Runs `script` (`EVALSHA`) on `keys` and the arguments `args` adds. On `NOSCRIPT` (Redis
+    /// restarted, or its scripts were flushed) it loads all three scripts, not only this one,
+    /// and runs it again: the first script a client runs after a restart is its admission, and
+    /// its settlement must then find its own script loaded.
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut ConnectionManager,
+        script: &Script,
+        keys: &[String],
+        args: impl FnOnce(&mut redis::Cmd),
+    ) -> Result<T, LimitsError> {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(script.get_hash()).arg(keys.len()).arg(keys);
+        args(&mut cmd);
+        match cmd.query_async(conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                load_scripts(conn, [&self.admit, &self.settle, &self.janitor]).await?;
+                Ok(cmd.query_async(conn).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
     fn rate_key(&self, grant: &str, r: &RateCheck) -> String {
         format!("{}rate:{grant}:{}", self.prefix, r.kind.as_str())
     }
@@ -279,37 +315,32 @@ impl RedisLimits {
         reservation_expires_at: i64,
         claim: Option<(&str, i64)>,
     ) -> Result<Result<Vec<i64>, Refusal>, LimitsError> {
-        let mut inv = self.admit.prepare_invoke();
-        inv.key(self.conc_key(grant)).key(self.reservations_key());
-        for b in &plan.budgets {
-            inv.key(self.budget_key(grant, b));
-        }
-        for r in &plan.rates {
-            inv.key(self.rate_key(grant, r));
-        }
-        if let Some((key, _)) = claim {
-            inv.key(self.once_key(key));
-        }
-        inv.arg(now_ms)
-            .arg(id)
-            .arg(plan.max_concurrent.unwrap_or(0))
-            .arg(lease_ms)
-            .arg(reservation_expires_at)
-            .arg(plan.budgets.len())
-            .arg(plan.rates.len())
-            .arg(claim.map_or(0, |(_, ttl_ms)| ttl_ms.max(1)));
-        for b in &plan.budgets {
-            inv.arg(clamp(b.amount))
-                .arg(clamp(b.limit))
-                .arg(key_expiry(b.window, now_ms));
-        }
-        for r in &plan.rates {
-            inv.arg(r.gcra.emission_interval_us)
-                .arg(r.gcra.burst)
-                .arg(r.cost);
-        }
+        let mut keys = vec![self.conc_key(grant), self.reservations_key()];
+        keys.extend(plan.budgets.iter().map(|b| self.budget_key(grant, b)));
+        keys.extend(plan.rates.iter().map(|r| self.rate_key(grant, r)));
+        keys.extend(claim.map(|(key, _)| self.once_key(key)));
+        let args = |cmd: &mut redis::Cmd| {
+            cmd.arg(now_ms)
+                .arg(id)
+                .arg(plan.max_concurrent.unwrap_or(0))
+                .arg(lease_ms)
+                .arg(reservation_expires_at)
+                .arg(plan.budgets.len())
+                .arg(plan.rates.len())
+                .arg(claim.map_or(0, |(_, ttl_ms)| ttl_ms.max(1)));
+            for b in &plan.budgets {
+                cmd.arg(clamp(b.amount))
+                    .arg(clamp(b.limit))
+                    .arg(key_expiry(b.window, now_ms));
+            }
+            for r in &plan.rates {
+                cmd.arg(r.gcra.emission_interval_us)
+                    .arg(r.gcra.burst)
+                    .arg(r.cost);
+            }
+        };
         let mut conn = self.conn().await;
-        let out: Vec<String> = inv.invoke_async(&mut conn).await?;
+        let out: Vec<String> = self.run(&mut conn, &self.admit, &keys, args).await?;
         let num = |i: usize| -> Result<i64, LimitsError> {
             out.get(i)
                 .and_then(|s| s.parse::<i64>().ok())
@@ -339,24 +370,25 @@ impl RedisLimits {
 
     /// Runs `settle.lua` (a release has every `actual` 0 and no extra tokens).
     pub async fn settle(&self, s: &Settlement) -> Result<(), LimitsError> {
-        let mut inv = self.settle.prepare_invoke();
-        inv.key(self.conc_key(&s.grant))
-            .key(self.reservations_key())
-            .key(format!("{}rate:{}:tpm", self.prefix, s.grant));
-        for l in &s.lines {
-            inv.key(format!("{}{}", self.prefix, l.key));
-        }
-        inv.arg(s.now_ms)
-            .arg(&s.id)
-            .arg(u8::from(s.permit))
-            .arg(s.tpm.0)
-            .arg(s.tpm.1)
-            .arg(s.lines.len());
-        for l in &s.lines {
-            inv.arg(l.amount).arg(l.actual).arg(l.expires);
-        }
+        let mut keys = vec![
+            self.conc_key(&s.grant),
+            self.reservations_key(),
+            format!("{}rate:{}:tpm", self.prefix, s.grant),
+        ];
+        keys.extend(s.lines.iter().map(|l| format!("{}{}", self.prefix, l.key)));
+        let args = |cmd: &mut redis::Cmd| {
+            cmd.arg(s.now_ms)
+                .arg(&s.id)
+                .arg(u8::from(s.permit))
+                .arg(s.tpm.0)
+                .arg(s.tpm.1)
+                .arg(s.lines.len());
+            for l in &s.lines {
+                cmd.arg(l.amount).arg(l.actual).arg(l.expires);
+            }
+        };
         let mut conn = self.conn().await;
-        let _: i64 = inv.invoke_async(&mut conn).await?;
+        let _: i64 = self.run(&mut conn, &self.settle, &keys, args).await?;
         Ok(())
     }
 
@@ -381,12 +413,11 @@ impl RedisLimits {
         let mut total = 0;
         loop {
             let mut conn = self.conn.clone();
+            let keys = [self.reservations_key()];
             let n: u64 = self
-                .janitor
-                .key(self.reservations_key())
-                .arg(now_ms)
-                .arg(BATCH)
-                .invoke_async(&mut conn)
+                .run(&mut conn, &self.janitor, &keys, |cmd| {
+                    cmd.arg(now_ms).arg(BATCH);
+                })
                 .await?;
             total += n;
             if n < BATCH {

@@ -375,7 +375,10 @@ async fn reservation_members(kind: Kind) {
         async move {
             let v = l.remaining(grant, &p, at).await.unwrap();
             let b = &v["token_budget"];
-            (b["daily"]["reserved"].clone(), b["lifetime"]["reserved"].clone())
+            (
+                b["daily"]["reserved"].clone(),
+                b["lifetime"]["reserved"].clone(),
+            )
         }
     };
     // A member in the older form, one per line: what a gateway before this one wrote.
