@@ -125,6 +125,12 @@ async fn every_row_is_written(sql: Sql) {
     assert_eq!(db.store.count_usage(&all).await.unwrap(), 1000);
 }
 
+/// A limiter on the local backend, over `store`.
+async fn local_limiter(store: &pairgate_store::Store) -> Limiter {
+    Limiter::new(crate::engine::limits::LimitsBackend::Local, store.clone())
+        .await
+        .unwrap()
+}
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_row_is_written_sqlite() {
     every_row_is_written(Sql::Sqlite).await;
@@ -224,12 +230,7 @@ async fn the_next_start_replays_a_killed_journal_once_and_leaves_a_live_one() {
             amount: r.input_tokens,
         }],
     };
-    let limiter = Limiter::new(
-        crate::engine::limits::LimitsBackend::Local,
-        db.store.clone(),
-    )
-    .await
-    .unwrap();
+    let limiter = local_limiter(&db.store).await;
     let live = Ledger::start(db.store.clone());
     assert_eq!(
         live.open_journal(dir.path(), &limiter).await.unwrap(),
@@ -297,12 +298,7 @@ async fn the_next_start_replays_a_killed_journal_once_and_leaves_a_live_one() {
 async fn journaled_rows_do_not_wake_the_writer_one_by_one() {
     let db = db(Sql::Sqlite).await;
     let dir = tempfile::tempdir().unwrap();
-    let limiter = Limiter::new(
-        crate::engine::limits::LimitsBackend::Local,
-        db.store.clone(),
-    )
-    .await
-    .unwrap();
+    let limiter = local_limiter(&db.store).await;
     let ledger = Ledger::start(db.store.clone());
     ledger.open_journal(dir.path(), &limiter).await.unwrap();
     const ROWS: usize = 60;
