@@ -5,6 +5,7 @@ use crate::config::{HostConfig, KEEP_CALLS, KEEP_MEMORY_BYTES, PluginLimits};
 use crate::contract;
 use crate::error::PluginError;
 use crate::sandbox::{self, HostState};
+use crate::ticker::Ticker;
 use crate::types::{
     ContractVersion, Descriptor, Failure, Finished, Origin, PluginId, PrepareRequest, Rejection,
     StreamEvent, Translated, UpstreamCall, UpstreamResponse,
@@ -13,9 +14,7 @@ use crate::{builtin, check, v0_1_0};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::thread::JoinHandle;
 use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
@@ -79,7 +78,7 @@ pub struct PluginHost {
     compile_lock: Mutex<()>,
     /// Instances created so far.
     instantiations: AtomicU64,
-    _ticker: Ticker,
+    ticker: Ticker,
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -161,7 +160,7 @@ impl PluginHost {
             plugins: RwLock::new(HashMap::new()),
             compile_lock: Mutex::new(()),
             instantiations: AtomicU64::new(0),
-            _ticker: ticker,
+            ticker,
         })
     }
 
@@ -429,6 +428,8 @@ impl PluginHost {
         keep: Option<&Mutex<Vec<Warm>>>,
         f: impl FnOnce(&mut Store<HostState>, &Instance) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
+        // The epoch must advance while the instance is created and the call runs.
+        let _running = self.ticker.call();
         let kept = keep.and_then(|k| k.lock().unwrap_or_else(PoisonError::into_inner).pop());
         let mut warm = match kept {
             Some(warm) => warm,
@@ -466,6 +467,12 @@ impl PluginHost {
     }
 
     /// Instances created so far: a kept instance serves many calls, so with built-in plugins
+    /// The epoch ticker (for the sandbox tests).
+    #[cfg(test)]
+    pub(crate) fn ticker(&self) -> &Ticker {
+        &self.ticker
+    }
+
     /// this grows with the calls that ran at once, not with all calls.
     pub fn instantiations(&self) -> u64 {
         self.instantiations.load(Ordering::Relaxed)
@@ -484,39 +491,6 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Advances the engine's epoch every tick until the host is dropped.
-struct Ticker {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Ticker {
-    fn start(engine: Engine, tick: Duration) -> Result<Self, PluginError> {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("pairgate-plugin-epoch".to_owned())
-            .spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
-                    engine.increment_epoch();
-                }
-            })
-            .map_err(|e| PluginError::Engine(format!("cannot start the epoch ticker: {e}")))?;
-        Ok(Self {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 //! sees a provider key and does no I/O: the gateway sends the call it prepared, after
 //! [`check_upstream`] and with the credential applied as the descriptor says.
 //!
-//! - One [`wasmtime::Engine`] (Cranelift), epoch interruption driven by a ticker thread for the
-//!   per-call deadline, the pooling allocator, a memory cap per instance.
+//! - One [`wasmtime::Engine`] (Cranelift), epoch interruption for the per-call deadline driven by
+//!   a ticker thread (asleep while no call runs), the pooling allocator, a memory cap per
+//!   instance.
 //! - Components are scanned before compiling (contract version from their exports, imports
 //!   against an allow-list), compiled once and cached on disk, linked once (`InstancePre`), and
 //!   instantiated afresh for every call: a plugin that traps, loops or exhausts its memory fails
@@ -22,6 +23,7 @@ mod error;
 pub mod framing;
 mod host;
 mod sandbox;
+mod ticker;
 pub mod types;
 mod upstream;
 mod v0_1_0;

@@ -277,3 +277,46 @@ fn a_kept_instance_serves_the_next_call_under_the_same_limits_and_is_dropped_aft
     assert!(matches!(call("grow"), Ok(Ok(_))));
     assert_eq!([count(&host), count(&host)], [1, 2]);
 }
+
+#[test]
+fn an_idle_host_stops_ticking_and_the_next_call_still_gets_its_deadline() {
+    let host = PluginHost::new(HostConfig {
+        cache_dir: Some(std::env::temp_dir().join("pairgate-plugin-host-test-cache")),
+        third_party: PluginLimits {
+            cpu_deadline: DEADLINE,
+            memory_limit_bytes: MEMORY,
+            ..PluginLimits::third_party()
+        },
+        ..HostConfig::default()
+    })
+    .expect("host starts");
+    host.install(HOSTILE, &sha256_hex(HOSTILE))
+        .expect("hostile plugin installs");
+    let ticker = host.ticker();
+    let waited = Instant::now();
+    while !ticker.parked() {
+        assert!(
+            waited.elapsed() < crate::ticker::IDLE_BEFORE_PARKING * 10,
+            "the ticker never parked"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ticks = ticker.ticks();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(ticker.ticks(), ticks, "a parked ticker does not tick");
+
+    // The first call after the pause is still stopped at its deadline, and its ticks resume.
+    let started = Instant::now();
+    assert!(matches!(
+        hostile_on(&host, "loop"),
+        Err(PluginError::Timeout { .. })
+    ));
+    let took = started.elapsed();
+    assert!(took >= DEADLINE && took < DEADLINE * 10, "{took:?}");
+    assert!(
+        ticker.ticks() > ticks + 5,
+        "the ticker ticked during the call"
+    );
+    assert!(!ticker.parked());
+    assert!(matches!(hostile_on(&host, "ok"), Ok(Ok(_))));
+}

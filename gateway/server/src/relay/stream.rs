@@ -6,6 +6,7 @@
 //! what was streamed (and marked estimated). The owner's credential is cut out of the upstream
 //! bytes before framing (see [`super::upstream::Redactor`]).
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::time::Instant;
 
@@ -15,7 +16,6 @@ use futures_util::StreamExt;
 use http::{HeaderValue, header};
 use pairgate_plugin_host::ResponseMode;
 use pairgate_policy::limits::{Usage, estimate_output_from_text};
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::errors::failure;
@@ -78,28 +78,61 @@ pub fn event_stream(
     res
 }
 
-/// Characters of generated text in a translated chunk (for estimating unreported usage).
+/// A translated chunk as far as [`content_chars`] reads it (the OpenAI chunk our plugins emit).
+#[derive(serde::Deserialize)]
+struct ChunkText<'a> {
+    #[serde(default, borrow)]
+    choices: Option<Vec<ChoiceText<'a>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChoiceText<'a> {
+    #[serde(default, borrow)]
+    delta: Option<DeltaText<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeltaText<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<ToolCallText<'a>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ToolCallText<'a> {
+    #[serde(default, borrow)]
+    function: Option<FunctionText<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct FunctionText<'a> {
+    #[serde(default, borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+/// Characters (bytes) of generated text in a translated chunk, for estimating unreported usage:
+/// its deltas' content and tool-call arguments; a chunk that is not such JSON counts a quarter
+/// of its length.
 fn content_chars(chunk: &str) -> usize {
-    let Ok(v) = serde_json::from_str::<Value>(chunk) else {
+    let Ok(parsed) = serde_json::from_str::<ChunkText>(chunk) else {
         return chunk.len() / 4;
     };
-    v["choices"]
-        .as_array()
-        .map(|choices| {
-            choices
-                .iter()
-                .map(|c| {
-                    let d = &c["delta"];
-                    d["content"].as_str().map_or(0, str::len)
-                        + d["tool_calls"].as_array().map_or(0, |t| {
-                            t.iter()
-                                .map(|t| t["function"]["arguments"].as_str().map_or(0, str::len))
-                                .sum()
-                        })
-                })
-                .sum()
+    let len = |s: &Option<Cow<str>>| s.as_ref().map_or(0, |s| s.len());
+    parsed
+        .choices
+        .iter()
+        .flatten()
+        .filter_map(|c| c.delta.as_ref())
+        .map(|d| {
+            len(&d.content)
+                + d.tool_calls
+                    .iter()
+                    .flatten()
+                    .map(|t| t.function.as_ref().map_or(0, |f| len(&f.arguments)))
+                    .sum::<usize>()
         })
-        .unwrap_or(0)
+        .sum()
 }
 
 async fn send_event(tx: &mpsc::Sender<Chunk>, data: &str) -> bool {
@@ -248,5 +281,29 @@ async fn pump(
     exchange.finish(status, final_usage, estimated, code).await;
     if !client_gone {
         let _ = send_event(&tx, "[DONE]").await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_chars;
+
+    #[test]
+    fn content_chars_counts_deltas_and_tool_arguments() {
+        let chunk = r#"{"id":"c","choices":[{"index":0,"delta":{"role":"assistant","content":"h\u00e9llo"}},{"index":1,"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{\"a\":1}"}},{"index":1,"function":{"name":"g"}}]}},{"index":2,"finish_reason":"stop"}],"usage":null}"#;
+        assert_eq!(content_chars(chunk), "héllo".len() + r#"{"a":1}"#.len());
+        assert_eq!(
+            content_chars(r#"{"choices":[{"delta":{"content":null}}]}"#),
+            0
+        );
+        assert_eq!(content_chars(r#"{"object":"chat.completion.chunk"}"#), 0);
+        assert_eq!(
+            content_chars(r#"{"choices":null,"usage":{"total_tokens":3}}"#),
+            0
+        );
+        assert_eq!(
+            content_chars("not json at all"),
+            "not json at all".len() / 4
+        );
     }
 }
