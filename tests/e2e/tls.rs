@@ -51,6 +51,28 @@ async fn served_cert(client: &reqwest::Client, url: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// Context switches so far of the gateway's threads whose name starts with `prefix`.
+fn thread_switches(pid: u32, prefix: &str) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .filter(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Name:"))
+                .is_some_and(|n| n.trim().starts_with(prefix))
+        })
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
 pub(crate) fn tls_env(cert: &Path, key: &Path) -> Vec<(&'static str, String)> {
     vec![
         ("PAIRGATE_TLS__CERT_FILE", cert.display().to_string()),
@@ -103,6 +125,20 @@ async fn pairs_and_relays_over_https_and_reloads_a_replaced_certificate() {
     assert_eq!(res.status(), 200);
     assert_eq!(fake.last().path, "/v1/chat/completions");
     assert_eq!(served_cert(&http, &gw.url("/healthz")).await, der);
+
+    // Each TLS connection, its handshake included, is served on a connection thread.
+    let pid = gw.pid().expect("the gateway runs");
+    let before = thread_switches(pid, "pairgate-http");
+    for _ in 0..20 {
+        let fresh = client_trusting(&cert_pem);
+        assert_eq!(served_cert(&fresh, &gw.url("/healthz")).await, der);
+    }
+    let after = thread_switches(pid, "pairgate-http");
+    assert!(
+        after >= before + 20,
+        "20 new TLS connections woke the connection threads {} times",
+        after - before
+    );
 
     // A renewed certificate is picked up without a restart; new connections get it.
     let (new_pem, new_key, new_der) = self_signed();

@@ -258,10 +258,11 @@ fn run_plain(f: impl FnOnce() -> CommandFuture) -> Result<(), CommandError> {
 fn run_serve(sources: Sources) -> Result<(), StartError> {
     let config = config::load(&sources).map_err(StartError::Config)?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if config.tls.is_none() && config.connection_threads > 0 {
-        // The connection threads serve every client connection; the shared runtime keeps the
-        // accept loop and the background tasks, which one thread carries (a second one only
-        // wakes up to steal them: more thread switches per request, measured).
+    if config.connection_threads > 0 {
+        // The connection threads serve every client connection (TLS handshakes included); the
+        // shared runtime keeps the accept loop and the background tasks, which one thread
+        // carries (a second one only wakes up to steal them: more thread switches per request,
+        // measured).
         builder.worker_threads(1);
     }
     let runtime = builder

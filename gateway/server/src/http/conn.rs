@@ -227,16 +227,33 @@ impl Accept for Plain {
     }
 }
 
+/// Connection threads to serve plain sockets on ([`crate::http::spread`]); with `tls`, each
+/// connection's TLS handshake runs on its thread first.
+pub struct OnThreads {
+    pub spread: crate::http::spread::Spread,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for OnThreads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnThreads")
+            .field("spread", &self.spread)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
 /// Accepts connections from `listener` and serves `app` on each until `shutdown` completes;
 /// then stops accepting, lets every connection finish its in-flight requests (idle ones are
-/// closed at once), and returns when the last one has closed. With `spread`, each plain
-/// connection is served on one of its threads; otherwise (and TLS ones) on this runtime.
+/// closed at once), and returns when the last one has closed. With `threads`, each connection
+/// is served on one of its threads (after the TLS handshake there, when it has `tls`);
+/// otherwise on this runtime.
 pub async fn serve<L: Accept>(
     mut listener: L,
     app: Router,
     timeouts: Timeouts,
     shutdown: impl Future<Output = ()> + Send,
-    spread: Option<crate::http::spread::Spread>,
+    threads: Option<OnThreads>,
 ) {
     // Connections watch `stop` for the shutdown; each holds a `done` receiver until it closes.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -249,21 +266,17 @@ pub async fn serve<L: Accept>(
         };
         let (stop, done) = (stop_rx.clone(), done_rx.clone());
         let app = app.clone();
-        let io = match &spread {
-            Some(spread) => match io.into_std() {
+        let io = match &threads {
+            Some(threads) => match io.into_std() {
                 Ok(socket) => {
+                    let tls = threads.tls.clone();
                     let job: crate::http::spread::Job = Box::new(move || {
                         Box::pin(async move {
-                            match TcpStream::from_std(socket) {
-                                Ok(io) => connection(io, peer, app, timeouts, stop, done).await,
-                                Err(e) => {
-                                    tracing::warn!(%peer, error = %e, "a connection could not join its thread")
-                                }
-                            }
+                            on_thread(socket, tls, peer, app, timeouts, stop, done).await;
                             drop(slot);
                         })
                     });
-                    if let Err(job) = spread.run(job) {
+                    if let Err(job) = threads.spread.run(job) {
                         tokio::spawn(job());
                     }
                     continue;
@@ -277,11 +290,43 @@ pub async fn serve<L: Accept>(
             drop(slot);
         });
     }
-    drop(spread);
+    drop(threads);
     drop(listener);
     drop(done_rx);
     let _ = stop_tx.send(true);
     done_tx.closed().await;
+}
+
+/// Serves a socket handed to a connection thread: registered with this thread's runtime, then
+/// (with `tls`) the handshake, abandoned at shutdown, then the connection.
+async fn on_thread(
+    socket: std::net::TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    peer: SocketAddr,
+    app: Router,
+    timeouts: Timeouts,
+    mut stop: watch::Receiver<bool>,
+    done: watch::Receiver<()>,
+) {
+    let io = match TcpStream::from_std(socket) {
+        Ok(io) => io,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "a connection could not join its thread");
+            return;
+        }
+    };
+    match tls {
+        None => connection(io, peer, app, timeouts, stop, done).await,
+        Some(acceptor) => {
+            let handshake = tokio::select! {
+                tls = crate::http::tls::handshake(&acceptor, io, peer) => tls,
+                () = stopped(&mut stop) => None,
+            };
+            if let Some(io) = handshake {
+                connection(io, peer, app, timeouts, stop, done).await;
+            }
+        }
+    }
 }
 
 async fn connection<I: Negotiate>(

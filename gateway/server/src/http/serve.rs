@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::boot::StartError;
 use crate::config::Config;
+use crate::http::conn::OnThreads;
 use crate::state::AppState;
 
 /// Meta key holding the public URL of the last `serve` (used by CLI commands).
@@ -179,20 +180,38 @@ async fn serve(
     };
     let timeouts = crate::http::conn::Timeouts::of(&state.config);
     let slots = crate::http::conn::Slots::new(state.config.max_connections);
-    let server = match tls {
-        None => {
+    let threads =
+        match state.relay.http.threads() {
+            0 => None,
+            n => Some(crate::http::spread::Spread::start(n).map_err(|e| {
+                StartError::Serve(format!("cannot start the connection threads: {e}"))
+            })?),
+        };
+    let server = match (tls, threads) {
+        (None, spread) => {
             let listener = crate::http::conn::Plain::new(listener, slots);
-            let spread = match state.relay.http.threads() {
-                0 => None,
-                n => Some(crate::http::spread::Spread::start(n).map_err(|e| {
-                    StartError::Serve(format!("cannot start the connection threads: {e}"))
-                })?),
-            };
+            let threads = spread.map(|spread| OnThreads { spread, tls: None });
             tokio::spawn(crate::http::conn::serve(
-                listener, app, timeouts, shutdown, spread,
+                listener, app, timeouts, shutdown, threads,
             ))
         }
-        Some(tls) => {
+        // Each connection's handshake runs on the thread that then serves it.
+        (Some(tls), Some(spread)) => {
+            let listener = crate::http::conn::Plain::new(listener, slots);
+            let _reloader = tls.spawn_reloader();
+            let threads = OnThreads {
+                spread,
+                tls: Some(tls.acceptor()),
+            };
+            tokio::spawn(crate::http::conn::serve(
+                listener,
+                app,
+                timeouts,
+                shutdown,
+                Some(threads),
+            ))
+        }
+        (Some(tls), None) => {
             let listener = tls.listener(listener, slots);
             let _reloader = tls.spawn_reloader();
             tokio::spawn(crate::http::conn::serve(

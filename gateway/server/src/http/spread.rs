@@ -1,12 +1,13 @@
-//! Connection threads: each plain client connection is served, from its first byte to its close,
-//! on one of a few single-threaded runtimes (one per CPU) instead of the shared work-stealing one.
+//! Connection threads: each client connection is served, from its first byte (its TLS handshake
+//! included) to its close, on one of a few single-threaded runtimes (one per CPU) instead of the
+//! shared work-stealing one.
 //!
 //! A relayed request wakes several tasks (its connection, the upstream connection, the ledger's
 //! reply); on the work-stealing runtime each wake may hop to the other worker thread, and the
 //! profile showed about a third of the gateway's CPU per request in that scheduling. On a
 //! connection thread the request's own tasks (its connection and what it spawns, the upstream
-//! connections it opens) stay on one thread. The accept loop, the background tasks (ledger
-//! writer, janitor, change listener) and TLS connections stay on the shared runtime.
+//! connections it opens) stay on one thread. The accept loop and the background tasks (ledger
+//! writer, janitor, change listener) stay on the shared runtime.
 //!
 //! Shutdown: a thread stops taking connections when the accept loop is gone and runs until the
 //! connections it serves have closed, so draining works as on the shared runtime.

@@ -1,5 +1,7 @@
 //! HTTPS served directly: rustls (ring provider), a certificate chain and key from PEM files,
-//! reloaded without a restart when the files change (polled) or on SIGHUP.
+//! reloaded without a restart when the files change (polled) or on SIGHUP. With connection
+//! threads (`http/spread.rs`) the handshake runs on the thread that then serves the connection;
+//! without, [`Tls::listener`] runs handshakes in the background on the shared runtime.
 //!
 //! The certificate in use sits behind a [`CertResolver`]; a reload swaps it for new handshakes
 //! while open connections keep theirs. A reload that fails (half-written file, key that does not
@@ -141,6 +143,12 @@ impl Tls {
         })
     }
 
+    /// The acceptor for handshakes (it follows the reloads: every handshake gets the certificate
+    /// in force at that moment).
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.acceptor.clone()
+    }
+
     /// Reloads the files now; on failure the previous certificate stays in use.
     pub fn reload(&self) -> Result<(), TlsError> {
         self.resolver.set(load(&self.config)?);
@@ -213,17 +221,33 @@ impl Tls {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let _ = stream.set_nodelay(true);
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer, slot)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    if let Some(tls) = handshake(&acceptor, stream, peer).await {
+                        let _ = tx.send((tls, peer, slot)).await;
                     }
                 });
             }
         });
         TlsListener { rx }
+    }
+}
+
+/// The server side of a TLS handshake on `stream`, within [`HANDSHAKE_TIMEOUT`]; `None` (logged
+/// at debug level) when it failed or timed out.
+pub async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<TlsStream<TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
     }
 }
 
