@@ -239,14 +239,15 @@ fn an_installed_plugin_gets_a_fresh_instance_every_call() {
     }
 }
 
-#[test]
-fn a_kept_instance_serves_the_next_call_under_the_same_limits_and_is_dropped_after_a_failure() {
+/// A host of its own with the hostile plugin installed under the tight limits, keeping up to
+/// `keep_warm` of its instances.
+fn hostile_host(keep_warm: usize) -> PluginHost {
     let host = PluginHost::new(HostConfig {
         cache_dir: Some(std::env::temp_dir().join("pairgate-plugin-host-test-cache")),
         third_party: PluginLimits {
             cpu_deadline: DEADLINE,
             memory_limit_bytes: MEMORY,
-            keep_warm: 1,
+            keep_warm,
             ..PluginLimits::third_party()
         },
         ..HostConfig::default()
@@ -254,6 +255,12 @@ fn a_kept_instance_serves_the_next_call_under_the_same_limits_and_is_dropped_aft
     .expect("host starts");
     host.install(HOSTILE, &sha256_hex(HOSTILE))
         .expect("hostile plugin installs");
+    host
+}
+
+#[test]
+fn a_kept_instance_serves_the_next_call_under_the_same_limits_and_is_dropped_after_a_failure() {
+    let host = hostile_host(1);
     let call = |action: &str| hostile_on(&host, action);
     let created = host.instantiations();
     assert_eq!([count(&host), count(&host), count(&host)], [1, 2, 3]);
@@ -280,18 +287,7 @@ fn a_kept_instance_serves_the_next_call_under_the_same_limits_and_is_dropped_aft
 
 #[test]
 fn an_idle_host_stops_ticking_and_the_next_call_still_gets_its_deadline() {
-    let host = PluginHost::new(HostConfig {
-        cache_dir: Some(std::env::temp_dir().join("pairgate-plugin-host-test-cache")),
-        third_party: PluginLimits {
-            cpu_deadline: DEADLINE,
-            memory_limit_bytes: MEMORY,
-            ..PluginLimits::third_party()
-        },
-        ..HostConfig::default()
-    })
-    .expect("host starts");
-    host.install(HOSTILE, &sha256_hex(HOSTILE))
-        .expect("hostile plugin installs");
+    let host = hostile_host(PluginLimits::third_party().keep_warm);
     let ticker = host.ticker();
     let waited = Instant::now();
     while !ticker.parked() {
