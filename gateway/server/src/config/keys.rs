@@ -117,7 +117,7 @@ pub static KEYS: &[Key] = &[
     ),
     key!(
         "connection_threads",
-        "threads serving plain client connections, each a single-threaded runtime (default: one per CPU); 0 serves them on the shared runtime",
+        "threads serving client connections (plain and TLS), each a single-threaded runtime (default: one per CPU); 0 serves them on the shared runtime",
         |b, v| b.connection_threads = v.whole()?
     ),
     key!(

@@ -87,8 +87,8 @@ pub struct Config {
     /// Client connections open at once; beyond, a new one waits briefly, then is closed
     /// (see `conn.rs`).
     pub max_connections: usize,
-    /// Threads serving plain client connections, each a single-threaded runtime; 0 serves them on
-    /// the shared runtime (see `http/spread.rs`).
+    /// Threads serving client connections (plain and TLS), each a single-threaded runtime; 0
+    /// serves them on the shared runtime (see `http/spread.rs`).
     pub connection_threads: usize,
     /// Answered requests' ledger rows are journaled in the data dir before the answer and
     /// committed in batches (see `engine/journal.rs`); `false`: each answer waits for its commit.
